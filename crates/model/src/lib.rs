@@ -1,0 +1,20 @@
+//! Watchfloor's shared vocabulary: the telemetry envelope every producer sends, the typed
+//! reasons an envelope is rejected, and the alert transitions the engine emits.
+//!
+//! This crate does no I/O. Connectors decode bytes into [`Event`]s with [`decode_envelope`],
+//! the engine turns events into [`AlertTransition`]s, and the server and outputs serialise
+//! those transitions.
+
+mod alert;
+mod envelope;
+mod rejection;
+mod time;
+mod units;
+
+pub use alert::{AlertState, AlertTransition, Severity};
+pub use envelope::{
+    decode_envelope, decode_envelopes, DecodeLimits, Event, Kind, Location, StationStatus,
+};
+pub use rejection::Rejection;
+pub use time::{format_rfc3339, parse_rfc3339, parse_timestamp_value, EpochMillis};
+pub use units::canonical_unit;
