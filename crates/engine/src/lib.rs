@@ -1,0 +1,24 @@
+//! Watchfloor's rule engine: event-time windows, aggregates, CEL conditions and the alert
+//! lifecycle, as a library with no I/O.
+//!
+//! Feed it validated [`watchfloor_model::Event`]s with [`Engine::process`], drive its
+//! clock with [`Engine::tick`] (live) or let event time drive it (replay), and collect
+//! [`watchfloor_model::AlertTransition`]s from [`Emitted`]. Rules come from YAML files
+//! loaded by [`RuleSet::load_dir`].
+
+pub mod aggregate;
+mod alert_id;
+pub mod duration;
+mod engine;
+pub mod expr;
+pub mod lookup;
+pub mod rule;
+pub mod template;
+pub mod two_stacks;
+
+pub use alert_id::alert_id;
+pub use engine::{
+    Acknowledgement, ActiveAlertView, Emitted, Engine, EngineConfig, EngineError, EngineStats,
+    TimeMode, WindowResult,
+};
+pub use rule::{Rule, RuleError, RuleErrors, RuleSet, WindowKind};

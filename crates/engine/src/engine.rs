@@ -1,0 +1,1043 @@
+//! The engine: routes events to rules, keeps per-(rule, key) window and alert state,
+//! tracks watermarks, fires timers, and emits alert transitions.
+//!
+//! Time has two axes. *Event time* (`ts` in the envelope) assigns events to windows; the
+//! *watermark* says how far event time is complete and closes windows. The *clock* is
+//! processing time: in [`TimeMode::Processing`] the caller sets it with [`Engine::tick`]
+//! (wall clock, live), in [`TimeMode::Event`] it follows the largest event time seen
+//! (replay, fully deterministic). Absence timers run on the clock, so "no data for 15
+//! minutes" fires on time even when every source is silent; the watermark never lags the
+//! clock by more than `max_out_of_orderness + idle_timeout`, so an idle or lagging source
+//! cannot hold back the windows of the others.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHasher};
+use std::hash::{Hash, Hasher};
+use thiserror::Error;
+use watchfloor_model::{AlertState, AlertTransition, Event, Kind, Rejection, Severity};
+
+use crate::aggregate::{AggFn, Accumulator};
+use crate::alert_id::alert_id;
+use crate::expr::Scope;
+use crate::lookup::LookupTables;
+use crate::rule::{KeyBy, Rule, RuleSet, WindowKind};
+use crate::template::TemplateVars;
+use crate::two_stacks::PaneQueue;
+
+/// Which clock drives processing-time timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeMode {
+    /// The clock follows the largest event time seen: replay, tests, deterministic.
+    Event,
+    /// The clock is set by [`Engine::tick`]: live pipelines.
+    Processing,
+}
+
+/// Event-time settings of an engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// How far out of order a source's events may arrive before windows close without them.
+    pub max_out_of_orderness_ms: i64,
+    /// How long after the watermark passes a window's end the window still accepts events.
+    pub allowed_lateness_ms: i64,
+    /// A source that has not advanced for this long stops holding the watermark back.
+    pub idle_timeout_ms: i64,
+    /// How often (in clock time) the watermark is recomputed across sources.
+    pub watermark_interval_ms: i64,
+    /// Which clock drives timers.
+    pub time_mode: TimeMode,
+    /// Also emit every closed window's aggregates (tests, debugging, KPIs).
+    pub emit_window_results: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_out_of_orderness_ms: 10_000,
+            allowed_lateness_ms: 30_000,
+            idle_timeout_ms: 120_000,
+            watermark_interval_ms: 1_000,
+            time_mode: TimeMode::Event,
+            emit_window_results: false,
+        }
+    }
+}
+
+/// A closed window's aggregates (emitted when [`EngineConfig::emit_window_results`] is set).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowResult {
+    /// Rule id.
+    pub rule: String,
+    /// Grouping key.
+    pub key: String,
+    /// Window start (inclusive), epoch ms.
+    pub start: i64,
+    /// Window end (exclusive), epoch ms.
+    pub end: i64,
+    /// Aggregate values by slot, in the rule's aggregate order.
+    pub values: Vec<f64>,
+}
+
+/// What one call into the engine produced.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    /// Alert transitions, in the order they happened.
+    pub transitions: Vec<AlertTransition>,
+    /// Closed windows, when enabled.
+    pub windows: Vec<WindowResult>,
+}
+
+/// Counters the engine keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Events accepted.
+    pub events: u64,
+    /// Events refused as later than the allowed lateness.
+    pub late: u64,
+    /// Events refused as duplicates.
+    pub duplicates: u64,
+    /// Condition evaluations that failed (a missing lookup, a division by zero).
+    pub eval_errors: u64,
+    /// Alert transitions emitted.
+    pub transitions: u64,
+    /// Windows closed.
+    pub windows_closed: u64,
+}
+
+/// Who acknowledged an alert, when, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acknowledgement {
+    /// Operator id.
+    pub by: String,
+    /// When, epoch ms.
+    pub at: i64,
+    /// Free note.
+    pub note: Option<String>,
+}
+
+/// A firing alert, as the server shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveAlertView {
+    /// Alert id.
+    pub alert_id: String,
+    /// Rule id.
+    pub rule: String,
+    /// Grouping key.
+    pub key: String,
+    /// Current severity.
+    pub severity: Severity,
+    /// When it fired.
+    pub since: i64,
+    /// Acknowledgement, if any.
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// Errors of engine operations other than event processing.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EngineError {
+    /// No firing alert has this id.
+    #[error("no firing alert with id `{0}`")]
+    UnknownAlert(String),
+}
+
+const NONE: i64 = i64::MIN;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerKind {
+    WindowClose,
+    ForDuration,
+    Escalate,
+    ResolveAfter,
+    Absence,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Timer {
+    rule: u32,
+    key: u32,
+    kind: TimerKind,
+    /// What the timer was set for (a streak or alert start), to recognise stale timers.
+    tag: i64,
+}
+
+#[derive(Debug)]
+struct OpenPane {
+    start: i64,
+    accs: Box<[Accumulator]>,
+}
+
+#[derive(Debug)]
+struct Session {
+    start: i64,
+    last: i64,
+    accs: Box<[Accumulator]>,
+}
+
+#[derive(Debug)]
+enum WindowState {
+    Panes {
+        open: Vec<OpenPane>,
+        /// Closed panes still inside the window (hopping windows only).
+        queue: Option<Box<PaneQueue>>,
+        /// End of the next pane to close, for hopping windows that keep sliding.
+        cursor: i64,
+        scheduled: i64,
+    },
+    Sessions {
+        sessions: Vec<Session>,
+        scheduled: i64,
+    },
+}
+
+#[derive(Debug)]
+struct ActiveAlert {
+    id: String,
+    since: i64,
+    severity: Severity,
+    next_escalation: usize,
+    ack: Option<Acknowledgement>,
+}
+
+#[derive(Debug)]
+struct AlertTrack {
+    streak: u32,
+    streak_start: i64,
+    last_true: i64,
+    last_values: Box<[f64]>,
+    last_window: (i64, i64),
+    active: Option<ActiveAlert>,
+}
+
+#[derive(Debug)]
+struct AbsenceTrack {
+    last_seen: i64,
+    last_ts: i64,
+    scheduled: i64,
+}
+
+struct RuleRuntime {
+    rule: Arc<Rule>,
+    /// Accumulators per pane: one per metric, plus one event counter if `count()` is used.
+    acc_template: Box<[Accumulator]>,
+    event_counter: Option<usize>,
+    windows: FxHashMap<u32, WindowState>,
+    alerts: FxHashMap<u32, AlertTrack>,
+    absence: FxHashMap<u32, AbsenceTrack>,
+}
+
+#[derive(Debug, Default)]
+struct SourceState {
+    max_ts: i64,
+    recent: [u64; 4],
+    next_slot: u8,
+}
+
+#[derive(Default)]
+struct KeyInterner {
+    ids: FxHashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+impl KeyInterner {
+    #[inline]
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+}
+
+/// The rule engine. Single-threaded and deterministic: scale out by partitioning keys
+/// across engines (one per Kafka partition set), not by sharing one.
+pub struct Engine {
+    config: EngineConfig,
+    rules: Vec<RuleRuntime>,
+    by_kind: Vec<Vec<u32>>,
+    lookups: Arc<LookupTables>,
+    keys: KeyInterner,
+    sources: Vec<Option<SourceState>>,
+    clock: i64,
+    watermark: i64,
+    next_recompute: i64,
+    flushing: bool,
+    wm_timers: BTreeMap<i64, Vec<Timer>>,
+    clock_timers: BTreeMap<i64, Vec<Timer>>,
+    active_index: FxHashMap<String, (u32, u32)>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// An engine running `rules` with `config`.
+    pub fn new(rules: RuleSet, config: EngineConfig) -> Self {
+        let mut by_kind = vec![Vec::new(); Kind::ALL.len()];
+        let runtimes = rules
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                by_kind[rule.kind.index()].push(i as u32);
+                let needs_counter = rule
+                    .aggregates
+                    .iter()
+                    .any(|a| a.metric.is_none() && a.func == AggFn::Count);
+                let mut template: Vec<Accumulator> = rule
+                    .metric_needs_sketch
+                    .iter()
+                    .map(|sketch| Accumulator::new(*sketch))
+                    .collect();
+                let event_counter = needs_counter.then(|| {
+                    template.push(Accumulator::new(false));
+                    template.len() - 1
+                });
+                RuleRuntime {
+                    rule: rule.clone(),
+                    acc_template: template.into_boxed_slice(),
+                    event_counter,
+                    windows: FxHashMap::default(),
+                    alerts: FxHashMap::default(),
+                    absence: FxHashMap::default(),
+                }
+            })
+            .collect();
+        Engine {
+            config,
+            rules: runtimes,
+            by_kind,
+            lookups: rules.lookups.clone(),
+            keys: KeyInterner::default(),
+            sources: Vec::new(),
+            clock: NONE,
+            watermark: NONE,
+            next_recompute: NONE,
+            flushing: false,
+            wm_timers: BTreeMap::new(),
+            clock_timers: BTreeMap::new(),
+            active_index: FxHashMap::default(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// The current watermark (epoch ms; `i64::MIN` before any event).
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// The current clock (epoch ms; `i64::MIN` before any event or tick).
+    pub fn clock(&self) -> i64 {
+        self.clock
+    }
+
+    /// Number of (rule, key) window states held.
+    pub fn window_state_count(&self) -> usize {
+        self.rules.iter().map(|r| r.windows.len()).sum()
+    }
+
+    /// Takes one validated event. Late and duplicate events are refused with the reason
+    /// (the caller dead-letters them); nothing else is refused.
+    pub fn process(&mut self, event: &Event, out: &mut Emitted) -> Result<(), Rejection> {
+        let source = self.keys.intern(&event.source);
+        if self.config.time_mode == TimeMode::Event && event.ts > self.clock {
+            self.clock = event.ts;
+        }
+        let lateness = self.config.allowed_lateness_ms;
+        if self.watermark != NONE && event.ts < self.watermark.saturating_sub(lateness) {
+            self.stats.late += 1;
+            return Err(Rejection::Late {
+                behind_ms: self.watermark - event.ts,
+                allowed_ms: lateness,
+            });
+        }
+        let fingerprint = event_fingerprint(event);
+        let slot = source as usize;
+        if self.sources.len() <= slot {
+            self.sources.resize_with(slot + 1, || None);
+        }
+        let state = self.sources[slot].get_or_insert_with(|| SourceState {
+            max_ts: event.ts,
+            ..SourceState::default()
+        });
+        if state.recent.contains(&fingerprint) {
+            self.stats.duplicates += 1;
+            return Err(Rejection::Duplicate);
+        }
+        state.recent[state.next_slot as usize] = fingerprint;
+        state.next_slot = (state.next_slot + 1) % 4;
+        state.max_ts = state.max_ts.max(event.ts);
+        self.stats.events += 1;
+
+        let kind = event.kind.index();
+        for i in 0..self.by_kind[kind].len() {
+            let r = self.by_kind[kind][i];
+            self.apply_rule(r, source, event, out);
+        }
+        self.after_clock_change(out);
+        Ok(())
+    }
+
+    /// Sets the processing-time clock (live mode) and fires whatever is due: absence
+    /// alerts, windows the watermark can now close, escalations.
+    pub fn tick(&mut self, now: i64, out: &mut Emitted) {
+        if now > self.clock {
+            self.clock = now;
+        }
+        self.after_clock_change(out);
+    }
+
+    /// Ends a bounded input: closes every open window as if event time had run out.
+    /// Clock timers (absence, escalation) are left as they are: the future was not seen.
+    pub fn finish(&mut self, out: &mut Emitted) {
+        self.flushing = true;
+        self.watermark = i64::MAX;
+        self.fire_due(out);
+        self.flushing = false;
+    }
+
+    /// Records an operator's acknowledgement on a firing alert.
+    pub fn acknowledge(&mut self, id: &str, ack: Acknowledgement) -> Result<(), EngineError> {
+        let (r, k) = *self
+            .active_index
+            .get(id)
+            .ok_or_else(|| EngineError::UnknownAlert(id.to_string()))?;
+        let active = self.rules[r as usize]
+            .alerts
+            .get_mut(&k)
+            .and_then(|t| t.active.as_mut())
+            .ok_or_else(|| EngineError::UnknownAlert(id.to_string()))?;
+        active.ack = Some(ack);
+        Ok(())
+    }
+
+    /// Every firing alert, ordered by id.
+    pub fn active_alerts(&self) -> Vec<ActiveAlertView> {
+        let mut views: Vec<ActiveAlertView> = self
+            .active_index
+            .iter()
+            .filter_map(|(id, (r, k))| {
+                let runtime = &self.rules[*r as usize];
+                let active = runtime.alerts.get(k)?.active.as_ref()?;
+                Some(ActiveAlertView {
+                    alert_id: id.clone(),
+                    rule: runtime.rule.id.clone(),
+                    key: self.keys.names[*k as usize].to_string(),
+                    severity: active.severity,
+                    since: active.since,
+                    acknowledged: active.ack.clone(),
+                })
+            })
+            .collect();
+        views.sort_by(|a, b| a.alert_id.cmp(&b.alert_id));
+        views
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Routing and windows.
+
+    fn key_for(&mut self, rule: &Rule, source: u32, event: &Event) -> Option<u32> {
+        match &rule.key_by {
+            KeyBy::Source => Some(source),
+            KeyBy::Zone => event.zone.as_deref().map(|z| self.keys.intern(z)),
+            KeyBy::Attr(name) => event.attr_text(name).map(|v| self.keys.intern(&v)),
+            KeyBy::All => Some(self.keys.intern("*")),
+        }
+    }
+
+    fn rule_matches(rule: &Rule, event: &Event) -> bool {
+        if !rule.accepts_status(event.status) {
+            return false;
+        }
+        if let Some(metric) = &rule.metric_filter {
+            if event.value(metric).is_none() {
+                return false;
+            }
+        }
+        if let Some(pattern) = &rule.source_pattern {
+            if !pattern.matches(&event.source) {
+                return false;
+            }
+        }
+        if let Some(zone) = &rule.zone {
+            if event.zone.as_deref() != Some(zone.as_str()) {
+                return false;
+            }
+        }
+        if let Some(names) = &rule.camera_events {
+            match &event.camera_event {
+                Some(e) if names.iter().any(|n| n == e) => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    fn apply_rule(&mut self, r: u32, source: u32, event: &Event, out: &mut Emitted) {
+        let rule = self.rules[r as usize].rule.clone();
+        if !Self::rule_matches(&rule, event) {
+            return;
+        }
+        let Some(key) = self.key_for(&rule, source, event) else {
+            return;
+        };
+        if let Some(absence_ms) = rule.absence_ms {
+            self.on_absence_event(r, key, event.ts, absence_ms, out);
+            return;
+        }
+        // An event that carries none of the rule's metrics has nothing to aggregate.
+        let runtime = &self.rules[r as usize];
+        if runtime.event_counter.is_none()
+            && !rule.metrics.iter().any(|m| event.value(m).is_some())
+        {
+            return;
+        }
+        match rule.window {
+            WindowKind::None => {
+                let values = single_event_values(&rule, event);
+                self.evaluate(r, key, (event.ts, event.ts), event.ts, values, true, out);
+            }
+            WindowKind::Tumbling { size: pane } | WindowKind::Hopping { slide: pane, .. } => {
+                let lateness = self.config.allowed_lateness_ms;
+                let runtime = &mut self.rules[r as usize];
+                let pane_start = event.ts.div_euclid(pane) * pane;
+                let state = runtime.windows.entry(key).or_insert_with(|| WindowState::Panes {
+                    open: Vec::with_capacity(1),
+                    queue: None,
+                    cursor: NONE,
+                    scheduled: NONE,
+                });
+                let WindowState::Panes { open, scheduled, .. } = state else {
+                    unreachable!("pane rules hold pane state")
+                };
+                let idx = match open.iter().position(|p| p.start >= pane_start) {
+                    Some(i) if open[i].start == pane_start => i,
+                    Some(i) => {
+                        open.insert(i, OpenPane { start: pane_start, accs: runtime.acc_template.clone() });
+                        i
+                    }
+                    None => {
+                        open.push(OpenPane { start: pane_start, accs: runtime.acc_template.clone() });
+                        open.len() - 1
+                    }
+                };
+                add_event(&rule, runtime.event_counter, &mut open[idx].accs, event);
+                let due = pane_start + pane + lateness;
+                if *scheduled == NONE || due < *scheduled {
+                    *scheduled = due;
+                    push_timer(&mut self.wm_timers, due, Timer { rule: r, key, kind: TimerKind::WindowClose, tag: due });
+                }
+            }
+            WindowKind::Session { gap } => {
+                let lateness = self.config.allowed_lateness_ms;
+                let runtime = &mut self.rules[r as usize];
+                let state = runtime
+                    .windows
+                    .entry(key)
+                    .or_insert_with(|| WindowState::Sessions { sessions: Vec::with_capacity(1), scheduled: NONE });
+                let WindowState::Sessions { sessions, scheduled } = state else {
+                    unreachable!("session rules hold session state")
+                };
+                let ts = event.ts;
+                // Sessions that this event touches (closer than `gap` to either end).
+                let first = sessions.iter().position(|s| ts < s.last + gap && ts > s.start - gap);
+                let idx = match first {
+                    None => {
+                        let at = sessions.iter().position(|s| s.start > ts).unwrap_or(sessions.len());
+                        sessions.insert(at, Session { start: ts, last: ts, accs: runtime.acc_template.clone() });
+                        at
+                    }
+                    Some(i) => {
+                        let s = &mut sessions[i];
+                        s.start = s.start.min(ts);
+                        s.last = s.last.max(ts);
+                        // The grown session may now reach the next one: merge them.
+                        while i + 1 < sessions.len() && sessions[i + 1].start - sessions[i].last < gap {
+                            let next = sessions.remove(i + 1);
+                            let s = &mut sessions[i];
+                            s.last = s.last.max(next.last);
+                            for (a, b) in s.accs.iter_mut().zip(next.accs.iter()) {
+                                a.merge(b);
+                            }
+                        }
+                        i
+                    }
+                };
+                add_event(&rule, runtime.event_counter, &mut sessions[idx].accs, event);
+                let due = sessions.iter().map(|s| s.last + gap + lateness).min().unwrap_or(NONE);
+                if *scheduled == NONE || due < *scheduled {
+                    *scheduled = due;
+                    push_timer(&mut self.wm_timers, due, Timer { rule: r, key, kind: TimerKind::WindowClose, tag: due });
+                }
+            }
+        }
+    }
+
+    /// Closes what the watermark allows for one (rule, key) and re-arms its timer.
+    fn close_windows(&mut self, r: u32, key: u32, fired_at: i64, out: &mut Emitted) {
+        let lateness = self.config.allowed_lateness_ms;
+        let wm = self.watermark;
+        let rule = self.rules[r as usize].rule.clone();
+        let runtime = &mut self.rules[r as usize];
+        let Some(state) = runtime.windows.get_mut(&key) else {
+            return;
+        };
+        let mut closed: Vec<(i64, i64, Box<[Accumulator]>)> = Vec::new();
+        let drop_state;
+        match state {
+            WindowState::Panes { open, queue, cursor, scheduled } => {
+                if *scheduled != fired_at {
+                    return;
+                }
+                let pane = rule.window.pane().expect("pane window");
+                let k = rule.window.panes_per_window();
+                if k == 1 {
+                    while let Some(p) = open.first() {
+                        if p.start + pane + lateness > wm {
+                            break;
+                        }
+                        let p = open.remove(0);
+                        closed.push((p.start, p.start + pane, p.accs));
+                    }
+                    *scheduled = open.first().map_or(NONE, |p| p.start + pane + lateness);
+                    drop_state = open.is_empty();
+                } else {
+                    let q = queue.get_or_insert_with(|| Box::new(PaneQueue::new(runtime.acc_template.clone())));
+                    if *cursor == NONE {
+                        *cursor = open.first().map_or(NONE, |p| p.start + pane);
+                    }
+                    let size = pane * k as i64;
+                    while *cursor != NONE && *cursor + lateness <= wm {
+                        let end = *cursor;
+                        let pane_accs = if open.first().is_some_and(|p| p.start + pane == end) {
+                            open.remove(0).accs
+                        } else {
+                            runtime.acc_template.clone()
+                        };
+                        q.push(pane_accs);
+                        while q.len() > k {
+                            q.pop();
+                        }
+                        let total = q.total();
+                        if total.iter().any(|a| a.count() > 0) {
+                            closed.push((end - size, end, total));
+                            *cursor = end + pane;
+                        } else {
+                            // The window slid past all data: wait for the next open pane.
+                            *queue = None;
+                            *cursor = open.first().map_or(NONE, |p| p.start + pane);
+                            break;
+                        }
+                    }
+                    *scheduled = if *cursor == NONE { NONE } else { *cursor + lateness };
+                    drop_state = *cursor == NONE && open.is_empty();
+                }
+            }
+            WindowState::Sessions { sessions, scheduled } => {
+                if *scheduled != fired_at {
+                    return;
+                }
+                let WindowKind::Session { gap } = rule.window else {
+                    unreachable!("session state belongs to a session rule")
+                };
+                let mut i = 0;
+                while i < sessions.len() {
+                    if sessions[i].last + gap + lateness <= wm {
+                        let s = sessions.remove(i);
+                        closed.push((s.start, s.last + gap, s.accs));
+                    } else {
+                        i += 1;
+                    }
+                }
+                *scheduled = sessions.iter().map(|s| s.last + gap + lateness).min().unwrap_or(NONE);
+                drop_state = sessions.is_empty();
+            }
+        }
+        let rearm = match runtime.windows.get(&key) {
+            Some(WindowState::Panes { scheduled, .. }) | Some(WindowState::Sessions { scheduled, .. }) => *scheduled,
+            None => NONE,
+        };
+        if drop_state {
+            runtime.windows.remove(&key);
+        } else if rearm != NONE {
+            push_timer(&mut self.wm_timers, rearm, Timer { rule: r, key, kind: TimerKind::WindowClose, tag: rearm });
+        }
+        for (start, end, accs) in closed {
+            self.stats.windows_closed += 1;
+            let values = window_values(&rule, self.rules[r as usize].event_counter, &accs);
+            if self.config.emit_window_results {
+                out.windows.push(WindowResult {
+                    rule: rule.id.clone(),
+                    key: self.keys.names[key as usize].to_string(),
+                    start,
+                    end,
+                    values: values.clone(),
+                });
+            }
+            self.evaluate(r, key, (start, end), end, values, false, out);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Alert lifecycle.
+
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate(
+        &mut self,
+        r: u32,
+        key: u32,
+        window: (i64, i64),
+        at: i64,
+        values: Vec<f64>,
+        per_event: bool,
+        out: &mut Emitted,
+    ) {
+        let rule = self.rules[r as usize].rule.clone();
+        let key_name = self.keys.names[key as usize].clone();
+        let scope = Scope { aggregates: &values, key: &key_name, lookups: &self.lookups };
+        let holds = match rule.condition.as_ref().map(|c| c.holds(&scope)) {
+            Some(Ok(b)) => b,
+            Some(Err(_)) => {
+                self.stats.eval_errors += 1;
+                false
+            }
+            None => false,
+        };
+        let runtime = &mut self.rules[r as usize];
+        let firing = runtime.alerts.get(&key).is_some_and(|t| t.active.is_some());
+        if firing {
+            let clears = match &rule.clear {
+                Some(clear) => match clear.holds(&scope) {
+                    Ok(b) => b,
+                    Err(_) => {
+                        self.stats.eval_errors += 1;
+                        false
+                    }
+                },
+                None => !holds,
+            };
+            let track = runtime.alerts.get_mut(&key).expect("firing alert has a track");
+            if holds {
+                track.last_true = at;
+            }
+            track.last_values = values.into_boxed_slice();
+            track.last_window = window;
+            if clears {
+                self.resolve(r, key, at, out);
+            }
+            return;
+        }
+        if !holds {
+            runtime.alerts.remove(&key);
+            return;
+        }
+        let width = values.len();
+        let track = runtime.alerts.entry(key).or_insert_with(|| AlertTrack {
+            streak: 0,
+            streak_start: NONE,
+            last_true: NONE,
+            last_values: vec![f64::NAN; width].into_boxed_slice(),
+            last_window: window,
+            active: None,
+        });
+        if track.streak == 0 {
+            track.streak_start = if per_event { at } else { window.0 };
+        }
+        track.streak += 1;
+        track.last_true = at;
+        track.last_values = values.into_boxed_slice();
+        track.last_window = window;
+        if track.streak >= rule.for_windows && at - track.streak_start >= rule.for_ms {
+            self.fire(r, key, at, out);
+        } else if per_event && rule.for_ms > 0 && track.streak == 1 {
+            let due = track.streak_start + rule.for_ms;
+            let tag = track.streak_start;
+            push_timer(&mut self.wm_timers, due, Timer { rule: r, key, kind: TimerKind::ForDuration, tag });
+        }
+    }
+
+    fn fire(&mut self, r: u32, key: u32, at: i64, out: &mut Emitted) {
+        let runtime = &mut self.rules[r as usize];
+        let rule = runtime.rule.clone();
+        let id = alert_id(&rule.id, &self.keys.names[key as usize], at);
+        let track = runtime.alerts.get_mut(&key).expect("fire needs a track");
+        track.active = Some(ActiveAlert {
+            id: id.clone(),
+            since: at,
+            severity: rule.severity,
+            next_escalation: 0,
+            ack: None,
+        });
+        self.active_index.insert(id, (r, key));
+        if let Some(first) = rule.escalations.first() {
+            push_timer(&mut self.wm_timers, at + first.after_ms, Timer { rule: r, key, kind: TimerKind::Escalate, tag: at });
+        }
+        if let Some(after) = rule.resolve_after_ms {
+            push_timer(&mut self.wm_timers, at + after, Timer { rule: r, key, kind: TimerKind::ResolveAfter, tag: at });
+        }
+        self.emit(r, key, AlertState::Firing, at, None, out);
+    }
+
+    fn resolve(&mut self, r: u32, key: u32, at: i64, out: &mut Emitted) {
+        self.emit(r, key, AlertState::Resolved, at, None, out);
+        if let Some(track) = self.rules[r as usize].alerts.remove(&key) {
+            if let Some(active) = track.active {
+                self.active_index.remove(&active.id);
+            }
+        }
+    }
+
+    fn emit(&mut self, r: u32, key: u32, state: AlertState, at: i64, value_override: Option<f64>, out: &mut Emitted) {
+        let runtime = &self.rules[r as usize];
+        let rule = &runtime.rule;
+        let Some(track) = runtime.alerts.get(&key) else {
+            return;
+        };
+        let Some(active) = &track.active else {
+            return;
+        };
+        let key_name = &self.keys.names[key as usize];
+        let value = value_override
+            .unwrap_or_else(|| rule.value_slot.map_or(f64::NAN, |slot| track.last_values[slot]));
+        let message = rule.message.render(&TemplateVars {
+            aggregates: &track.last_values,
+            key: key_name,
+            rule: &rule.id,
+            severity: active.severity,
+            value,
+            window_start: track.last_window.0,
+            window_end: track.last_window.1,
+            lookups: &self.lookups,
+        });
+        self.stats.transitions += 1;
+        out.transitions.push(AlertTransition {
+            alert_id: active.id.clone(),
+            rule: rule.id.clone(),
+            key: key_name.to_string(),
+            state,
+            severity: active.severity,
+            at,
+            window_start: track.last_window.0,
+            window_end: track.last_window.1,
+            value,
+            message,
+            labels: rule.labels.clone(),
+        });
+    }
+
+    fn on_absence_event(&mut self, r: u32, key: u32, ts: i64, absence_ms: i64, out: &mut Emitted) {
+        let clock = self.clock;
+        let runtime = &mut self.rules[r as usize];
+        let track = runtime.absence.entry(key).or_insert(AbsenceTrack { last_seen: clock, last_ts: ts, scheduled: NONE });
+        track.last_seen = clock;
+        track.last_ts = track.last_ts.max(ts);
+        if track.scheduled == NONE && clock != NONE {
+            track.scheduled = clock + absence_ms;
+            push_timer(&mut self.clock_timers, clock + absence_ms, Timer { rule: r, key, kind: TimerKind::Absence, tag: 0 });
+        }
+        if runtime.alerts.get(&key).is_some_and(|t| t.active.is_some()) {
+            // Data is back.
+            let track = runtime.alerts.get_mut(&key).expect("checked");
+            track.last_window.1 = ts;
+            self.resolve(r, key, ts, out);
+        }
+    }
+
+    fn on_timer(&mut self, at: i64, timer: Timer, out: &mut Emitted) {
+        let Timer { rule: r, key, kind, tag } = timer;
+        if kind == TimerKind::WindowClose {
+            self.close_windows(r, key, tag, out);
+            return;
+        }
+        if self.flushing {
+            return;
+        }
+        let rule = self.rules[r as usize].rule.clone();
+        match kind {
+            TimerKind::WindowClose => unreachable!("handled above"),
+            TimerKind::ForDuration => {
+                let ready = self.rules[r as usize]
+                    .alerts
+                    .get(&key)
+                    .is_some_and(|t| t.active.is_none() && t.streak > 0 && t.streak_start == tag && t.streak >= rule.for_windows);
+                if ready {
+                    self.fire(r, key, at, out);
+                }
+            }
+            TimerKind::Escalate => {
+                let Some(track) = self.rules[r as usize].alerts.get_mut(&key) else { return };
+                let Some(active) = track.active.as_mut().filter(|a| a.since == tag) else { return };
+                let Some(step) = rule.escalations.get(active.next_escalation) else { return };
+                active.next_escalation += 1;
+                let next = rule.escalations.get(active.next_escalation).map(|e| e.after_ms);
+                let skip = step.unless_acknowledged && active.ack.is_some();
+                if !skip && step.severity > active.severity {
+                    active.severity = step.severity;
+                    self.emit(r, key, AlertState::Firing, at, None, out);
+                }
+                if let Some(after) = next {
+                    push_timer(&mut self.wm_timers, tag + after, Timer { rule: r, key, kind: TimerKind::Escalate, tag });
+                }
+            }
+            TimerKind::ResolveAfter => {
+                let Some(after) = rule.resolve_after_ms else { return };
+                let Some(track) = self.rules[r as usize].alerts.get(&key) else { return };
+                if track.active.as_ref().is_none_or(|a| a.since != tag) {
+                    return;
+                }
+                let quiet_until = track.last_true + after;
+                if quiet_until <= at {
+                    self.resolve(r, key, at, out);
+                } else {
+                    push_timer(&mut self.wm_timers, quiet_until, Timer { rule: r, key, kind: TimerKind::ResolveAfter, tag });
+                }
+            }
+            TimerKind::Absence => {
+                let Some(absence_ms) = rule.absence_ms else { return };
+                let runtime = &mut self.rules[r as usize];
+                let Some(track) = runtime.absence.get_mut(&key) else { return };
+                let deadline = track.last_seen + absence_ms;
+                if deadline > at {
+                    track.scheduled = deadline;
+                    push_timer(&mut self.clock_timers, deadline, Timer { rule: r, key, kind: TimerKind::Absence, tag: 0 });
+                    return;
+                }
+                track.scheduled = NONE;
+                let window = (track.last_ts, deadline);
+                let silence_s = (at - track.last_seen) as f64 / 1000.0;
+                if runtime.alerts.get(&key).is_some_and(|t| t.active.is_some()) {
+                    return;
+                }
+                runtime.alerts.insert(key, AlertTrack {
+                    streak: 1,
+                    streak_start: track.last_seen,
+                    last_true: at,
+                    last_values: Box::new([]),
+                    last_window: window,
+                    active: None,
+                });
+                // `fire` emits with the rule's value slot; absence reports the silence.
+                let id = alert_id(&rule.id, &self.keys.names[key as usize], deadline);
+                let track = runtime.alerts.get_mut(&key).expect("just inserted");
+                track.active = Some(ActiveAlert { id: id.clone(), since: deadline, severity: rule.severity, next_escalation: 0, ack: None });
+                self.active_index.insert(id, (r, key));
+                if let Some(first) = rule.escalations.first() {
+                    push_timer(&mut self.wm_timers, deadline + first.after_ms, Timer { rule: r, key, kind: TimerKind::Escalate, tag: deadline });
+                }
+                self.emit(r, key, AlertState::Firing, deadline, Some(silence_s), out);
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Time.
+
+    fn after_clock_change(&mut self, out: &mut Emitted) {
+        if self.clock != NONE && (self.next_recompute == NONE || self.clock >= self.next_recompute) {
+            self.recompute_watermark();
+            self.next_recompute = self.clock.saturating_add(self.config.watermark_interval_ms.max(1));
+        }
+        self.fire_due(out);
+    }
+
+    fn recompute_watermark(&mut self) {
+        let bound = self.config.max_out_of_orderness_ms;
+        let floor = self.clock.saturating_sub(bound).saturating_sub(self.config.idle_timeout_ms);
+        let slowest = self
+            .sources
+            .iter()
+            .flatten()
+            .map(|s| s.max_ts.saturating_sub(bound))
+            .min()
+            .unwrap_or(floor);
+        let candidate = slowest.max(floor);
+        if candidate > self.watermark {
+            self.watermark = candidate;
+        }
+    }
+
+    fn fire_due(&mut self, out: &mut Emitted) {
+        loop {
+            let wm_due = self.wm_timers.first_key_value().is_some_and(|(t, _)| *t <= self.watermark);
+            let clock_due = !self.flushing
+                && self.clock != NONE
+                && self.clock_timers.first_key_value().is_some_and(|(t, _)| *t <= self.clock);
+            let (at, timers) = if wm_due {
+                self.wm_timers.pop_first().expect("checked")
+            } else if clock_due {
+                self.clock_timers.pop_first().expect("checked")
+            } else {
+                break;
+            };
+            for timer in timers {
+                self.on_timer(at, timer, out);
+            }
+        }
+    }
+}
+
+fn push_timer(timers: &mut BTreeMap<i64, Vec<Timer>>, at: i64, timer: Timer) {
+    timers.entry(at).or_default().push(timer);
+}
+
+/// Identity of an event for duplicate detection: same source (implied), kind, time,
+/// camera detection and metric names.
+fn event_fingerprint(event: &Event) -> u64 {
+    let mut h = FxHasher::default();
+    event.ts.hash(&mut h);
+    event.kind.hash(&mut h);
+    event.camera_event.hash(&mut h);
+    for (name, _) in &event.values {
+        name.hash(&mut h);
+    }
+    h.finish() | 1
+}
+
+#[inline]
+fn add_event(rule: &Rule, event_counter: Option<usize>, accs: &mut [Accumulator], event: &Event) {
+    for (i, metric) in rule.metrics.iter().enumerate() {
+        if let Some(v) = event.value(metric) {
+            accs[i].add(event.ts, v);
+        }
+    }
+    if let Some(c) = event_counter {
+        accs[c].add(event.ts, 1.0);
+    }
+}
+
+fn window_values(rule: &Rule, event_counter: Option<usize>, accs: &[Accumulator]) -> Vec<f64> {
+    rule.aggregates
+        .iter()
+        .map(|a| match a.metric {
+            Some(m) => accs[m].value(a.func),
+            None => accs[event_counter.expect("count() has a counter")].value(AggFn::Count),
+        })
+        .collect()
+}
+
+fn single_event_values(rule: &Rule, event: &Event) -> Vec<f64> {
+    rule.aggregates
+        .iter()
+        .map(|a| {
+            let v = match a.metric {
+                None => return 1.0,
+                Some(m) => event.value(&rule.metrics[m]),
+            };
+            match (a.func, v) {
+                (AggFn::Count, v) => f64::from(u8::from(v.is_some())),
+                (AggFn::Sum, None) => 0.0,
+                (_, None) => f64::NAN,
+                (AggFn::Stddev | AggFn::Slope, Some(_)) => 0.0,
+                (_, Some(v)) => v,
+            }
+        })
+        .collect()
+}
