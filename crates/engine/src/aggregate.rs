@@ -74,6 +74,8 @@ pub struct Accumulator {
     first_v: f64,
     last_t: i64,
     last_v: f64,
+    /// Event time that `mean_t` is measured from, so seconds stay small and precise.
+    anchor: i64,
     mean_t: f64,
     mean_v: f64,
     m2_t: f64,
@@ -94,6 +96,7 @@ impl Accumulator {
             first_v: f64::NAN,
             last_t: i64::MIN,
             last_v: f64::NAN,
+            anchor: 0,
             mean_t: 0.0,
             mean_v: 0.0,
             m2_t: 0.0,
@@ -112,6 +115,9 @@ impl Accumulator {
     /// Adds one value observed at event time `ts` (epoch ms).
     #[inline]
     pub fn add(&mut self, ts: i64, v: f64) {
+        if self.n == 0 {
+            self.anchor = ts;
+        }
         self.n += 1;
         self.sum += v;
         self.min = self.min.min(v);
@@ -125,7 +131,7 @@ impl Accumulator {
             self.last_v = v;
         }
         let n = self.n as f64;
-        let t = ts as f64 / 1000.0;
+        let t = (ts - self.anchor) as f64 / 1000.0;
         let dt = t - self.mean_t;
         let dv = v - self.mean_v;
         self.mean_t += dt / n;
@@ -154,7 +160,8 @@ impl Accumulator {
         }
         let (na, nb) = (self.n as f64, newer.n as f64);
         let n = na + nb;
-        let dt = newer.mean_t - self.mean_t;
+        let newer_mean_t = newer.mean_t + (newer.anchor - self.anchor) as f64 / 1000.0;
+        let dt = newer_mean_t - self.mean_t;
         let dv = newer.mean_v - self.mean_v;
         let w = na * nb / n;
         self.mean_t += dt * nb / n;

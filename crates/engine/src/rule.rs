@@ -71,7 +71,7 @@ struct RuleSpec {
     #[serde(default)]
     window: Option<WindowSpec>,
     #[serde(default)]
-    aggregates: BTreeMap<String, Spanned<String>>,
+    aggregates: InOrder<Spanned<String>>,
     #[serde(default)]
     condition: Option<Spanned<String>>,
     #[serde(default)]
@@ -93,6 +93,36 @@ struct RuleSpec {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     constants: BTreeMap<String, Spanned<String>>,
+}
+
+/// A YAML mapping kept in file order (aggregate slots follow the order they are written).
+#[derive(Debug)]
+struct InOrder<V>(Vec<(String, V)>);
+
+impl<V> Default for InOrder<V> {
+    fn default() -> Self {
+        InOrder(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for InOrder<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = InOrder<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping of name: aggregate")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, V>()? {
+                    entries.push(entry);
+                }
+                Ok(InOrder(entries))
+            }
+        }
+        deserializer.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -557,7 +587,7 @@ fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<R
     let mut metrics: Vec<String> = Vec::new();
     let mut metric_needs_sketch: Vec<bool> = Vec::new();
     let mut aggregates = Vec::new();
-    for (name, call) in &spec.aggregates {
+    for (name, call) in &spec.aggregates.0 {
         if constants.contains_key(name) || name == "key" {
             errors.push(locate(file, call.span(), format!("aggregate name `{name}` is already used")));
             continue;
@@ -598,7 +628,7 @@ fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<R
         for (present, what) in [
             (spec.condition.is_some(), "condition"),
             (spec.window.is_some(), "window"),
-            (!spec.aggregates.is_empty(), "aggregates"),
+            (!spec.aggregates.0.is_empty(), "aggregates"),
             (spec.clear.is_some(), "clear"),
             (spec.for_.is_some(), "for"),
         ] {
