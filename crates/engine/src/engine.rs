@@ -144,6 +144,15 @@ pub enum EngineError {
 
 const NONE: i64 = i64::MIN;
 
+/// What a condition is evaluated on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Evaluation {
+    /// One event (rules without a window).
+    Event,
+    /// A closed window; an empty sliding window may resolve an alert but never fires one.
+    Window { held_data: bool },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TimerKind {
     WindowClose,
@@ -503,7 +512,7 @@ impl Engine {
         match rule.window {
             WindowKind::None => {
                 let values = single_event_values(&rule, event);
-                self.evaluate(r, key, (event.ts, event.ts), event.ts, values, true, out);
+                self.evaluate(r, key, (event.ts, event.ts), event.ts, values, Evaluation::Event, out);
             }
             WindowKind::Tumbling { size: pane } | WindowKind::Hopping { slide: pane, .. } => {
                 let lateness = self.config.allowed_lateness_ms;
@@ -590,7 +599,9 @@ impl Engine {
         let Some(state) = runtime.windows.get_mut(&key) else {
             return;
         };
-        let mut closed: Vec<(i64, i64, Box<[Accumulator]>)> = Vec::new();
+        // (start, end, aggregates, whether the window held data)
+        let mut closed: Vec<(i64, i64, Box<[Accumulator]>, bool)> = Vec::new();
+        let alert_firing = runtime.alerts.get(&key).is_some_and(|t| t.active.is_some());
         let drop_state;
         match state {
             WindowState::Panes { open, queue, cursor, scheduled } => {
@@ -605,7 +616,7 @@ impl Engine {
                             break;
                         }
                         let p = open.remove(0);
-                        closed.push((p.start, p.start + pane, p.accs));
+                        closed.push((p.start, p.start + pane, p.accs, true));
                     }
                     *scheduled = open.first().map_or(NONE, |p| p.start + pane + lateness);
                     drop_state = open.is_empty();
@@ -628,9 +639,14 @@ impl Engine {
                         }
                         let total = q.total();
                         if total.iter().any(|a| a.count() > 0) {
-                            closed.push((end - size, end, total));
+                            closed.push((end - size, end, total, true));
                             *cursor = end + pane;
                         } else {
+                            // An empty sliding window is real evidence (nothing in the last
+                            // `size`): let a firing alert see it and resolve.
+                            if alert_firing || closed.iter().any(|c| c.3) {
+                                closed.push((end - size, end, total, false));
+                            }
                             // The window slid past all data: wait for the next open pane.
                             *queue = None;
                             *cursor = open.first().map_or(NONE, |p| p.start + pane);
@@ -652,7 +668,7 @@ impl Engine {
                 while i < sessions.len() {
                     if sessions[i].last + gap + lateness <= wm {
                         let s = sessions.remove(i);
-                        closed.push((s.start, s.last + gap, s.accs));
+                        closed.push((s.start, s.last + gap, s.accs, true));
                     } else {
                         i += 1;
                     }
@@ -670,10 +686,12 @@ impl Engine {
         } else if rearm != NONE {
             push_timer(&mut self.wm_timers, rearm, Timer { rule: r, key, kind: TimerKind::WindowClose, tag: rearm });
         }
-        for (start, end, accs) in closed {
-            self.stats.windows_closed += 1;
+        for (start, end, accs, held_data) in closed {
             let values = window_values(&rule, self.rules[r as usize].event_counter, &accs);
-            if self.config.emit_window_results {
+            if held_data {
+                self.stats.windows_closed += 1;
+            }
+            if held_data && self.config.emit_window_results {
                 out.windows.push(WindowResult {
                     rule: rule.id.clone(),
                     key: self.keys.names[key as usize].to_string(),
@@ -682,7 +700,7 @@ impl Engine {
                     values: values.clone(),
                 });
             }
-            self.evaluate(r, key, (start, end), end, values, false, out);
+            self.evaluate(r, key, (start, end), end, values, Evaluation::Window { held_data }, out);
         }
     }
 
@@ -697,9 +715,10 @@ impl Engine {
         window: (i64, i64),
         at: i64,
         values: Vec<f64>,
-        per_event: bool,
+        kind: Evaluation,
         out: &mut Emitted,
     ) {
+        let per_event = kind == Evaluation::Event;
         let rule = self.rules[r as usize].rule.clone();
         let key_name = self.keys.names[key as usize].clone();
         let scope = Scope { aggregates: &values, key: &key_name, lookups: &self.lookups };
@@ -735,7 +754,7 @@ impl Engine {
             }
             return;
         }
-        if !holds {
+        if !holds || kind == (Evaluation::Window { held_data: false }) {
             runtime.alerts.remove(&key);
             return;
         }
@@ -1041,3 +1060,7 @@ fn single_event_values(rule: &Rule, event: &Event) -> Vec<f64> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
