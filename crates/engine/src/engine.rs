@@ -750,7 +750,7 @@ impl Engine {
             track.last_values = values.into_boxed_slice();
             track.last_window = window;
             if clears {
-                self.resolve(r, key, at, out);
+                self.resolve(r, key, at, None, out);
             }
             return;
         }
@@ -805,8 +805,8 @@ impl Engine {
         self.emit(r, key, AlertState::Firing, at, None, out);
     }
 
-    fn resolve(&mut self, r: u32, key: u32, at: i64, out: &mut Emitted) {
-        self.emit(r, key, AlertState::Resolved, at, None, out);
+    fn resolve(&mut self, r: u32, key: u32, at: i64, value: Option<f64>, out: &mut Emitted) {
+        self.emit(r, key, AlertState::Resolved, at, value, out);
         if let Some(track) = self.rules[r as usize].alerts.remove(&key) {
             if let Some(active) = track.active {
                 self.active_index.remove(&active.id);
@@ -826,7 +826,11 @@ impl Engine {
         let key_name = &self.keys.names[key as usize];
         let value = value_override
             .unwrap_or_else(|| rule.value_slot.map_or(f64::NAN, |slot| track.last_values[slot]));
-        let message = rule.message.render(&TemplateVars {
+        let template = match (state, &rule.resolved_message) {
+            (AlertState::Resolved, Some(resolved)) => resolved,
+            _ => &rule.message,
+        };
+        let message = template.render(&TemplateVars {
             aggregates: &track.last_values,
             key: key_name,
             rule: &rule.id,
@@ -865,8 +869,9 @@ impl Engine {
         if runtime.alerts.get(&key).is_some_and(|t| t.active.is_some()) {
             // Data is back.
             let track = runtime.alerts.get_mut(&key).expect("checked");
+            let silence_s = (ts - track.last_window.0) as f64 / 1000.0;
             track.last_window.1 = ts;
-            self.resolve(r, key, ts, out);
+            self.resolve(r, key, ts, Some(silence_s), out);
         }
     }
 
@@ -914,7 +919,7 @@ impl Engine {
                 }
                 let quiet_until = track.last_true + after;
                 if quiet_until <= at {
-                    self.resolve(r, key, at, out);
+                    self.resolve(r, key, at, None, out);
                 } else {
                     push_timer(&mut self.wm_timers, quiet_until, Timer { rule: r, key, kind: TimerKind::ResolveAfter, tag });
                 }

@@ -90,6 +90,8 @@ struct RuleSpec {
     #[serde(default)]
     message: Option<Spanned<String>>,
     #[serde(default)]
+    resolved_message: Option<Spanned<String>>,
+    #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
     constants: BTreeMap<String, Spanned<String>>,
@@ -284,6 +286,8 @@ pub struct Rule {
     pub value_slot: Option<usize>,
     /// Message template.
     pub message: MessageTemplate,
+    /// Message template for resolved transitions (default: `message`).
+    pub resolved_message: Option<MessageTemplate>,
     /// Labels copied onto every transition.
     pub labels: BTreeMap<String, String>,
     /// Where the rule is defined (`file:line`).
@@ -703,6 +707,11 @@ fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<R
         None => MessageTemplate::parse("{rule} at {key}: {value}", &names).unwrap_or_default(),
     };
 
+    let resolved_message = spec
+        .resolved_message
+        .as_ref()
+        .and_then(|m| check!(MessageTemplate::parse(m, &names).map_err(|e| locate(file, m.span(), e))));
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -731,6 +740,7 @@ fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<R
         resolve_after_ms,
         value_slot,
         message,
+        resolved_message,
         labels: spec.labels.clone(),
         origin,
     })
