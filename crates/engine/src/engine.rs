@@ -155,20 +155,42 @@ enum Evaluation {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TimerKind {
-    WindowClose,
-    ForDuration,
-    Escalate,
-    ResolveAfter,
-    Absence,
+    WindowClose = 0,
+    ForDuration = 1,
+    Escalate = 2,
+    ResolveAfter = 3,
+    Absence = 4,
 }
 
+/// A pending timer, packed into 16 bytes (one exists per open window per key).
 #[derive(Debug, Clone, Copy)]
 struct Timer {
-    rule: u32,
+    /// Rule index << 3 | timer kind.
+    rule_and_kind: u32,
     key: u32,
-    kind: TimerKind,
     /// What the timer was set for (a streak or alert start), to recognise stale timers.
     tag: i64,
+}
+
+impl Timer {
+    fn new(rule: u32, key: u32, kind: TimerKind, tag: i64) -> Self {
+        debug_assert!(rule < 1 << 29);
+        Timer { rule_and_kind: rule << 3 | kind as u32, key, tag }
+    }
+
+    fn rule(self) -> u32 {
+        self.rule_and_kind >> 3
+    }
+
+    fn kind(self) -> TimerKind {
+        match self.rule_and_kind & 7 {
+            0 => TimerKind::WindowClose,
+            1 => TimerKind::ForDuration,
+            2 => TimerKind::Escalate,
+            3 => TimerKind::ResolveAfter,
+            _ => TimerKind::Absence,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -188,16 +210,23 @@ struct Session {
 enum WindowState {
     Panes {
         open: Vec<OpenPane>,
-        /// Closed panes still inside the window (hopping windows only).
-        queue: Option<Box<PaneQueue>>,
-        /// End of the next pane to close, for hopping windows that keep sliding.
-        cursor: i64,
+        /// Hopping windows only: what slides on after the panes close (kept out of line so
+        /// tumbling state stays small).
+        sliding: Option<Box<Sliding>>,
         scheduled: i64,
     },
     Sessions {
         sessions: Vec<Session>,
         scheduled: i64,
     },
+}
+
+#[derive(Debug)]
+struct Sliding {
+    /// Closed panes still inside the window.
+    queue: Option<PaneQueue>,
+    /// End of the next pane to close.
+    cursor: i64,
 }
 
 #[derive(Debug)]
@@ -520,8 +549,7 @@ impl Engine {
                 let pane_start = event.ts.div_euclid(pane) * pane;
                 let state = runtime.windows.entry(key).or_insert_with(|| WindowState::Panes {
                     open: Vec::with_capacity(1),
-                    queue: None,
-                    cursor: NONE,
+                    sliding: None,
                     scheduled: NONE,
                 });
                 let WindowState::Panes { open, scheduled, .. } = state else {
@@ -542,7 +570,7 @@ impl Engine {
                 let due = pane_start + pane + lateness;
                 if *scheduled == NONE || due < *scheduled {
                     *scheduled = due;
-                    push_timer(&mut self.wm_timers, due, Timer { rule: r, key, kind: TimerKind::WindowClose, tag: due });
+                    push_timer(&mut self.wm_timers, due, Timer::new(r, key, TimerKind::WindowClose, due));
                 }
             }
             WindowKind::Session { gap } => {
@@ -584,7 +612,7 @@ impl Engine {
                 let due = sessions.iter().map(|s| s.last + gap + lateness).min().unwrap_or(NONE);
                 if *scheduled == NONE || due < *scheduled {
                     *scheduled = due;
-                    push_timer(&mut self.wm_timers, due, Timer { rule: r, key, kind: TimerKind::WindowClose, tag: due });
+                    push_timer(&mut self.wm_timers, due, Timer::new(r, key, TimerKind::WindowClose, due));
                 }
             }
         }
@@ -604,7 +632,7 @@ impl Engine {
         let alert_firing = runtime.alerts.get(&key).is_some_and(|t| t.active.is_some());
         let drop_state;
         match state {
-            WindowState::Panes { open, queue, cursor, scheduled } => {
+            WindowState::Panes { open, sliding, scheduled } => {
                 if *scheduled != fired_at {
                     return;
                 }
@@ -621,7 +649,8 @@ impl Engine {
                     *scheduled = open.first().map_or(NONE, |p| p.start + pane + lateness);
                     drop_state = open.is_empty();
                 } else {
-                    let q = queue.get_or_insert_with(|| Box::new(PaneQueue::new(runtime.acc_template.clone())));
+                    let Sliding { queue, cursor } = &mut **sliding.get_or_insert_with(|| Box::new(Sliding { queue: None, cursor: NONE }));
+                    let q = queue.get_or_insert_with(|| PaneQueue::new(runtime.acc_template.clone()));
                     if *cursor == NONE {
                         *cursor = open.first().map_or(NONE, |p| p.start + pane);
                     }
@@ -684,7 +713,7 @@ impl Engine {
         if drop_state {
             runtime.windows.remove(&key);
         } else if rearm != NONE {
-            push_timer(&mut self.wm_timers, rearm, Timer { rule: r, key, kind: TimerKind::WindowClose, tag: rearm });
+            push_timer(&mut self.wm_timers, rearm, Timer::new(r, key, TimerKind::WindowClose, rearm));
         }
         for (start, end, accs, held_data) in closed {
             let values = window_values(&rule, self.rules[r as usize].event_counter, &accs);
@@ -779,7 +808,7 @@ impl Engine {
         } else if per_event && rule.for_ms > 0 && track.streak == 1 {
             let due = track.streak_start + rule.for_ms;
             let tag = track.streak_start;
-            push_timer(&mut self.wm_timers, due, Timer { rule: r, key, kind: TimerKind::ForDuration, tag });
+            push_timer(&mut self.wm_timers, due, Timer::new(r, key, TimerKind::ForDuration, tag));
         }
     }
 
@@ -797,10 +826,10 @@ impl Engine {
         });
         self.active_index.insert(id, (r, key));
         if let Some(first) = rule.escalations.first() {
-            push_timer(&mut self.wm_timers, at + first.after_ms, Timer { rule: r, key, kind: TimerKind::Escalate, tag: at });
+            push_timer(&mut self.wm_timers, at + first.after_ms, Timer::new(r, key, TimerKind::Escalate, at));
         }
         if let Some(after) = rule.resolve_after_ms {
-            push_timer(&mut self.wm_timers, at + after, Timer { rule: r, key, kind: TimerKind::ResolveAfter, tag: at });
+            push_timer(&mut self.wm_timers, at + after, Timer::new(r, key, TimerKind::ResolveAfter, at));
         }
         self.emit(r, key, AlertState::Firing, at, None, out);
     }
@@ -864,7 +893,7 @@ impl Engine {
         track.last_ts = track.last_ts.max(ts);
         if track.scheduled == NONE && clock != NONE {
             track.scheduled = clock + absence_ms;
-            push_timer(&mut self.clock_timers, clock + absence_ms, Timer { rule: r, key, kind: TimerKind::Absence, tag: 0 });
+            push_timer(&mut self.clock_timers, clock + absence_ms, Timer::new(r, key, TimerKind::Absence, 0));
         }
         if runtime.alerts.get(&key).is_some_and(|t| t.active.is_some()) {
             // Data is back.
@@ -876,7 +905,7 @@ impl Engine {
     }
 
     fn on_timer(&mut self, at: i64, timer: Timer, out: &mut Emitted) {
-        let Timer { rule: r, key, kind, tag } = timer;
+        let (r, key, kind, tag) = (timer.rule(), timer.key, timer.kind(), timer.tag);
         if kind == TimerKind::WindowClose {
             self.close_windows(r, key, tag, out);
             return;
@@ -908,7 +937,7 @@ impl Engine {
                     self.emit(r, key, AlertState::Firing, at, None, out);
                 }
                 if let Some(after) = next {
-                    push_timer(&mut self.wm_timers, tag + after, Timer { rule: r, key, kind: TimerKind::Escalate, tag });
+                    push_timer(&mut self.wm_timers, tag + after, Timer::new(r, key, TimerKind::Escalate, tag));
                 }
             }
             TimerKind::ResolveAfter => {
@@ -921,7 +950,7 @@ impl Engine {
                 if quiet_until <= at {
                     self.resolve(r, key, at, None, out);
                 } else {
-                    push_timer(&mut self.wm_timers, quiet_until, Timer { rule: r, key, kind: TimerKind::ResolveAfter, tag });
+                    push_timer(&mut self.wm_timers, quiet_until, Timer::new(r, key, TimerKind::ResolveAfter, tag));
                 }
             }
             TimerKind::Absence => {
@@ -931,7 +960,7 @@ impl Engine {
                 let deadline = track.last_seen + absence_ms;
                 if deadline > at {
                     track.scheduled = deadline;
-                    push_timer(&mut self.clock_timers, deadline, Timer { rule: r, key, kind: TimerKind::Absence, tag: 0 });
+                    push_timer(&mut self.clock_timers, deadline, Timer::new(r, key, TimerKind::Absence, 0));
                     return;
                 }
                 track.scheduled = NONE;
@@ -954,7 +983,7 @@ impl Engine {
                 track.active = Some(ActiveAlert { id: id.clone(), since: deadline, severity: rule.severity, next_escalation: 0, ack: None });
                 self.active_index.insert(id, (r, key));
                 if let Some(first) = rule.escalations.first() {
-                    push_timer(&mut self.wm_timers, deadline + first.after_ms, Timer { rule: r, key, kind: TimerKind::Escalate, tag: deadline });
+                    push_timer(&mut self.wm_timers, deadline + first.after_ms, Timer::new(r, key, TimerKind::Escalate, deadline));
                 }
                 self.emit(r, key, AlertState::Firing, deadline, Some(silence_s), out);
             }

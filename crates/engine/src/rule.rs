@@ -446,7 +446,10 @@ fn yaml_error(file: &str, e: marked_yaml::FromYamlError) -> RuleError {
         FromYamlError::FromNode(node) => (node.start_mark(), node.to_string()),
     };
     let (line, column) = marker.map_or((1, 1), |m| (m.line(), m.column()));
-    RuleError { file: file.to_string(), line, column, message: message.replace('\n', " ") }
+    // The YAML loader puts its own `line:column: ` in front; the location is ours to print.
+    let own_prefix = format!("{line}:{column}: ");
+    let message = message.strip_prefix(&own_prefix).unwrap_or(&message).replace('\n', " ");
+    RuleError { file: file.to_string(), line, column, message }
 }
 
 fn parse_ms(file: &str, field: &Spanned<String>, what: &str) -> Result<i64, RuleError> {
