@@ -61,7 +61,8 @@ rules:
     condition: mean > 95
     severity: minor
 "#;
-    RuleSet::from_sources(&[("a.yaml".into(), yaml.into())], LookupTables::new()).expect("rules (a)")
+    RuleSet::from_sources(&[("a.yaml".into(), yaml.into())], LookupTables::new())
+        .expect("rules (a)")
 }
 
 /// Workload (a) events: `keys` air stations reporting round-robin, each once per
@@ -73,7 +74,12 @@ pub fn events_a(keys: usize, count: usize, cadence_ms: i64) -> Vec<Event> {
             let round = (i / keys) as i64;
             let k = i % keys;
             let ts = BASE_MS + round * cadence_ms + (k as i64 * cadence_ms) / keys as i64;
-            event(format!("AQ-{k:05}"), Kind::Air, ts, vec![("pm25".into(), 100.0 * rng.unit())])
+            event(
+                format!("AQ-{k:05}"),
+                Kind::Air,
+                ts,
+                vec![("pm25".into(), 100.0 * rng.unit())],
+            )
         })
         .collect()
 }
@@ -81,9 +87,15 @@ pub fn events_a(keys: usize, count: usize, cadence_ms: i64) -> Vec<Event> {
 const KINDS: [(Kind, [&str; 4]); 5] = [
     (Kind::Air, ["pm25", "pm10", "no2", "o3"]),
     (Kind::Discharge, ["cod", "tss", "ph", "nh4"]),
-    (Kind::WaterLevel, ["water_level", "flow", "temperature", "rainfall"]),
+    (
+        Kind::WaterLevel,
+        ["water_level", "flow", "temperature", "rainfall"],
+    ),
     (Kind::Traffic, ["speed", "volume", "occupancy", "queue"]),
-    (Kind::Weather, ["temperature", "humidity", "wind", "rainfall"]),
+    (
+        Kind::Weather,
+        ["temperature", "humidity", "wind", "rainfall"],
+    ),
 ];
 
 /// Workload (b): 100 rules over 5 kinds. Per kind: one 1-hour window sliding every
@@ -91,17 +103,34 @@ const KINDS: [(Kind, [&str; 4]); 5] = [
 /// per-event thresholds, spread over the kind's four metrics and all aggregate functions.
 pub fn rules_b() -> RuleSet {
     let mut yaml = String::from("rules:\n");
-    let funcs = ["avg", "max", "min", "sum", "stddev", "slope", "last", "first"];
+    let funcs = [
+        "avg", "max", "min", "sum", "stddev", "slope", "last", "first",
+    ];
     for (kind, metrics) in KINDS {
         for r in 0..20 {
             let metric = metrics[r % 4];
             let func = funcs[r % funcs.len()];
             let (window, agg) = match r {
-                0 => ("{ type: sliding, size: 1h, slide: 1m }".to_string(), format!("avg({metric})")),
-                1 => ("{ type: session, gap: 5m }".to_string(), format!("max({metric})")),
-                2..=5 => ("{ type: tumbling, size: 1m }".to_string(), format!("{func}({metric})")),
-                6..=9 => ("{ type: tumbling, size: 5m }".to_string(), format!("{func}({metric})")),
-                10..=13 => ("{ type: tumbling, size: 15m }".to_string(), format!("{func}({metric})")),
+                0 => (
+                    "{ type: sliding, size: 1h, slide: 1m }".to_string(),
+                    format!("avg({metric})"),
+                ),
+                1 => (
+                    "{ type: session, gap: 5m }".to_string(),
+                    format!("max({metric})"),
+                ),
+                2..=5 => (
+                    "{ type: tumbling, size: 1m }".to_string(),
+                    format!("{func}({metric})"),
+                ),
+                6..=9 => (
+                    "{ type: tumbling, size: 5m }".to_string(),
+                    format!("{func}({metric})"),
+                ),
+                10..=13 => (
+                    "{ type: tumbling, size: 15m }".to_string(),
+                    format!("{func}({metric})"),
+                ),
                 _ => ("{ type: none }".to_string(), format!("last({metric})")),
             };
             yaml.push_str(&format!(
@@ -123,7 +152,10 @@ pub fn events_b(keys: usize, count: usize, cadence_ms: i64) -> Vec<Event> {
             let k = i % keys;
             let (kind, metrics) = KINDS[k % KINDS.len()];
             let ts = BASE_MS + round * cadence_ms + (k as i64 * cadence_ms) / keys as i64;
-            let values = metrics.iter().map(|m| (m.to_string(), 100.0 * rng.unit())).collect();
+            let values = metrics
+                .iter()
+                .map(|m| (m.to_string(), 100.0 * rng.unit()))
+                .collect();
             event(format!("ST-{k:06}"), kind, ts, values)
         })
         .collect()

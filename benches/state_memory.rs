@@ -22,7 +22,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -44,7 +47,10 @@ fn tumbling_rules(n: usize) -> RuleSet {
 /// one event into an open window.
 fn live_bytes(rules: usize, keys: usize) -> isize {
     let events = events_a(keys, keys, 60_000);
-    assert!(events.iter().all(|e| e.ts < BASE_MS + 60_000), "all in one window");
+    assert!(
+        events.iter().all(|e| e.ts < BASE_MS + 60_000),
+        "all in one window"
+    );
     let before = LIVE.load(Ordering::Relaxed);
     let mut e = engine(tumbling_rules(rules));
     let mut out = Emitted::default();

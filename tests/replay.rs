@@ -16,11 +16,21 @@ fn scratch(name: &str) -> PathBuf {
 fn replay(extra: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
         .current_dir(root())
-        .args(["replay", "--rules", "tests/data/rules", "--input", "tests/data/sample.ndjson"])
+        .args([
+            "replay",
+            "--rules",
+            "tests/data/rules",
+            "--input",
+            "tests/data/sample.ndjson",
+        ])
         .args(extra)
         .output()
         .expect("watchfloor runs");
-    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -43,7 +53,13 @@ fn sample_alerts_match_the_expected_incidents() {
         })
         .collect();
     let row = |rule: &str, key: &str, state: &str, sev: &str, at: &str| {
-        (rule.to_string(), key.to_string(), state.to_string(), sev.to_string(), format!("2026-11-17T{at}:00.000Z"))
+        (
+            rule.to_string(),
+            key.to_string(),
+            state.to_string(),
+            sev.to_string(),
+            format!("2026-11-17T{at}:00.000Z"),
+        )
     };
     // Written by hand from the scenario in tests/data/make_sample.py.
     let want = vec![
@@ -52,29 +68,74 @@ fn sample_alerts_match_the_expected_incidents() {
         // CT-TN-03 last reported at 00:55; 15 minutes of silence.
         row("station_offline", "CT-TN-03", "firing", "minor", "01:10"),
         // No new detection for 30 minutes.
-        row("camera_fire_smoke", "CAM-01", "resolved", "critical", "01:12"),
+        row(
+            "camera_fire_smoke",
+            "CAM-01",
+            "resolved",
+            "critical",
+            "01:12",
+        ),
         // pH crash at 01:30 and 01:35, normal again at 01:40.
-        row("discharge_ph_out_of_range", "CT-TN-02", "firing", "major", "01:30"),
-        row("discharge_ph_out_of_range", "CT-TN-02", "resolved", "major", "01:40"),
+        row(
+            "discharge_ph_out_of_range",
+            "CT-TN-02",
+            "firing",
+            "major",
+            "01:30",
+        ),
+        row(
+            "discharge_ph_out_of_range",
+            "CT-TN-02",
+            "resolved",
+            "major",
+            "01:40",
+        ),
         // CT-TN-03 is back at 02:00.
         row("station_offline", "CT-TN-03", "resolved", "minor", "02:00"),
         // CT-TN-01's hour 01:00–02:00 averages 160 > Cmax 135 (the calibration readings of
         // 500 at 00:20 and 00:25 are excluded, so hour 0 stays at 60).
-        row("discharge_cod_hourly_mean", "CT-TN-01", "firing", "major", "02:00"),
-        row("discharge_cod_hourly_mean", "CT-TN-01", "firing", "critical", "02:30"),
+        row(
+            "discharge_cod_hourly_mean",
+            "CT-TN-01",
+            "firing",
+            "major",
+            "02:00",
+        ),
+        row(
+            "discharge_cod_hourly_mean",
+            "CT-TN-01",
+            "firing",
+            "critical",
+            "02:30",
+        ),
         // Hour 02:00–03:00 averages 100 < 0.9 × 135: resolved at the window end.
-        row("discharge_cod_hourly_mean", "CT-TN-01", "resolved", "critical", "03:00"),
+        row(
+            "discharge_cod_hourly_mean",
+            "CT-TN-01",
+            "resolved",
+            "critical",
+            "03:00",
+        ),
     ];
     assert_eq!(got, want);
 
     let all = transitions(&out.stdout);
-    let cod: Vec<&serde_json::Value> = all.iter().filter(|t| t["rule"] == "discharge_cod_hourly_mean").collect();
+    let cod: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|t| t["rule"] == "discharge_cod_hourly_mean")
+        .collect();
     assert_eq!(cod[0]["value"], 160.0);
     assert_eq!(cod[0]["window_start"], "2026-11-17T01:00:00.000Z");
     assert_eq!(cod[0]["window_end"], "2026-11-17T02:00:00.000Z");
-    assert_eq!(cod[0]["message"], "COD hourly mean 160.0 mg/L at CT-TN-01 exceeds Cmax 135 mg/L");
+    assert_eq!(
+        cod[0]["message"],
+        "COD hourly mean 160.0 mg/L at CT-TN-01 exceeds Cmax 135 mg/L"
+    );
     assert_eq!(cod[0]["labels"]["pack"], "discharge");
-    assert!(cod.iter().all(|t| t["alert_id"] == cod[0]["alert_id"]), "one id for the whole incident");
+    assert!(
+        cod.iter().all(|t| t["alert_id"] == cod[0]["alert_id"]),
+        "one id for the whole incident"
+    );
 }
 
 #[test]
@@ -87,7 +148,10 @@ fn replay_is_byte_for_byte_deterministic_and_matches_the_golden_file() {
         std::fs::write(&golden, &first.stdout).unwrap();
     }
     let expected = std::fs::read(&golden).expect("golden file (regenerate with UPDATE_GOLDEN=1)");
-    assert_eq!(String::from_utf8_lossy(&first.stdout), String::from_utf8_lossy(&expected));
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout),
+        String::from_utf8_lossy(&expected)
+    );
 }
 
 #[test]
@@ -100,7 +164,10 @@ fn rejected_and_late_events_go_to_the_dead_letter_file_with_their_reason() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let reasons: Vec<(u64, &str)> = records.iter().map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap())).collect();
+    let reasons: Vec<(u64, &str)> = records
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
     assert_eq!(
         reasons,
         vec![
@@ -112,9 +179,15 @@ fn rejected_and_late_events_go_to_the_dead_letter_file_with_their_reason() {
             (104, "late"),
         ]
     );
-    assert!(records[0]["raw"].as_str().unwrap().starts_with("{\"source\":\"CT-TN-09\""));
+    assert!(records[0]["raw"]
+        .as_str()
+        .unwrap()
+        .starts_with("{\"source\":\"CT-TN-09\""));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("98 events accepted, 6 rejected"), "{stderr}");
+    assert!(
+        stderr.contains("98 events accepted, 6 rejected"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -123,7 +196,15 @@ fn replay_reads_standard_input_and_writes_a_file() {
     let output = dir.join("alerts.ndjson");
     let mut child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
         .current_dir(root())
-        .args(["replay", "--rules", "tests/data/rules", "--input", "-", "--output", output.to_str().unwrap()])
+        .args([
+            "replay",
+            "--rules",
+            "tests/data/rules",
+            "--input",
+            "-",
+            "--output",
+            output.to_str().unwrap(),
+        ])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -139,12 +220,20 @@ fn replay_reads_standard_input_and_writes_a_file() {
 #[test]
 fn a_broken_rule_directory_stops_replay_with_located_errors() {
     let dir = scratch("broken-replay");
-    std::fs::write(dir.join("bad.yaml"), "rules:\n  - id: x\n    match: { kind: air }\n    severity: loud\n    absence: 5m\n").unwrap();
+    std::fs::write(
+        dir.join("bad.yaml"),
+        "rules:\n  - id: x\n    match: { kind: air }\n    severity: loud\n    absence: 5m\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
         .args(["replay", "--rules", dir.to_str().unwrap(), "--input", "-"])
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yaml:4:"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.yaml:4:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

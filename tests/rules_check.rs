@@ -29,7 +29,11 @@ fn broken_dir(name: &str, files: &[(&str, &str)]) -> PathBuf {
 fn shipped_rules_pass() {
     for dir in ["alert-rules", "tests/data/rules"] {
         let out = check(&root().join(dir));
-        assert!(out.status.success(), "{dir}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{dir}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
     }
 }
@@ -106,29 +110,56 @@ fn every_broken_file_fails_with_file_and_line() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name} passed but must fail");
         let located = format!("broken.yaml{line}");
-        assert!(stderr.contains(&located), "{name}: expected `{located}` in:\n{stderr}");
-        assert!(stderr.contains(words), "{name}: expected `{words}` in:\n{stderr}");
-        assert!(!stderr.contains("good.yaml"), "{name}: the good file has no problem:\n{stderr}");
+        assert!(
+            stderr.contains(&located),
+            "{name}: expected `{located}` in:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(words),
+            "{name}: expected `{words}` in:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("good.yaml"),
+            "{name}: the good file has no problem:\n{stderr}"
+        );
     }
 }
 
 #[test]
 fn a_bad_lookup_table_fails_with_its_line() {
-    let dir = broken_dir("bad_lookup", &[("ok.yaml", "rules:\n  - id: a\n    match: { kind: air }\n    absence: 5m\n    severity: minor\n")]);
-    std::fs::write(dir.join("lookups/stations.csv"), "source,cod_max\nA,75\nB,lots\n").unwrap();
+    let dir = broken_dir(
+        "bad_lookup",
+        &[(
+            "ok.yaml",
+            "rules:\n  - id: a\n    match: { kind: air }\n    absence: 5m\n    severity: minor\n",
+        )],
+    );
+    std::fs::write(
+        dir.join("lookups/stations.csv"),
+        "source,cod_max\nA,75\nB,lots\n",
+    )
+    .unwrap();
     let out = check(&dir);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("stations.csv:3:"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stations.csv:3:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn duplicate_ids_across_files_point_at_both() {
-    let rule = "rules:\n  - id: same\n    match: { kind: air }\n    absence: 5m\n    severity: minor\n";
+    let rule =
+        "rules:\n  - id: same\n    match: { kind: air }\n    absence: 5m\n    severity: minor\n";
     let dir = broken_dir("dup", &[("a.yaml", rule), ("b.yaml", rule)]);
     let out = check(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("b.yaml:2:") && stderr.contains("a.yaml:2"), "{stderr}");
+    assert!(
+        stderr.contains("b.yaml:2:") && stderr.contains("a.yaml:2"),
+        "{stderr}"
+    );
 }
 
 #[test]

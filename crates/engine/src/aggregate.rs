@@ -313,7 +313,11 @@ mod tests {
         assert_eq!(a.value(AggFn::Avg), 4.0);
         assert_eq!(a.value(AggFn::Min), 2.0);
         assert_eq!(a.value(AggFn::Max), 6.0);
-        assert_eq!(a.value(AggFn::First), 2.0, "earliest event time, not arrival");
+        assert_eq!(
+            a.value(AggFn::First),
+            2.0,
+            "earliest event time, not arrival"
+        );
         assert_eq!(a.value(AggFn::Last), 4.0);
         let sd = a.value(AggFn::Stddev);
         assert!((sd - (8.0f64 / 3.0).sqrt()).abs() < 1e-12);
@@ -353,7 +357,10 @@ mod tests {
             AggFn::Percentile(0.9),
         ] {
             let (a, b) = (whole.value(f), left.value(f));
-            assert!((a - b).abs() <= 1e-9 * a.abs().max(1.0), "{f:?}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+                "{f:?}: {a} vs {b}"
+            );
         }
     }
 
@@ -386,7 +393,10 @@ mod tests {
     #[test]
     fn parse_functions() {
         assert_eq!(AggFn::parse("avg", None), Ok(AggFn::Avg));
-        assert_eq!(AggFn::parse("percentile", Some(95.0)), Ok(AggFn::Percentile(0.95)));
+        assert_eq!(
+            AggFn::parse("percentile", Some(95.0)),
+            Ok(AggFn::Percentile(0.95))
+        );
         assert!(AggFn::parse("percentile", None).is_err());
         assert!(AggFn::parse("median", None).is_err());
         assert!(AggFn::parse("avg", Some(3.0)).is_err());

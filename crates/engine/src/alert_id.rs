@@ -31,6 +31,9 @@ mod tests {
         assert_ne!(alert_id("r", "ka", 1), alert_id("rk", "a", 1));
         assert_eq!(alert_id("r", "k", 1).len(), 16);
         // Pinned: ids must never change between versions, or consumers see duplicates.
-        assert_eq!(alert_id("cod_hourly", "CT-KCN-01", 1_795_000_000_000), "23f834a5e2e71c8b");
+        assert_eq!(
+            alert_id("cod_hourly", "CT-KCN-01", 1_795_000_000_000),
+            "23f834a5e2e71c8b"
+        );
     }
 }

@@ -19,10 +19,7 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
             .parse()
             .map_err(|_| format!("`{text}` is too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .bytes()
-            .take_while(|b| b.is_ascii_alphabetic())
-            .count();
+        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
         let unit_ms = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,

@@ -18,7 +18,7 @@ use std::hash::{Hash, Hasher};
 use thiserror::Error;
 use watchfloor_model::{AlertState, AlertTransition, Event, Kind, Rejection, Severity};
 
-use crate::aggregate::{AggFn, Accumulator};
+use crate::aggregate::{Accumulator, AggFn};
 use crate::alert_id::alert_id;
 use crate::expr::Scope;
 use crate::lookup::LookupTables;
@@ -175,7 +175,11 @@ struct Timer {
 impl Timer {
     fn new(rule: u32, key: u32, kind: TimerKind, tag: i64) -> Self {
         debug_assert!(rule < 1 << 29);
-        Timer { rule_and_kind: rule << 3 | kind as u32, key, tag }
+        Timer {
+            rule_and_kind: rule << 3 | kind as u32,
+            key,
+            tag,
+        }
     }
 
     fn rule(self) -> u32 {
@@ -533,36 +537,58 @@ impl Engine {
         }
         // An event that carries none of the rule's metrics has nothing to aggregate.
         let runtime = &self.rules[r as usize];
-        if runtime.event_counter.is_none()
-            && !rule.metrics.iter().any(|m| event.value(m).is_some())
+        if runtime.event_counter.is_none() && !rule.metrics.iter().any(|m| event.value(m).is_some())
         {
             return;
         }
         match rule.window {
             WindowKind::None => {
                 let values = single_event_values(&rule, event);
-                self.evaluate(r, key, (event.ts, event.ts), event.ts, values, Evaluation::Event, out);
+                self.evaluate(
+                    r,
+                    key,
+                    (event.ts, event.ts),
+                    event.ts,
+                    values,
+                    Evaluation::Event,
+                    out,
+                );
             }
             WindowKind::Tumbling { size: pane } | WindowKind::Hopping { slide: pane, .. } => {
                 let lateness = self.config.allowed_lateness_ms;
                 let runtime = &mut self.rules[r as usize];
                 let pane_start = event.ts.div_euclid(pane) * pane;
-                let state = runtime.windows.entry(key).or_insert_with(|| WindowState::Panes {
-                    open: Vec::with_capacity(1),
-                    sliding: None,
-                    scheduled: NONE,
-                });
-                let WindowState::Panes { open, scheduled, .. } = state else {
+                let state = runtime
+                    .windows
+                    .entry(key)
+                    .or_insert_with(|| WindowState::Panes {
+                        open: Vec::with_capacity(1),
+                        sliding: None,
+                        scheduled: NONE,
+                    });
+                let WindowState::Panes {
+                    open, scheduled, ..
+                } = state
+                else {
                     unreachable!("pane rules hold pane state")
                 };
                 let idx = match open.iter().position(|p| p.start >= pane_start) {
                     Some(i) if open[i].start == pane_start => i,
                     Some(i) => {
-                        open.insert(i, OpenPane { start: pane_start, accs: runtime.acc_template.clone() });
+                        open.insert(
+                            i,
+                            OpenPane {
+                                start: pane_start,
+                                accs: runtime.acc_template.clone(),
+                            },
+                        );
                         i
                     }
                     None => {
-                        open.push(OpenPane { start: pane_start, accs: runtime.acc_template.clone() });
+                        open.push(OpenPane {
+                            start: pane_start,
+                            accs: runtime.acc_template.clone(),
+                        });
                         open.len() - 1
                     }
                 };
@@ -570,7 +596,11 @@ impl Engine {
                 let due = pane_start + pane + lateness;
                 if *scheduled == NONE || due < *scheduled {
                     *scheduled = due;
-                    push_timer(&mut self.wm_timers, due, Timer::new(r, key, TimerKind::WindowClose, due));
+                    push_timer(
+                        &mut self.wm_timers,
+                        due,
+                        Timer::new(r, key, TimerKind::WindowClose, due),
+                    );
                 }
             }
             WindowKind::Session { gap } => {
@@ -579,17 +609,36 @@ impl Engine {
                 let state = runtime
                     .windows
                     .entry(key)
-                    .or_insert_with(|| WindowState::Sessions { sessions: Vec::with_capacity(1), scheduled: NONE });
-                let WindowState::Sessions { sessions, scheduled } = state else {
+                    .or_insert_with(|| WindowState::Sessions {
+                        sessions: Vec::with_capacity(1),
+                        scheduled: NONE,
+                    });
+                let WindowState::Sessions {
+                    sessions,
+                    scheduled,
+                } = state
+                else {
                     unreachable!("session rules hold session state")
                 };
                 let ts = event.ts;
                 // Sessions that this event touches (closer than `gap` to either end).
-                let first = sessions.iter().position(|s| ts < s.last + gap && ts > s.start - gap);
+                let first = sessions
+                    .iter()
+                    .position(|s| ts < s.last + gap && ts > s.start - gap);
                 let idx = match first {
                     None => {
-                        let at = sessions.iter().position(|s| s.start > ts).unwrap_or(sessions.len());
-                        sessions.insert(at, Session { start: ts, last: ts, accs: runtime.acc_template.clone() });
+                        let at = sessions
+                            .iter()
+                            .position(|s| s.start > ts)
+                            .unwrap_or(sessions.len());
+                        sessions.insert(
+                            at,
+                            Session {
+                                start: ts,
+                                last: ts,
+                                accs: runtime.acc_template.clone(),
+                            },
+                        );
                         at
                     }
                     Some(i) => {
@@ -597,7 +646,9 @@ impl Engine {
                         s.start = s.start.min(ts);
                         s.last = s.last.max(ts);
                         // The grown session may now reach the next one: merge them.
-                        while i + 1 < sessions.len() && sessions[i + 1].start - sessions[i].last < gap {
+                        while i + 1 < sessions.len()
+                            && sessions[i + 1].start - sessions[i].last < gap
+                        {
                             let next = sessions.remove(i + 1);
                             let s = &mut sessions[i];
                             s.last = s.last.max(next.last);
@@ -609,10 +660,18 @@ impl Engine {
                     }
                 };
                 add_event(&rule, runtime.event_counter, &mut sessions[idx].accs, event);
-                let due = sessions.iter().map(|s| s.last + gap + lateness).min().unwrap_or(NONE);
+                let due = sessions
+                    .iter()
+                    .map(|s| s.last + gap + lateness)
+                    .min()
+                    .unwrap_or(NONE);
                 if *scheduled == NONE || due < *scheduled {
                     *scheduled = due;
-                    push_timer(&mut self.wm_timers, due, Timer::new(r, key, TimerKind::WindowClose, due));
+                    push_timer(
+                        &mut self.wm_timers,
+                        due,
+                        Timer::new(r, key, TimerKind::WindowClose, due),
+                    );
                 }
             }
         }
@@ -632,7 +691,11 @@ impl Engine {
         let alert_firing = runtime.alerts.get(&key).is_some_and(|t| t.active.is_some());
         let drop_state;
         match state {
-            WindowState::Panes { open, sliding, scheduled } => {
+            WindowState::Panes {
+                open,
+                sliding,
+                scheduled,
+            } => {
                 if *scheduled != fired_at {
                     return;
                 }
@@ -649,8 +712,14 @@ impl Engine {
                     *scheduled = open.first().map_or(NONE, |p| p.start + pane + lateness);
                     drop_state = open.is_empty();
                 } else {
-                    let Sliding { queue, cursor } = &mut **sliding.get_or_insert_with(|| Box::new(Sliding { queue: None, cursor: NONE }));
-                    let q = queue.get_or_insert_with(|| PaneQueue::new(runtime.acc_template.clone()));
+                    let Sliding { queue, cursor } = &mut **sliding.get_or_insert_with(|| {
+                        Box::new(Sliding {
+                            queue: None,
+                            cursor: NONE,
+                        })
+                    });
+                    let q =
+                        queue.get_or_insert_with(|| PaneQueue::new(runtime.acc_template.clone()));
                     if *cursor == NONE {
                         *cursor = open.first().map_or(NONE, |p| p.start + pane);
                     }
@@ -682,11 +751,18 @@ impl Engine {
                             break;
                         }
                     }
-                    *scheduled = if *cursor == NONE { NONE } else { *cursor + lateness };
+                    *scheduled = if *cursor == NONE {
+                        NONE
+                    } else {
+                        *cursor + lateness
+                    };
                     drop_state = *cursor == NONE && open.is_empty();
                 }
             }
-            WindowState::Sessions { sessions, scheduled } => {
+            WindowState::Sessions {
+                sessions,
+                scheduled,
+            } => {
                 if *scheduled != fired_at {
                     return;
                 }
@@ -702,18 +778,27 @@ impl Engine {
                         i += 1;
                     }
                 }
-                *scheduled = sessions.iter().map(|s| s.last + gap + lateness).min().unwrap_or(NONE);
+                *scheduled = sessions
+                    .iter()
+                    .map(|s| s.last + gap + lateness)
+                    .min()
+                    .unwrap_or(NONE);
                 drop_state = sessions.is_empty();
             }
         }
         let rearm = match runtime.windows.get(&key) {
-            Some(WindowState::Panes { scheduled, .. }) | Some(WindowState::Sessions { scheduled, .. }) => *scheduled,
+            Some(WindowState::Panes { scheduled, .. })
+            | Some(WindowState::Sessions { scheduled, .. }) => *scheduled,
             None => NONE,
         };
         if drop_state {
             runtime.windows.remove(&key);
         } else if rearm != NONE {
-            push_timer(&mut self.wm_timers, rearm, Timer::new(r, key, TimerKind::WindowClose, rearm));
+            push_timer(
+                &mut self.wm_timers,
+                rearm,
+                Timer::new(r, key, TimerKind::WindowClose, rearm),
+            );
         }
         for (start, end, accs, held_data) in closed {
             let values = window_values(&rule, self.rules[r as usize].event_counter, &accs);
@@ -729,7 +814,15 @@ impl Engine {
                     values: values.clone(),
                 });
             }
-            self.evaluate(r, key, (start, end), end, values, Evaluation::Window { held_data }, out);
+            self.evaluate(
+                r,
+                key,
+                (start, end),
+                end,
+                values,
+                Evaluation::Window { held_data },
+                out,
+            );
         }
     }
 
@@ -750,7 +843,11 @@ impl Engine {
         let per_event = kind == Evaluation::Event;
         let rule = self.rules[r as usize].rule.clone();
         let key_name = self.keys.names[key as usize].clone();
-        let scope = Scope { aggregates: &values, key: &key_name, lookups: &self.lookups };
+        let scope = Scope {
+            aggregates: &values,
+            key: &key_name,
+            lookups: &self.lookups,
+        };
         let holds = match rule.condition.as_ref().map(|c| c.holds(&scope)) {
             Some(Ok(b)) => b,
             Some(Err(_)) => {
@@ -772,7 +869,10 @@ impl Engine {
                 },
                 None => !holds,
             };
-            let track = runtime.alerts.get_mut(&key).expect("firing alert has a track");
+            let track = runtime
+                .alerts
+                .get_mut(&key)
+                .expect("firing alert has a track");
             if holds {
                 track.last_true = at;
             }
@@ -808,7 +908,11 @@ impl Engine {
         } else if per_event && rule.for_ms > 0 && track.streak == 1 {
             let due = track.streak_start + rule.for_ms;
             let tag = track.streak_start;
-            push_timer(&mut self.wm_timers, due, Timer::new(r, key, TimerKind::ForDuration, tag));
+            push_timer(
+                &mut self.wm_timers,
+                due,
+                Timer::new(r, key, TimerKind::ForDuration, tag),
+            );
         }
     }
 
@@ -826,10 +930,18 @@ impl Engine {
         });
         self.active_index.insert(id, (r, key));
         if let Some(first) = rule.escalations.first() {
-            push_timer(&mut self.wm_timers, at + first.after_ms, Timer::new(r, key, TimerKind::Escalate, at));
+            push_timer(
+                &mut self.wm_timers,
+                at + first.after_ms,
+                Timer::new(r, key, TimerKind::Escalate, at),
+            );
         }
         if let Some(after) = rule.resolve_after_ms {
-            push_timer(&mut self.wm_timers, at + after, Timer::new(r, key, TimerKind::ResolveAfter, at));
+            push_timer(
+                &mut self.wm_timers,
+                at + after,
+                Timer::new(r, key, TimerKind::ResolveAfter, at),
+            );
         }
         self.emit(r, key, AlertState::Firing, at, None, out);
     }
@@ -843,7 +955,15 @@ impl Engine {
         }
     }
 
-    fn emit(&mut self, r: u32, key: u32, state: AlertState, at: i64, value_override: Option<f64>, out: &mut Emitted) {
+    fn emit(
+        &mut self,
+        r: u32,
+        key: u32,
+        state: AlertState,
+        at: i64,
+        value_override: Option<f64>,
+        out: &mut Emitted,
+    ) {
         let runtime = &self.rules[r as usize];
         let rule = &runtime.rule;
         let Some(track) = runtime.alerts.get(&key) else {
@@ -853,8 +973,10 @@ impl Engine {
             return;
         };
         let key_name = &self.keys.names[key as usize];
-        let value = value_override
-            .unwrap_or_else(|| rule.value_slot.map_or(f64::NAN, |slot| track.last_values[slot]));
+        let value = value_override.unwrap_or_else(|| {
+            rule.value_slot
+                .map_or(f64::NAN, |slot| track.last_values[slot])
+        });
         let template = match (state, &rule.resolved_message) {
             (AlertState::Resolved, Some(resolved)) => resolved,
             _ => &rule.message,
@@ -888,12 +1010,20 @@ impl Engine {
     fn on_absence_event(&mut self, r: u32, key: u32, ts: i64, absence_ms: i64, out: &mut Emitted) {
         let clock = self.clock;
         let runtime = &mut self.rules[r as usize];
-        let track = runtime.absence.entry(key).or_insert(AbsenceTrack { last_seen: clock, last_ts: ts, scheduled: NONE });
+        let track = runtime.absence.entry(key).or_insert(AbsenceTrack {
+            last_seen: clock,
+            last_ts: ts,
+            scheduled: NONE,
+        });
         track.last_seen = clock;
         track.last_ts = track.last_ts.max(ts);
         if track.scheduled == NONE && clock != NONE {
             track.scheduled = clock + absence_ms;
-            push_timer(&mut self.clock_timers, clock + absence_ms, Timer::new(r, key, TimerKind::Absence, 0));
+            push_timer(
+                &mut self.clock_timers,
+                clock + absence_ms,
+                Timer::new(r, key, TimerKind::Absence, 0),
+            );
         }
         if runtime.alerts.get(&key).is_some_and(|t| t.active.is_some()) {
             // Data is back.
@@ -917,32 +1047,51 @@ impl Engine {
         match kind {
             TimerKind::WindowClose => unreachable!("handled above"),
             TimerKind::ForDuration => {
-                let ready = self.rules[r as usize]
-                    .alerts
-                    .get(&key)
-                    .is_some_and(|t| t.active.is_none() && t.streak > 0 && t.streak_start == tag && t.streak >= rule.for_windows);
+                let ready = self.rules[r as usize].alerts.get(&key).is_some_and(|t| {
+                    t.active.is_none()
+                        && t.streak > 0
+                        && t.streak_start == tag
+                        && t.streak >= rule.for_windows
+                });
                 if ready {
                     self.fire(r, key, at, out);
                 }
             }
             TimerKind::Escalate => {
-                let Some(track) = self.rules[r as usize].alerts.get_mut(&key) else { return };
-                let Some(active) = track.active.as_mut().filter(|a| a.since == tag) else { return };
-                let Some(step) = rule.escalations.get(active.next_escalation) else { return };
+                let Some(track) = self.rules[r as usize].alerts.get_mut(&key) else {
+                    return;
+                };
+                let Some(active) = track.active.as_mut().filter(|a| a.since == tag) else {
+                    return;
+                };
+                let Some(step) = rule.escalations.get(active.next_escalation) else {
+                    return;
+                };
                 active.next_escalation += 1;
-                let next = rule.escalations.get(active.next_escalation).map(|e| e.after_ms);
+                let next = rule
+                    .escalations
+                    .get(active.next_escalation)
+                    .map(|e| e.after_ms);
                 let skip = step.unless_acknowledged && active.ack.is_some();
                 if !skip && step.severity > active.severity {
                     active.severity = step.severity;
                     self.emit(r, key, AlertState::Firing, at, None, out);
                 }
                 if let Some(after) = next {
-                    push_timer(&mut self.wm_timers, tag + after, Timer::new(r, key, TimerKind::Escalate, tag));
+                    push_timer(
+                        &mut self.wm_timers,
+                        tag + after,
+                        Timer::new(r, key, TimerKind::Escalate, tag),
+                    );
                 }
             }
             TimerKind::ResolveAfter => {
-                let Some(after) = rule.resolve_after_ms else { return };
-                let Some(track) = self.rules[r as usize].alerts.get(&key) else { return };
+                let Some(after) = rule.resolve_after_ms else {
+                    return;
+                };
+                let Some(track) = self.rules[r as usize].alerts.get(&key) else {
+                    return;
+                };
                 if track.active.as_ref().is_none_or(|a| a.since != tag) {
                     return;
                 }
@@ -950,17 +1099,29 @@ impl Engine {
                 if quiet_until <= at {
                     self.resolve(r, key, at, None, out);
                 } else {
-                    push_timer(&mut self.wm_timers, quiet_until, Timer::new(r, key, TimerKind::ResolveAfter, tag));
+                    push_timer(
+                        &mut self.wm_timers,
+                        quiet_until,
+                        Timer::new(r, key, TimerKind::ResolveAfter, tag),
+                    );
                 }
             }
             TimerKind::Absence => {
-                let Some(absence_ms) = rule.absence_ms else { return };
+                let Some(absence_ms) = rule.absence_ms else {
+                    return;
+                };
                 let runtime = &mut self.rules[r as usize];
-                let Some(track) = runtime.absence.get_mut(&key) else { return };
+                let Some(track) = runtime.absence.get_mut(&key) else {
+                    return;
+                };
                 let deadline = track.last_seen + absence_ms;
                 if deadline > at {
                     track.scheduled = deadline;
-                    push_timer(&mut self.clock_timers, deadline, Timer::new(r, key, TimerKind::Absence, 0));
+                    push_timer(
+                        &mut self.clock_timers,
+                        deadline,
+                        Timer::new(r, key, TimerKind::Absence, 0),
+                    );
                     return;
                 }
                 track.scheduled = NONE;
@@ -969,21 +1130,34 @@ impl Engine {
                 if runtime.alerts.get(&key).is_some_and(|t| t.active.is_some()) {
                     return;
                 }
-                runtime.alerts.insert(key, AlertTrack {
-                    streak: 1,
-                    streak_start: track.last_seen,
-                    last_true: at,
-                    last_values: Box::new([]),
-                    last_window: window,
-                    active: None,
-                });
+                runtime.alerts.insert(
+                    key,
+                    AlertTrack {
+                        streak: 1,
+                        streak_start: track.last_seen,
+                        last_true: at,
+                        last_values: Box::new([]),
+                        last_window: window,
+                        active: None,
+                    },
+                );
                 // `fire` emits with the rule's value slot; absence reports the silence.
                 let id = alert_id(&rule.id, &self.keys.names[key as usize], deadline);
                 let track = runtime.alerts.get_mut(&key).expect("just inserted");
-                track.active = Some(ActiveAlert { id: id.clone(), since: deadline, severity: rule.severity, next_escalation: 0, ack: None });
+                track.active = Some(ActiveAlert {
+                    id: id.clone(),
+                    since: deadline,
+                    severity: rule.severity,
+                    next_escalation: 0,
+                    ack: None,
+                });
                 self.active_index.insert(id, (r, key));
                 if let Some(first) = rule.escalations.first() {
-                    push_timer(&mut self.wm_timers, deadline + first.after_ms, Timer::new(r, key, TimerKind::Escalate, deadline));
+                    push_timer(
+                        &mut self.wm_timers,
+                        deadline + first.after_ms,
+                        Timer::new(r, key, TimerKind::Escalate, deadline),
+                    );
                 }
                 self.emit(r, key, AlertState::Firing, deadline, Some(silence_s), out);
             }
@@ -994,16 +1168,22 @@ impl Engine {
     // Time.
 
     fn after_clock_change(&mut self, out: &mut Emitted) {
-        if self.clock != NONE && (self.next_recompute == NONE || self.clock >= self.next_recompute) {
+        if self.clock != NONE && (self.next_recompute == NONE || self.clock >= self.next_recompute)
+        {
             self.recompute_watermark();
-            self.next_recompute = self.clock.saturating_add(self.config.watermark_interval_ms.max(1));
+            self.next_recompute = self
+                .clock
+                .saturating_add(self.config.watermark_interval_ms.max(1));
         }
         self.fire_due(out);
     }
 
     fn recompute_watermark(&mut self) {
         let bound = self.config.max_out_of_orderness_ms;
-        let floor = self.clock.saturating_sub(bound).saturating_sub(self.config.idle_timeout_ms);
+        let floor = self
+            .clock
+            .saturating_sub(bound)
+            .saturating_sub(self.config.idle_timeout_ms);
         let slowest = self
             .sources
             .iter()
@@ -1019,10 +1199,16 @@ impl Engine {
 
     fn fire_due(&mut self, out: &mut Emitted) {
         loop {
-            let wm_due = self.wm_timers.first_key_value().is_some_and(|(t, _)| *t <= self.watermark);
+            let wm_due = self
+                .wm_timers
+                .first_key_value()
+                .is_some_and(|(t, _)| *t <= self.watermark);
             let clock_due = !self.flushing
                 && self.clock != NONE
-                && self.clock_timers.first_key_value().is_some_and(|(t, _)| *t <= self.clock);
+                && self
+                    .clock_timers
+                    .first_key_value()
+                    .is_some_and(|(t, _)| *t <= self.clock);
             let (at, timers) = if wm_due {
                 self.wm_timers.pop_first().expect("checked")
             } else if clock_due {

@@ -7,13 +7,20 @@ const T0: i64 = 1_794_999_600_000; // 2026-11-18T11:00:00Z
 const MIN: i64 = 60_000;
 
 fn engine(yaml: &str, config: EngineConfig) -> Engine {
-    let lookups = LookupTables::from_csv_text("stations", "source,cod_limit\nA,75\nB,50\n").unwrap();
-    let set = RuleSet::from_sources(&[("t.yaml".into(), yaml.into())], lookups).unwrap_or_else(|e| panic!("{e}"));
+    let lookups =
+        LookupTables::from_csv_text("stations", "source,cod_limit\nA,75\nB,50\n").unwrap();
+    let set = RuleSet::from_sources(&[("t.yaml".into(), yaml.into())], lookups)
+        .unwrap_or_else(|e| panic!("{e}"));
     Engine::new(set, config)
 }
 
 fn event_time() -> EngineConfig {
-    EngineConfig { max_out_of_orderness_ms: 0, allowed_lateness_ms: 0, idle_timeout_ms: MIN, ..EngineConfig::default() }
+    EngineConfig {
+        max_out_of_orderness_ms: 0,
+        allowed_lateness_ms: 0,
+        idle_timeout_ms: MIN,
+        ..EngineConfig::default()
+    }
 }
 
 fn reading(source: &str, kind: Kind, ts: i64, values: &[(&str, f64)]) -> Event {
@@ -34,8 +41,18 @@ fn summary(out: &Emitted) -> Vec<(String, String, &'static str, &'static str, i6
     out.transitions
         .iter()
         .map(|t| {
-            let state = if t.state == AlertState::Firing { "firing" } else { "resolved" };
-            (t.rule.clone(), t.key.clone(), state, t.severity.as_str(), (t.at - T0) / MIN)
+            let state = if t.state == AlertState::Firing {
+                "firing"
+            } else {
+                "resolved"
+            };
+            (
+                t.rule.clone(),
+                t.key.clone(),
+                state,
+                t.severity.as_str(),
+                (t.at - T0) / MIN,
+            )
         })
         .collect()
 }
@@ -64,7 +81,16 @@ fn for_windows_hysteresis_and_escalation() {
     let series = [80.0, 80.0, 80.0, 80.0, 70.0, 60.0, 60.0];
     for (w, v) in series.iter().enumerate() {
         for m in [0, 5] {
-            e.process(&reading("A", Kind::Discharge, T0 + w as i64 * 10 * MIN + m * MIN, &[("cod", *v)]), &mut out).unwrap();
+            e.process(
+                &reading(
+                    "A",
+                    Kind::Discharge,
+                    T0 + w as i64 * 10 * MIN + m * MIN,
+                    &[("cod", *v)],
+                ),
+                &mut out,
+            )
+            .unwrap();
         }
     }
     e.finish(&mut out);
@@ -79,8 +105,13 @@ fn for_windows_hysteresis_and_escalation() {
     assert_eq!(out.transitions[0].message, "COD 80.0 > 75 at A");
     assert_eq!(out.transitions[0].window_start, T0 + 10 * MIN);
     assert_eq!(out.transitions[0].value, 80.0);
-    let ids: std::collections::BTreeSet<_> = out.transitions.iter().map(|t| t.alert_id.clone()).collect();
-    assert_eq!(ids.len(), 1, "one alert instance per (rule, key) while it lasts");
+    let ids: std::collections::BTreeSet<_> =
+        out.transitions.iter().map(|t| t.alert_id.clone()).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "one alert instance per (rule, key) while it lasts"
+    );
 }
 
 #[test]
@@ -88,7 +119,16 @@ fn a_single_window_above_the_limit_does_not_fire_with_for_2() {
     let mut e = engine(COD_RULE, event_time());
     let mut out = Emitted::default();
     for (w, v) in [80.0, 60.0, 80.0, 60.0].iter().enumerate() {
-        e.process(&reading("A", Kind::Discharge, T0 + w as i64 * 10 * MIN, &[("cod", *v)]), &mut out).unwrap();
+        e.process(
+            &reading(
+                "A",
+                Kind::Discharge,
+                T0 + w as i64 * 10 * MIN,
+                &[("cod", *v)],
+            ),
+            &mut out,
+        )
+        .unwrap();
     }
     e.finish(&mut out);
     assert!(out.transitions.is_empty(), "{:?}", summary(&out));
@@ -113,7 +153,11 @@ fn missing_lookup_counts_an_evaluation_error_and_does_not_fire() {
     let mut e = engine(COD_RULE, event_time());
     let mut out = Emitted::default();
     for w in 0..4 {
-        e.process(&reading("Z", Kind::Discharge, T0 + w * 10 * MIN, &[("cod", 500.0)]), &mut out).unwrap();
+        e.process(
+            &reading("Z", Kind::Discharge, T0 + w * 10 * MIN, &[("cod", 500.0)]),
+            &mut out,
+        )
+        .unwrap();
     }
     e.finish(&mut out);
     assert!(out.transitions.is_empty());
@@ -135,21 +179,46 @@ rules:
 "#;
     let mut e = engine(yaml, event_time());
     let mut out = Emitted::default();
-    e.process(&reading("A", Kind::Discharge, T0, &[("ph", 4.0)]), &mut out).unwrap();
+    e.process(&reading("A", Kind::Discharge, T0, &[("ph", 4.0)]), &mut out)
+        .unwrap();
     let id = out.transitions[0].alert_id.clone();
-    e.acknowledge(&id, Acknowledgement { by: "op1".into(), at: T0 + MIN, note: Some("crew sent".into()) }).unwrap();
+    e.acknowledge(
+        &id,
+        Acknowledgement {
+            by: "op1".into(),
+            at: T0 + MIN,
+            note: Some("crew sent".into()),
+        },
+    )
+    .unwrap();
     // Another station's data moves event time on; A stays silent and below 5.5.
     for m in 1..=25 {
-        e.process(&reading("B", Kind::Discharge, T0 + m * MIN, &[("ph", 7.0)]), &mut out).unwrap();
+        e.process(
+            &reading("B", Kind::Discharge, T0 + m * MIN, &[("ph", 7.0)]),
+            &mut out,
+        )
+        .unwrap();
     }
     assert_eq!(
         summary(&out),
-        vec![("ph".into(), "A".into(), "firing", "minor", 0), ("ph".into(), "A".into(), "firing", "critical", 20)]
+        vec![
+            ("ph".into(), "A".into(), "firing", "minor", 0),
+            ("ph".into(), "A".into(), "firing", "critical", 20)
+        ]
     );
     let active = e.active_alerts();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].acknowledged.as_ref().unwrap().by, "op1");
-    assert!(e.acknowledge("nope", Acknowledgement { by: "x".into(), at: 0, note: None }).is_err());
+    assert!(e
+        .acknowledge(
+            "nope",
+            Acknowledgement {
+                by: "x".into(),
+                at: 0,
+                note: None
+            }
+        )
+        .is_err());
 }
 
 #[test]
@@ -165,12 +234,23 @@ rules:
 "#;
     let mut e = engine(yaml, event_time());
     let mut out = Emitted::default();
-    e.process(&reading("S1", Kind::Traffic, T0, &[("speed", 5.0)]), &mut out).unwrap();
+    e.process(
+        &reading("S1", Kind::Traffic, T0, &[("speed", 5.0)]),
+        &mut out,
+    )
+    .unwrap();
     // Only another sensor keeps talking.
     for m in 1..=12 {
-        e.process(&reading("S2", Kind::Traffic, T0 + m * MIN, &[("speed", 40.0)]), &mut out).unwrap();
+        e.process(
+            &reading("S2", Kind::Traffic, T0 + m * MIN, &[("speed", 40.0)]),
+            &mut out,
+        )
+        .unwrap();
     }
-    assert_eq!(summary(&out), vec![("slow".into(), "S1".into(), "firing", "major", 10)]);
+    assert_eq!(
+        summary(&out),
+        vec![("slow".into(), "S1".into(), "firing", "major", 10)]
+    );
 }
 
 #[test]
@@ -186,10 +266,22 @@ rules:
 "#;
     let mut e = engine(yaml, event_time());
     let mut out = Emitted::default();
-    e.process(&reading("S1", Kind::Traffic, T0, &[("speed", 5.0)]), &mut out).unwrap();
-    e.process(&reading("S1", Kind::Traffic, T0 + 5 * MIN, &[("speed", 50.0)]), &mut out).unwrap();
+    e.process(
+        &reading("S1", Kind::Traffic, T0, &[("speed", 5.0)]),
+        &mut out,
+    )
+    .unwrap();
+    e.process(
+        &reading("S1", Kind::Traffic, T0 + 5 * MIN, &[("speed", 50.0)]),
+        &mut out,
+    )
+    .unwrap();
     for m in 6..=30 {
-        e.process(&reading("S2", Kind::Traffic, T0 + m * MIN, &[("speed", 40.0)]), &mut out).unwrap();
+        e.process(
+            &reading("S2", Kind::Traffic, T0 + m * MIN, &[("speed", 40.0)]),
+            &mut out,
+        )
+        .unwrap();
     }
     assert!(out.transitions.is_empty(), "{:?}", summary(&out));
 }
@@ -204,22 +296,42 @@ rules:
     severity: major
     message: "{key} silent for {value:.0} s"
 "#;
-    let mut e = engine(yaml, EngineConfig { time_mode: TimeMode::Processing, ..event_time() });
+    let mut e = engine(
+        yaml,
+        EngineConfig {
+            time_mode: TimeMode::Processing,
+            ..event_time()
+        },
+    );
     let mut out = Emitted::default();
     e.tick(T0, &mut out);
-    e.process(&reading("A", Kind::Discharge, T0, &[("cod", 1.0)]), &mut out).unwrap();
+    e.process(
+        &reading("A", Kind::Discharge, T0, &[("cod", 1.0)]),
+        &mut out,
+    )
+    .unwrap();
     e.tick(T0 + 14 * MIN, &mut out);
     assert!(out.transitions.is_empty());
     // No event at all: only the clock moves.
     e.tick(T0 + 15 * MIN, &mut out);
-    assert_eq!(summary(&out), vec![("offline".into(), "A".into(), "firing", "major", 15)]);
+    assert_eq!(
+        summary(&out),
+        vec![("offline".into(), "A".into(), "firing", "major", 15)]
+    );
     assert_eq!(out.transitions[0].message, "A silent for 900 s");
     e.tick(T0 + 40 * MIN, &mut out);
     assert_eq!(out.transitions.len(), 1, "fires once, not on every tick");
     // Data returns.
     e.tick(T0 + 41 * MIN, &mut out);
-    e.process(&reading("A", Kind::Discharge, T0 + 41 * MIN, &[("cod", 1.0)]), &mut out).unwrap();
-    assert_eq!(summary(&out)[1], ("offline".into(), "A".into(), "resolved", "major", 41));
+    e.process(
+        &reading("A", Kind::Discharge, T0 + 41 * MIN, &[("cod", 1.0)]),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(
+        summary(&out)[1],
+        ("offline".into(), "A".into(), "resolved", "major", 41)
+    );
     assert_eq!(out.transitions[0].alert_id, out.transitions[1].alert_id);
 }
 
@@ -234,33 +346,73 @@ rules:
     condition: pm > 100
     severity: minor
 "#;
-    let config = EngineConfig { max_out_of_orderness_ms: 5_000, idle_timeout_ms: 2 * MIN, ..event_time() };
+    let config = EngineConfig {
+        max_out_of_orderness_ms: 5_000,
+        idle_timeout_ms: 2 * MIN,
+        ..event_time()
+    };
     let mut e = engine(yaml, config);
     let mut out = Emitted::default();
-    e.process(&reading("QUIET", Kind::Air, T0, &[("pm25", 10.0)]), &mut out).unwrap();
+    e.process(
+        &reading("QUIET", Kind::Air, T0, &[("pm25", 10.0)]),
+        &mut out,
+    )
+    .unwrap();
     for s in 0..=200 {
-        e.process(&reading("BUSY", Kind::Air, T0 + s * 1_000, &[("pm25", 150.0)]), &mut out).unwrap();
+        e.process(
+            &reading("BUSY", Kind::Air, T0 + s * 1_000, &[("pm25", 150.0)]),
+            &mut out,
+        )
+        .unwrap();
     }
     // BUSY's first minute closes although QUIET stopped at T0: the watermark lags the
     // clock by at most out-of-orderness + idle timeout.
     assert!(e.watermark() >= T0 + 200_000 - 5_000 - 2 * MIN);
-    assert_eq!(summary(&out)[0], ("pm".into(), "BUSY".into(), "firing", "minor", 1));
+    assert_eq!(
+        summary(&out)[0],
+        ("pm".into(), "BUSY".into(), "firing", "minor", 1)
+    );
 }
 
 #[test]
 fn late_and_duplicate_events_are_refused_and_counted() {
     let yaml = "rules:\n  - id: pm\n    match: { kind: air }\n    window: { type: tumbling, size: 1m }\n    aggregates: { pm: avg(pm25) }\n    condition: pm > 100\n    severity: minor\n";
-    let config = EngineConfig { max_out_of_orderness_ms: 5_000, allowed_lateness_ms: 10_000, ..event_time() };
+    let config = EngineConfig {
+        max_out_of_orderness_ms: 5_000,
+        allowed_lateness_ms: 10_000,
+        ..event_time()
+    };
     let mut e = engine(yaml, config);
     let mut out = Emitted::default();
-    e.process(&reading("A", Kind::Air, T0 + 60_000, &[("pm25", 1.0)]), &mut out).unwrap();
+    e.process(
+        &reading("A", Kind::Air, T0 + 60_000, &[("pm25", 1.0)]),
+        &mut out,
+    )
+    .unwrap();
     // Within out-of-orderness + lateness: accepted.
-    e.process(&reading("A", Kind::Air, T0 + 46_000, &[("pm25", 1.0)]), &mut out).unwrap();
-    let late = e.process(&reading("A", Kind::Air, T0 + 40_000, &[("pm25", 1.0)]), &mut out).unwrap_err();
+    e.process(
+        &reading("A", Kind::Air, T0 + 46_000, &[("pm25", 1.0)]),
+        &mut out,
+    )
+    .unwrap();
+    let late = e
+        .process(
+            &reading("A", Kind::Air, T0 + 40_000, &[("pm25", 1.0)]),
+            &mut out,
+        )
+        .unwrap_err();
     assert_eq!(late.code(), "late");
-    let dup = e.process(&reading("A", Kind::Air, T0 + 60_000, &[("pm25", 1.0)]), &mut out).unwrap_err();
+    let dup = e
+        .process(
+            &reading("A", Kind::Air, T0 + 60_000, &[("pm25", 1.0)]),
+            &mut out,
+        )
+        .unwrap_err();
     assert_eq!(dup.code(), "duplicate");
-    assert_eq!((e.stats().late, e.stats().duplicates, e.stats().events), (1, 1, 2));
+    assert_eq!(
+        (e.stats().late, e.stats().duplicates, e.stats().events),
+        (1, 1, 2)
+    );
 }
 
 #[test]
@@ -284,11 +436,18 @@ rules:
     crowd.camera_event = Some("crowd".into());
     e.process(&crowd, &mut out).unwrap();
     for m in 2..=12 {
-        e.process(&reading("CAM3", Kind::Camera, T0 + m * MIN, &[("confidence", 0.1)]), &mut out).unwrap();
+        e.process(
+            &reading("CAM3", Kind::Camera, T0 + m * MIN, &[("confidence", 0.1)]),
+            &mut out,
+        )
+        .unwrap();
     }
     assert_eq!(
         summary(&out),
-        vec![("fire".into(), "CAM1".into(), "firing", "critical", 0), ("fire".into(), "CAM1".into(), "resolved", "critical", 10)]
+        vec![
+            ("fire".into(), "CAM1".into(), "firing", "critical", 0),
+            ("fire".into(), "CAM1".into(), "resolved", "critical", 10)
+        ]
     );
 }
 
@@ -307,13 +466,27 @@ rules:
     let mut e = engine(yaml, event_time());
     let mut out = Emitted::default();
     for (i, cam) in ["C1", "C2", "C3"].iter().enumerate() {
-        let mut ev = reading(cam, Kind::Camera, T0 + i as i64 * 1000, &[("confidence", 0.9)]);
+        let mut ev = reading(
+            cam,
+            Kind::Camera,
+            T0 + i as i64 * 1000,
+            &[("confidence", 0.9)],
+        );
         ev.zone = Some("Ninh Kieu/Tan An".into());
         ev.camera_event = Some("crowd".into());
         e.process(&ev, &mut out).unwrap();
     }
     e.finish(&mut out);
-    assert_eq!(summary(&out), vec![("crowd".into(), "Ninh Kieu/Tan An".into(), "firing", "minor", 5)]);
+    assert_eq!(
+        summary(&out),
+        vec![(
+            "crowd".into(),
+            "Ninh Kieu/Tan An".into(),
+            "firing",
+            "minor",
+            5
+        )]
+    );
 }
 
 #[test]
@@ -327,16 +500,41 @@ rules:
     condition: total > 50
     severity: major
 "#;
-    let mut e = engine(yaml, EngineConfig { emit_window_results: true, ..event_time() });
+    let mut e = engine(
+        yaml,
+        EngineConfig {
+            emit_window_results: true,
+            ..event_time()
+        },
+    );
     let mut out = Emitted::default();
-    e.process(&reading("R1", Kind::Rainfall, T0, &[("rainfall", 60.0)]), &mut out).unwrap();
+    e.process(
+        &reading("R1", Kind::Rainfall, T0, &[("rainfall", 60.0)]),
+        &mut out,
+    )
+    .unwrap();
     // Another gauge moves time two hours on.
-    e.process(&reading("R2", Kind::Rainfall, T0 + 120 * MIN, &[("rainfall", 0.0)]), &mut out).unwrap();
+    e.process(
+        &reading("R2", Kind::Rainfall, T0 + 120 * MIN, &[("rainfall", 0.0)]),
+        &mut out,
+    )
+    .unwrap();
     let r1: Vec<_> = out.windows.iter().filter(|w| w.key == "R1").collect();
-    assert_eq!(r1.len(), 6, "every 10-minute slide of the hour that holds the reading");
-    assert_eq!(summary(&out), vec![
-        ("rain".into(), "R1".into(), "firing", "major", 10),
-        ("rain".into(), "R1".into(), "resolved", "major", 70),
-    ]);
-    assert_eq!(e.window_state_count(), 1, "R1's state is dropped once its data slid out");
+    assert_eq!(
+        r1.len(),
+        6,
+        "every 10-minute slide of the hour that holds the reading"
+    );
+    assert_eq!(
+        summary(&out),
+        vec![
+            ("rain".into(), "R1".into(), "firing", "major", 10),
+            ("rain".into(), "R1".into(), "resolved", "major", 70),
+        ]
+    );
+    assert_eq!(
+        e.window_state_count(),
+        1,
+        "R1's state is dropped once its data slid out"
+    );
 }

@@ -219,7 +219,10 @@ fn compile_ident(name: &str, names: &Names) -> Result<(EvalFn, Ty), String> {
     let mut known: Vec<&str> = names.aggregates.iter().map(String::as_str).collect();
     known.extend(names.constants.keys().map(String::as_str));
     known.push("key");
-    Err(format!("unknown name `{name}`; known: {}", known.join(", ")))
+    Err(format!(
+        "unknown name `{name}`; known: {}",
+        known.join(", ")
+    ))
 }
 
 fn expect(ty: Ty, want: Ty, op: &str) -> Result<(), String> {
@@ -235,7 +238,10 @@ fn compile_call(func: &str, mut args: Vec<(EvalFn, Ty)>) -> Result<(EvalFn, Ty),
         if args.len() == n {
             Ok(())
         } else {
-            Err(format!("`{func}` takes {n} argument(s), got {}", args.len()))
+            Err(format!(
+                "`{func}` takes {n} argument(s), got {}",
+                args.len()
+            ))
         }
     };
     match func {
@@ -393,7 +399,8 @@ mod tests {
     use super::*;
 
     fn tables() -> LookupTables {
-        LookupTables::from_csv_text("stations", "source,cod_limit,ph_min\nA,75,6\nB,,5.5\n").unwrap()
+        LookupTables::from_csv_text("stations", "source,cod_limit,ph_min\nA,75,6\nB,,5.5\n")
+            .unwrap()
     }
 
     fn eval(src: &str, aggs: &[f64], key: &str) -> Result<Result<Val, EvalError>, String> {
@@ -416,40 +423,88 @@ mod tests {
 
     #[test]
     fn arithmetic_comparison_and_logic() {
-        assert_eq!(eval("mean_cod * 2.0 > limit", &[60.0, 3.0], "A"), Ok(Ok(Val::Bool(true))));
-        assert_eq!(eval("mean_cod > limit || n >= 3", &[10.0, 3.0], "A"), Ok(Ok(Val::Bool(true))));
-        assert_eq!(eval("!(n < 3) && mean_cod > 5", &[10.0, 3.0], "A"), Ok(Ok(Val::Bool(true))));
-        assert_eq!(eval("n > 2 ? mean_cod : -1.0", &[10.0, 3.0], "A"), Ok(Ok(Val::Num(10.0))));
-        assert_eq!(eval("max(abs(-mean_cod), 3) == 10", &[10.0, 3.0], "A"), Ok(Ok(Val::Bool(true))));
-        assert_eq!(eval("key == 'A'", &[0.0, 0.0], "A"), Ok(Ok(Val::Bool(true))));
+        assert_eq!(
+            eval("mean_cod * 2.0 > limit", &[60.0, 3.0], "A"),
+            Ok(Ok(Val::Bool(true)))
+        );
+        assert_eq!(
+            eval("mean_cod > limit || n >= 3", &[10.0, 3.0], "A"),
+            Ok(Ok(Val::Bool(true)))
+        );
+        assert_eq!(
+            eval("!(n < 3) && mean_cod > 5", &[10.0, 3.0], "A"),
+            Ok(Ok(Val::Bool(true)))
+        );
+        assert_eq!(
+            eval("n > 2 ? mean_cod : -1.0", &[10.0, 3.0], "A"),
+            Ok(Ok(Val::Num(10.0)))
+        );
+        assert_eq!(
+            eval("max(abs(-mean_cod), 3) == 10", &[10.0, 3.0], "A"),
+            Ok(Ok(Val::Bool(true)))
+        );
+        assert_eq!(
+            eval("key == 'A'", &[0.0, 0.0], "A"),
+            Ok(Ok(Val::Bool(true)))
+        );
     }
 
     #[test]
     fn per_key_lookups_and_presence() {
-        assert_eq!(eval("mean_cod > stations.cod_limit", &[80.0, 1.0], "A"), Ok(Ok(Val::Bool(true))));
+        assert_eq!(
+            eval("mean_cod > stations.cod_limit", &[80.0, 1.0], "A"),
+            Ok(Ok(Val::Bool(true)))
+        );
         assert_eq!(
             eval("mean_cod > stations.cod_limit", &[80.0, 1.0], "B"),
-            Ok(Err(EvalError::MissingLookup { table: "stations".into(), column: "cod_limit".into() }))
+            Ok(Err(EvalError::MissingLookup {
+                table: "stations".into(),
+                column: "cod_limit".into()
+            }))
         );
-        assert_eq!(eval("has(stations.cod_limit)", &[0.0, 0.0], "B"), Ok(Ok(Val::Bool(false))));
-        // CEL absorbs errors where the other side decides.
         assert_eq!(
-            eval("has(stations.cod_limit) && mean_cod > stations.cod_limit", &[80.0, 1.0], "B"),
+            eval("has(stations.cod_limit)", &[0.0, 0.0], "B"),
             Ok(Ok(Val::Bool(false)))
         );
-        assert_eq!(eval("mean_cod / (n - n) > 1", &[1.0, 1.0], "A"), Ok(Err(EvalError::DivisionByZero)));
+        // CEL absorbs errors where the other side decides.
+        assert_eq!(
+            eval(
+                "has(stations.cod_limit) && mean_cod > stations.cod_limit",
+                &[80.0, 1.0],
+                "B"
+            ),
+            Ok(Ok(Val::Bool(false)))
+        );
+        assert_eq!(
+            eval("mean_cod / (n - n) > 1", &[1.0, 1.0], "A"),
+            Ok(Err(EvalError::DivisionByZero))
+        );
     }
 
     #[test]
     fn compile_errors_name_the_problem() {
         let err = eval("mean_cood > 3", &[], "A").unwrap_err();
         assert!(err.contains("unknown name `mean_cood`"), "{err}");
-        assert!(eval("mean_cod > 'x'", &[], "A").unwrap_err().contains("needs Num"));
-        assert!(eval("stations.cod_lim > 1", &[], "A").unwrap_err().contains("unknown lookup"));
-        assert!(eval("mean_cod >", &[], "A").unwrap_err().contains("cannot parse"));
-        assert!(eval("size(key) > 1", &[], "A").unwrap_err().contains("not supported"));
+        assert!(eval("mean_cod > 'x'", &[], "A")
+            .unwrap_err()
+            .contains("needs Num"));
+        assert!(eval("stations.cod_lim > 1", &[], "A")
+            .unwrap_err()
+            .contains("unknown lookup"));
+        assert!(eval("mean_cod >", &[], "A")
+            .unwrap_err()
+            .contains("cannot parse"));
+        assert!(eval("size(key) > 1", &[], "A")
+            .unwrap_err()
+            .contains("not supported"));
         let lookups = tables();
-        let names = Names { aggregates: &[], constants: &BTreeMap::new(), lookups: &lookups };
-        assert!(CompiledExpr::compile_condition("1 + 2", &names).unwrap_err().contains("true or false"));
+        let names = Names {
+            aggregates: &[],
+            constants: &BTreeMap::new(),
+            lookups: &lookups,
+        };
+        assert!(CompiledExpr::compile_condition("1 + 2", &names)
+            .unwrap_err()
+            .contains("true or false"));
     }
 }

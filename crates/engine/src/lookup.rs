@@ -113,7 +113,12 @@ impl LookupTables {
     /// The value at a position for `key`, if there is one.
     #[inline]
     pub fn get(&self, table: usize, column: usize, key: &str) -> Option<f64> {
-        self.tables[table].rows.get(key)?.get(column).copied().flatten()
+        self.tables[table]
+            .rows
+            .get(key)?
+            .get(column)
+            .copied()
+            .flatten()
     }
 
     /// The tables and their columns, for error messages.
@@ -135,7 +140,8 @@ mod tests {
 
     #[test]
     fn reads_values_and_blanks() {
-        let t = LookupTables::from_csv_text("stations", "# limits\nsource, cod_limit\nA, 75\nB,\n").unwrap();
+        let t = LookupTables::from_csv_text("stations", "# limits\nsource, cod_limit\nA, 75\nB,\n")
+            .unwrap();
         let (ti, ci) = t.position("stations", "cod_limit").unwrap();
         assert_eq!(t.get(ti, ci, "A"), Some(75.0));
         assert_eq!(t.get(ti, ci, "B"), None);

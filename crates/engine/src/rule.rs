@@ -115,7 +115,10 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for InOrder<V> {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a mapping of name: aggregate")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut entries = Vec::new();
                 while let Some(entry) = map.next_entry::<String, V>()? {
                     entries.push(entry);
@@ -312,9 +315,7 @@ pub struct RuleSet {
 }
 
 fn locate(file: &str, span: &marked_yaml::Span, message: impl Into<String>) -> RuleError {
-    let (line, column) = span
-        .start()
-        .map_or((0, 0), |m| (m.line(), m.column()));
+    let (line, column) = span.start().map_or((0, 0), |m| (m.line(), m.column()));
     RuleError {
         file: file.to_string(),
         line,
@@ -342,13 +343,26 @@ impl RuleSet {
         let mut errors = Vec::new();
         let mut lookups = LookupTables::new();
         for path in &csv_files {
-            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
             let shown = path.display().to_string();
             match std::fs::read_to_string(path) {
-                Err(e) => errors.push(RuleError { file: shown, line: 0, column: 0, message: e.to_string() }),
+                Err(e) => errors.push(RuleError {
+                    file: shown,
+                    line: 0,
+                    column: 0,
+                    message: e.to_string(),
+                }),
                 Ok(text) => {
                     if let Err(e) = lookups.add_csv(name, &text) {
-                        errors.push(RuleError { file: shown, line: e.line, column: 1, message: e.message });
+                        errors.push(RuleError {
+                            file: shown,
+                            line: e.line,
+                            column: 1,
+                            message: e.message,
+                        });
                     }
                 }
             }
@@ -358,7 +372,12 @@ impl RuleSet {
             let shown = path.display().to_string();
             match std::fs::read_to_string(path) {
                 Ok(text) => sources.push((shown, text)),
-                Err(e) => errors.push(RuleError { file: shown, line: 0, column: 0, message: e.to_string() }),
+                Err(e) => errors.push(RuleError {
+                    file: shown,
+                    line: 0,
+                    column: 0,
+                    message: e.to_string(),
+                }),
             }
         }
         match Self::from_sources(&sources, lookups) {
@@ -372,7 +391,10 @@ impl RuleSet {
     }
 
     /// Compiles rules from `(file name, YAML text)` pairs against `lookups`.
-    pub fn from_sources(sources: &[(String, String)], lookups: LookupTables) -> Result<RuleSet, RuleErrors> {
+    pub fn from_sources(
+        sources: &[(String, String)],
+        lookups: LookupTables,
+    ) -> Result<RuleSet, RuleErrors> {
         let mut errors = Vec::new();
         let mut rules: Vec<Arc<Rule>> = Vec::new();
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -392,7 +414,11 @@ impl RuleSet {
                 match compile_rule(file, &spec, &lookups) {
                     Ok(rule) => {
                         if let Some(first) = seen.get(&rule.id) {
-                            errors.push(locate(file, spec.id.span(), format!("rule id `{}` is already defined at {first}", rule.id)));
+                            errors.push(locate(
+                                file,
+                                spec.id.span(),
+                                format!("rule id `{}` is already defined at {first}", rule.id),
+                            ));
                         } else {
                             seen.insert(rule.id.clone(), rule.origin.clone());
                             rules.push(Arc::new(rule));
@@ -403,14 +429,21 @@ impl RuleSet {
             }
         }
         if errors.is_empty() {
-            Ok(RuleSet { rules, lookups: Arc::new(lookups) })
+            Ok(RuleSet {
+                rules,
+                lookups: Arc::new(lookups),
+            })
         } else {
             Err(RuleErrors(errors))
         }
     }
 }
 
-fn collect_files(dir: &Path, rules: &mut Vec<PathBuf>, csvs: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn collect_files(
+    dir: &Path,
+    rules: &mut Vec<PathBuf>,
+    csvs: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {
@@ -419,7 +452,12 @@ fn collect_files(dir: &Path, rules: &mut Vec<PathBuf>, csvs: &mut Vec<PathBuf>) 
         }
         match path.extension().and_then(|e| e.to_str()) {
             Some("yaml" | "yml") => rules.push(path),
-            Some("csv") if path.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "lookups") => {
+            Some("csv")
+                if path
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .is_some_and(|n| n == "lookups") =>
+            {
                 csvs.push(path)
             }
             _ => {}
@@ -448,33 +486,61 @@ fn yaml_error(file: &str, e: marked_yaml::FromYamlError) -> RuleError {
     let (line, column) = marker.map_or((1, 1), |m| (m.line(), m.column()));
     // The YAML loader puts its own `line:column: ` in front; the location is ours to print.
     let own_prefix = format!("{line}:{column}: ");
-    let message = message.strip_prefix(&own_prefix).unwrap_or(&message).replace('\n', " ");
-    RuleError { file: file.to_string(), line, column, message }
+    let message = message
+        .strip_prefix(&own_prefix)
+        .unwrap_or(&message)
+        .replace('\n', " ");
+    RuleError {
+        file: file.to_string(),
+        line,
+        column,
+        message,
+    }
 }
 
 fn parse_ms(file: &str, field: &Spanned<String>, what: &str) -> Result<i64, RuleError> {
     match parse_duration_ms(field) {
         Ok(ms) if ms > 0 => Ok(ms),
-        Ok(_) => Err(locate(file, field.span(), format!("{what} must be longer than zero"))),
+        Ok(_) => Err(locate(
+            file,
+            field.span(),
+            format!("{what} must be longer than zero"),
+        )),
         Err(e) => Err(locate(file, field.span(), format!("{what}: {e}"))),
     }
 }
 
-fn parse_status_mask(file: &str, status: Option<&Spanned<String>>, absence: bool) -> Result<u8, RuleError> {
+fn parse_status_mask(
+    file: &str,
+    status: Option<&Spanned<String>>,
+    absence: bool,
+) -> Result<u8, RuleError> {
     let all = 0b111;
     let Some(status) = status else {
         // Absence watches liveness, so any status counts; everything else judges
         // measurements, so only valid ones (00) count unless the rule says otherwise.
-        return Ok(if absence { all } else { 1 << StationStatus::Normal as u8 });
+        return Ok(if absence {
+            all
+        } else {
+            1 << StationStatus::Normal as u8
+        });
     };
     if status.trim() == "any" {
         return Ok(all);
     }
     let mut mask = 0;
     for code in status.split(',').map(str::trim) {
-        let code = if code.len() == 1 { format!("0{code}") } else { code.to_string() };
+        let code = if code.len() == 1 {
+            format!("0{code}")
+        } else {
+            code.to_string()
+        };
         let s = StationStatus::parse(&code).ok_or_else(|| {
-            locate(file, status.span(), format!("unknown status `{code}` (write `00`, `01`, `02`, a comma list, or `any`)"))
+            locate(
+                file,
+                status.span(),
+                format!("unknown status `{code}` (write `00`, `01`, `02`, a comma list, or `any`)"),
+            )
         })?;
         mask |= 1 << s as u8;
     }
@@ -484,9 +550,9 @@ fn parse_status_mask(file: &str, status: Option<&Spanned<String>>, absence: bool
 /// Parses `fn(metric)`, `fn(metric, arg)` or `count()`.
 fn parse_aggregate_call(text: &str) -> Result<(String, Option<String>, Option<f64>), String> {
     let text = text.trim();
-    let (func, rest) = text
-        .split_once('(')
-        .ok_or_else(|| format!("`{text}` is not an aggregate; write e.g. `avg(cod)` or `count()`"))?;
+    let (func, rest) = text.split_once('(').ok_or_else(|| {
+        format!("`{text}` is not an aggregate; write e.g. `avg(cod)` or `count()`")
+    })?;
     let inner = rest
         .strip_suffix(')')
         .ok_or_else(|| format!("`{text}` is missing its closing `)`"))?;
@@ -494,20 +560,30 @@ fn parse_aggregate_call(text: &str) -> Result<(String, Option<String>, Option<f6
     let metric = args.next().filter(|m| !m.is_empty()).map(str::to_string);
     let arg = match args.next() {
         None => None,
-        Some(a) => Some(a.parse::<f64>().map_err(|_| format!("`{a}` in `{text}` is not a number"))?),
+        Some(a) => Some(
+            a.parse::<f64>()
+                .map_err(|_| format!("`{a}` in `{text}` is not a number"))?,
+        ),
     };
     if args.next().is_some() {
         return Err(format!("`{text}` has too many arguments"));
     }
     if let Some(m) = &metric {
-        if !m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+        if !m
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
             return Err(format!("`{m}` is not a metric name"));
         }
     }
     Ok((func.trim().to_string(), metric, arg))
 }
 
-fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<Rule, Vec<RuleError>> {
+fn compile_rule(
+    file: &str,
+    spec: &RuleSpec,
+    lookups: &LookupTables,
+) -> Result<Rule, Vec<RuleError>> {
     let mut errors: Vec<RuleError> = Vec::new();
     macro_rules! check {
         ($e:expr) => {
@@ -521,20 +597,51 @@ fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<R
         };
     }
     let id = spec.id.trim().to_string();
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
-        errors.push(locate(file, spec.id.span(), format!("rule id `{id}` must be letters, digits, `_`, `-` or `.`")));
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        errors.push(locate(
+            file,
+            spec.id.span(),
+            format!("rule id `{id}` must be letters, digits, `_`, `-` or `.`"),
+        ));
     }
     let origin = format!("{file}:{}", spec.id.span().start().map_or(0, |m| m.line()));
 
     let kind = check!(Kind::parse(spec.matcher.kind.trim()).ok_or_else(|| {
         let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-        locate(file, spec.matcher.kind.span(), format!("unknown kind `{}` (one of {})", spec.matcher.kind.as_str(), known.join(", ")))
+        locate(
+            file,
+            spec.matcher.kind.span(),
+            format!(
+                "unknown kind `{}` (one of {})",
+                spec.matcher.kind.as_str(),
+                known.join(", ")
+            ),
+        )
     }));
     let severity = check!(Severity::parse(spec.severity.trim()).ok_or_else(|| {
-        locate(file, spec.severity.span(), format!("unknown severity `{}` (info, minor, major, critical)", spec.severity.as_str()))
+        locate(
+            file,
+            spec.severity.span(),
+            format!(
+                "unknown severity `{}` (info, minor, major, critical)",
+                spec.severity.as_str()
+            ),
+        )
     }));
-    let absence_ms = spec.absence.as_ref().and_then(|a| check!(parse_ms(file, a, "absence")));
-    let status_mask = check!(parse_status_mask(file, spec.matcher.status.as_ref(), spec.absence.is_some())).unwrap_or(1);
+    let absence_ms = spec
+        .absence
+        .as_ref()
+        .and_then(|a| check!(parse_ms(file, a, "absence")));
+    let status_mask = check!(parse_status_mask(
+        file,
+        spec.matcher.status.as_ref(),
+        spec.absence.is_some()
+    ))
+    .unwrap_or(1);
     let key_by = match spec.key.as_ref().map(|k| k.trim()) {
         None | Some("source") => KeyBy::Source,
         Some("zone") => KeyBy::Zone,
@@ -542,7 +649,11 @@ fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<R
         Some(other) => match other.strip_prefix("attrs.") {
             Some(name) if !name.is_empty() => KeyBy::Attr(name.to_string()),
             _ => {
-                errors.push(locate(file, spec.key.as_ref().unwrap().span(), format!("unknown key `{other}` (source, zone, all, or attrs.<name>)")));
+                errors.push(locate(
+                    file,
+                    spec.key.as_ref().unwrap().span(),
+                    format!("unknown key `{other}` (source, zone, all, or attrs.<name>)"),
+                ));
                 KeyBy::Source
             }
         },
@@ -553,26 +664,43 @@ fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<R
             let need = |field: &Option<Spanned<String>>, name: &str| -> Result<i64, RuleError> {
                 match field {
                     Some(v) => parse_ms(file, v, name),
-                    None => Err(locate(file, w.kind.span(), format!("a {} window needs `{name}`", w.kind.as_str()))),
+                    None => Err(locate(
+                        file,
+                        w.kind.span(),
+                        format!("a {} window needs `{name}`", w.kind.as_str()),
+                    )),
                 }
             };
             match w.kind.trim() {
                 "none" => WindowKind::None,
-                "tumbling" => check!(need(&w.size, "size")).map_or(WindowKind::None, |size| WindowKind::Tumbling { size }),
+                "tumbling" => check!(need(&w.size, "size"))
+                    .map_or(WindowKind::None, |size| WindowKind::Tumbling { size }),
                 "hopping" | "sliding" => {
-                    match (check!(need(&w.size, "size")), check!(need(&w.slide, "slide"))) {
+                    match (
+                        check!(need(&w.size, "size")),
+                        check!(need(&w.slide, "slide")),
+                    ) {
                         (Some(size), Some(slide)) => {
                             if size % slide != 0 || size < slide {
-                                errors.push(locate(file, w.kind.span(), "window `size` must be a whole multiple of `slide`"));
+                                errors.push(locate(
+                                    file,
+                                    w.kind.span(),
+                                    "window `size` must be a whole multiple of `slide`",
+                                ));
                             } else if size / slide > 10_000 {
-                                errors.push(locate(file, w.kind.span(), "a window may span at most 10,000 slides"));
+                                errors.push(locate(
+                                    file,
+                                    w.kind.span(),
+                                    "a window may span at most 10,000 slides",
+                                ));
                             }
                             WindowKind::Hopping { size, slide }
                         }
                         _ => WindowKind::None,
                     }
                 }
-                "session" => check!(need(&w.gap, "gap")).map_or(WindowKind::None, |gap| WindowKind::Session { gap }),
+                "session" => check!(need(&w.gap, "gap"))
+                    .map_or(WindowKind::None, |gap| WindowKind::Session { gap }),
                 other => {
                     errors.push(locate(file, w.kind.span(), format!("unknown window type `{other}` (none, tumbling, hopping, sliding, session)")));
                     WindowKind::None
@@ -587,7 +715,11 @@ fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<R
             Ok(v) if v.is_finite() => {
                 constants.insert(name.clone(), v);
             }
-            _ => errors.push(locate(file, value.span(), format!("constant `{name}` must be a number"))),
+            _ => errors.push(locate(
+                file,
+                value.span(),
+                format!("constant `{name}` must be a number"),
+            )),
         }
     }
 
@@ -596,7 +728,11 @@ fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<R
     let mut aggregates = Vec::new();
     for (name, call) in &spec.aggregates.0 {
         if constants.contains_key(name) || name == "key" {
-            errors.push(locate(file, call.span(), format!("aggregate name `{name}` is already used")));
+            errors.push(locate(
+                file,
+                call.span(),
+                format!("aggregate name `{name}` is already used"),
+            ));
             continue;
         }
         let parsed = parse_aggregate_call(call).and_then(|(func, metric, arg)| {
@@ -620,15 +756,28 @@ fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<R
                 if let (Some(i), AggFn::Percentile(_)) = (slot, func) {
                     metric_needs_sketch[i] = true;
                 }
-                aggregates.push(AggregateDef { name: name.clone(), func, metric: slot });
+                aggregates.push(AggregateDef {
+                    name: name.clone(),
+                    func,
+                    metric: slot,
+                });
             }
         }
     }
     let aggregate_names: Vec<String> = aggregates.iter().map(|a| a.name.clone()).collect();
-    let names = Names { aggregates: &aggregate_names, constants: &constants, lookups };
+    let names = Names {
+        aggregates: &aggregate_names,
+        constants: &constants,
+        lookups,
+    };
 
-    let compile_cond = |field: &Spanned<String>| CompiledExpr::compile_condition(field, &names).map_err(|e| locate(file, field.span(), e));
-    let condition = spec.condition.as_ref().and_then(|c| check!(compile_cond(c)));
+    let compile_cond = |field: &Spanned<String>| {
+        CompiledExpr::compile_condition(field, &names).map_err(|e| locate(file, field.span(), e))
+    };
+    let condition = spec
+        .condition
+        .as_ref()
+        .and_then(|c| check!(compile_cond(c)));
     let clear = spec.clear.as_ref().and_then(|c| check!(compile_cond(c)));
 
     if absence_ms.is_some() {
@@ -640,25 +789,51 @@ fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<R
             (spec.for_.is_some(), "for"),
         ] {
             if present {
-                errors.push(locate(file, spec.id.span(), format!("an absence rule cannot have `{what}`")));
+                errors.push(locate(
+                    file,
+                    spec.id.span(),
+                    format!("an absence rule cannot have `{what}`"),
+                ));
             }
         }
     } else {
         if spec.condition.is_none() {
-            errors.push(locate(file, spec.id.span(), "a rule needs a `condition` (or `absence`)"));
+            errors.push(locate(
+                file,
+                spec.id.span(),
+                "a rule needs a `condition` (or `absence`)",
+            ));
         }
         if aggregates.is_empty() && errors.is_empty() {
-            errors.push(locate(file, spec.id.span(), "a rule needs `aggregates` for its condition to read"));
+            errors.push(locate(
+                file,
+                spec.id.span(),
+                "a rule needs `aggregates` for its condition to read",
+            ));
         }
     }
 
     let value_slot = match &spec.value {
-        Some(v) => check!(aggregate_names.iter().position(|n| n == v.trim()).ok_or_else(|| {
-            locate(file, v.span(), format!("`value` must name an aggregate ({})", aggregate_names.join(", ")))
-        })),
+        Some(v) => check!(aggregate_names
+            .iter()
+            .position(|n| n == v.trim())
+            .ok_or_else(|| {
+                locate(
+                    file,
+                    v.span(),
+                    format!(
+                        "`value` must name an aggregate ({})",
+                        aggregate_names.join(", ")
+                    ),
+                )
+            })),
         None if aggregates.len() <= 1 => (!aggregates.is_empty()).then_some(0),
         None => {
-            errors.push(locate(file, spec.id.span(), "with several aggregates, say which one is the alert's `value`"));
+            errors.push(locate(
+                file,
+                spec.id.span(),
+                "with several aggregates, say which one is the alert's `value`",
+            ));
             None
         }
     };
@@ -667,7 +842,11 @@ fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<R
     if let Some(f) = &spec.for_ {
         match f.trim().parse::<u32>() {
             Ok(n) if n >= 1 => for_windows = n,
-            Ok(_) => errors.push(locate(file, f.span(), "`for` must be at least 1 evaluation")),
+            Ok(_) => errors.push(locate(
+                file,
+                f.span(),
+                "`for` must be at least 1 evaluation",
+            )),
             Err(_) => {
                 if let Some(ms) = check!(parse_ms(file, f, "for")) {
                     for_ms = ms;
@@ -679,41 +858,87 @@ fn compile_rule(file: &str, spec: &RuleSpec, lookups: &LookupTables) -> Result<R
     let mut escalations = Vec::new();
     for e in &spec.escalate {
         let after = check!(parse_ms(file, &e.after, "escalate.after"));
-        let sev = check!(Severity::parse(e.severity.trim()).ok_or_else(|| locate(file, e.severity.span(), format!("unknown severity `{}`", e.severity.as_str()))));
+        let sev = check!(Severity::parse(e.severity.trim()).ok_or_else(|| locate(
+            file,
+            e.severity.span(),
+            format!("unknown severity `{}`", e.severity.as_str())
+        )));
         let unless_ack = match e.unless_acknowledged.as_ref().map(|u| u.trim()) {
             None | Some("false") => false,
             Some("true") => true,
             Some(other) => {
-                errors.push(locate(file, e.unless_acknowledged.as_ref().unwrap().span(), format!("`{other}` is not true or false")));
+                errors.push(locate(
+                    file,
+                    e.unless_acknowledged.as_ref().unwrap().span(),
+                    format!("`{other}` is not true or false"),
+                ));
                 false
             }
         };
         if let (Some(after_ms), Some(severity)) = (after, sev) {
-            if severity <= severity_or_info(escalations.last().map(|x: &Escalation| x.severity).or(severity_of(&spec.severity))) {
-                errors.push(locate(file, e.severity.span(), "each escalation must raise the severity"));
+            if severity
+                <= severity_or_info(
+                    escalations
+                        .last()
+                        .map(|x: &Escalation| x.severity)
+                        .or(severity_of(&spec.severity)),
+                )
+            {
+                errors.push(locate(
+                    file,
+                    e.severity.span(),
+                    "each escalation must raise the severity",
+                ));
             }
-            escalations.push(Escalation { after_ms, severity, unless_acknowledged: unless_ack });
+            escalations.push(Escalation {
+                after_ms,
+                severity,
+                unless_acknowledged: unless_ack,
+            });
         }
     }
-    if escalations.windows(2).any(|w| w[1].after_ms <= w[0].after_ms) {
-        errors.push(locate(file, spec.id.span(), "escalations must be in increasing `after` order"));
+    if escalations
+        .windows(2)
+        .any(|w| w[1].after_ms <= w[0].after_ms)
+    {
+        errors.push(locate(
+            file,
+            spec.id.span(),
+            "escalations must be in increasing `after` order",
+        ));
     }
-    let resolve_after_ms = spec.resolve_after.as_ref().and_then(|r| check!(parse_ms(file, r, "resolve_after")));
+    let resolve_after_ms = spec
+        .resolve_after
+        .as_ref()
+        .and_then(|r| check!(parse_ms(file, r, "resolve_after")));
 
-    let source_pattern = spec.matcher.source.as_ref().map(|s| WildMatch::new(s.trim()));
-    let camera_events = spec.matcher.event.as_ref().map(|e| e.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect::<Vec<_>>());
+    let source_pattern = spec
+        .matcher
+        .source
+        .as_ref()
+        .map(|s| WildMatch::new(s.trim()));
+    let camera_events = spec.matcher.event.as_ref().map(|e| {
+        e.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    });
     if camera_events.is_some() && kind.is_some_and(|k| k != Kind::Camera) {
-        errors.push(locate(file, spec.matcher.kind.span(), "`match.event` only applies to kind `camera`"));
+        errors.push(locate(
+            file,
+            spec.matcher.kind.span(),
+            "`match.event` only applies to kind `camera`",
+        ));
     }
     let message = match &spec.message {
-        Some(m) => check!(MessageTemplate::parse(m, &names).map_err(|e| locate(file, m.span(), e))).unwrap_or_default(),
+        Some(m) => check!(MessageTemplate::parse(m, &names).map_err(|e| locate(file, m.span(), e)))
+            .unwrap_or_default(),
         None => MessageTemplate::parse("{rule} at {key}: {value}", &names).unwrap_or_default(),
     };
 
-    let resolved_message = spec
-        .resolved_message
-        .as_ref()
-        .and_then(|m| check!(MessageTemplate::parse(m, &names).map_err(|e| locate(file, m.span(), e))));
+    let resolved_message = spec.resolved_message.as_ref().and_then(|m| {
+        check!(MessageTemplate::parse(m, &names).map_err(|e| locate(file, m.span(), e)))
+    });
 
     if !errors.is_empty() {
         return Err(errors);
@@ -791,7 +1016,13 @@ rules:
         )
         .unwrap();
         let r = &set.rules[0];
-        assert_eq!(r.window, WindowKind::Hopping { size: 3_600_000, slide: 300_000 });
+        assert_eq!(
+            r.window,
+            WindowKind::Hopping {
+                size: 3_600_000,
+                slide: 300_000
+            }
+        );
         assert_eq!(r.window.panes_per_window(), 12);
         assert_eq!(r.metrics, vec!["cod".to_string()]);
         assert_eq!(r.metric_needs_sketch, vec![true]);
@@ -819,13 +1050,20 @@ rules:
 
     #[test]
     fn unknown_fields_and_duplicates_are_reported() {
-        let errs = load("rules:\n  - id: a\n    match: { kind: air }\n    condtion: x\n    severity: minor\n").unwrap_err();
+        let errs = load(
+            "rules:\n  - id: a\n    match: { kind: air }\n    condtion: x\n    severity: minor\n",
+        )
+        .unwrap_err();
         assert!(errs.to_string().contains("t.yaml:4:"), "{errs}");
         let errs = load(
             "rules:\n  - id: a\n    match: { kind: air }\n    absence: 10m\n    severity: minor\n  - id: a\n    match: { kind: air }\n    absence: 10m\n    severity: minor\n",
         )
         .unwrap_err();
-        assert!(errs.to_string().contains("t.yaml:6:") && errs.to_string().contains("already defined at t.yaml:2"), "{errs}");
+        assert!(
+            errs.to_string().contains("t.yaml:6:")
+                && errs.to_string().contains("already defined at t.yaml:2"),
+            "{errs}"
+        );
     }
 
     #[test]

@@ -114,11 +114,9 @@ impl MessageTemplate {
     fn placeholder(spec: &str, names: &Names) -> Result<Part, String> {
         let (name, precision) = match spec.split_once(":.") {
             Some((name, digits)) => {
-                let p: usize = digits
-                    .parse()
-                    .ok()
-                    .filter(|p| *p <= 9)
-                    .ok_or_else(|| format!("bad precision in `{{{spec}}}` (write e.g. `{{{name}:.1}}`)"))?;
+                let p: usize = digits.parse().ok().filter(|p| *p <= 9).ok_or_else(|| {
+                    format!("bad precision in `{{{spec}}}` (write e.g. `{{{name}:.1}}`)")
+                })?;
                 (name, Some(p))
             }
             None => (spec, None),
@@ -155,9 +153,11 @@ impl MessageTemplate {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Aggregate(slot, p) => {
-                    push_number(&mut out, vars.aggregates.get(*slot).copied().unwrap_or(f64::NAN), *p)
-                }
+                Part::Aggregate(slot, p) => push_number(
+                    &mut out,
+                    vars.aggregates.get(*slot).copied().unwrap_or(f64::NAN),
+                    *p,
+                ),
                 Part::Constant(v, p) => push_number(&mut out, *v, *p),
                 Part::Lookup(t, c, p) => push_number(
                     &mut out,
@@ -186,7 +186,11 @@ mod tests {
         let lookups = LookupTables::from_csv_text("stations", "source,cod_limit\nA,75\n").unwrap();
         let aggs = vec!["mean_cod".to_string()];
         let constants = BTreeMap::from([("k".to_string(), 1.5)]);
-        let names = Names { aggregates: &aggs, constants: &constants, lookups: &lookups };
+        let names = Names {
+            aggregates: &aggs,
+            constants: &constants,
+            lookups: &lookups,
+        };
         let t = MessageTemplate::parse(
             "{{COD}} {mean_cod:.1} > {stations.cod_limit} at {key} ({severity}, k={k}, v={value})",
             &names,
@@ -208,10 +212,22 @@ mod tests {
     #[test]
     fn rejects_unknown_names_and_bad_braces() {
         let lookups = LookupTables::new();
-        let names = Names { aggregates: &[], constants: &BTreeMap::new(), lookups: &lookups };
-        assert!(MessageTemplate::parse("{nope}", &names).unwrap_err().contains("unknown placeholder"));
-        assert!(MessageTemplate::parse("{key", &names).unwrap_err().contains("unclosed"));
-        assert!(MessageTemplate::parse("a } b", &names).unwrap_err().contains("stray"));
-        assert!(MessageTemplate::parse("{value:.x}", &names).unwrap_err().contains("precision"));
+        let names = Names {
+            aggregates: &[],
+            constants: &BTreeMap::new(),
+            lookups: &lookups,
+        };
+        assert!(MessageTemplate::parse("{nope}", &names)
+            .unwrap_err()
+            .contains("unknown placeholder"));
+        assert!(MessageTemplate::parse("{key", &names)
+            .unwrap_err()
+            .contains("unclosed"));
+        assert!(MessageTemplate::parse("a } b", &names)
+            .unwrap_err()
+            .contains("stray"));
+        assert!(MessageTemplate::parse("{value:.x}", &names)
+            .unwrap_err()
+            .contains("precision"));
     }
 }

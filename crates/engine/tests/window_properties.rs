@@ -34,7 +34,8 @@ fn rules() -> RuleSet {
          \n  - id: hopping\n    match: {{ kind: air }}\n    window: {{ type: hopping, size: 30s, slide: 10s }}\n{AGGREGATES}\
          \n  - id: session\n    match: {{ kind: air }}\n    window: {{ type: session, gap: 5s }}\n{AGGREGATES}"
     );
-    RuleSet::from_sources(&[("props.yaml".into(), text)], LookupTables::new()).expect("rules compile")
+    RuleSet::from_sources(&[("props.yaml".into(), text)], LookupTables::new())
+        .expect("rules compile")
 }
 
 fn event(key: &str, ts: i64, v: f64) -> Event {
@@ -66,7 +67,11 @@ fn reference_values(events: &[(usize, i64, f64)]) -> Vec<f64> {
     let ts: Vec<f64> = events.iter().map(|e| (e.1 - t0) as f64 / 1000.0).collect();
     let mean_t = ts.iter().sum::<f64>() / n;
     let stt: f64 = ts.iter().map(|t| (t - mean_t) * (t - mean_t)).sum();
-    let stv: f64 = ts.iter().zip(&vals).map(|(t, v)| (t - mean_t) * (v - mean)).sum();
+    let stv: f64 = ts
+        .iter()
+        .zip(&vals)
+        .map(|(t, v)| (t - mean_t) * (v - mean))
+        .sum();
     let slope = if stt > 0.0 { stv / stt } else { 0.0 };
     let mut sorted = vals.clone();
     sorted.sort_by(f64::total_cmp);
@@ -92,7 +97,10 @@ fn reference_windows(kind: WindowKind, accepted: &Accepted) -> BTreeMap<(i64, i6
         WindowKind::Tumbling { size } => {
             let mut groups: BTreeMap<i64, Accepted> = BTreeMap::new();
             for e in accepted {
-                groups.entry(e.1.div_euclid(size) * size).or_default().push(*e);
+                groups
+                    .entry(e.1.div_euclid(size) * size)
+                    .or_default()
+                    .push(*e);
             }
             for (start, events) in groups {
                 out.insert((start, start + size), reference_values(&events));
@@ -111,7 +119,11 @@ fn reference_windows(kind: WindowKind, accepted: &Accepted) -> BTreeMap<(i64, i6
             ends.sort();
             ends.dedup();
             for end in ends {
-                let inside: Accepted = accepted.iter().filter(|e| e.1 >= end - size && e.1 < end).copied().collect();
+                let inside: Accepted = accepted
+                    .iter()
+                    .filter(|e| e.1 >= end - size && e.1 < end)
+                    .copied()
+                    .collect();
                 out.insert((end - size, end), reference_values(&inside));
             }
         }

@@ -408,13 +408,12 @@ fn reading_values(
                     expected: "a string",
                 });
             };
-            number = to_canonical(&metric, unit, number).map_err(|expected| {
-                Rejection::WrongUnit {
+            number =
+                to_canonical(&metric, unit, number).map_err(|expected| Rejection::WrongUnit {
                     metric: metric.clone(),
                     unit: unit.clone(),
                     expected,
-                }
-            })?;
+                })?;
         }
         values.push((metric, number));
     }
@@ -485,19 +484,58 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("{not json", "malformed_json"),
             ("[1,2]", "not_an_object"),
-            (r#"{"kind":"air","ts":1795000000000,"values":{"pm25":1}}"#, "missing_field"),
-            (r#"{"source":5,"kind":"air","ts":1795000000000,"values":{"pm25":1}}"#, "wrong_type"),
-            (r#"{"source":"a","kind":"air","ts":1795000000000,"values":{"pm25":"high"}}"#, "not_a_number"),
-            (r#"{"source":"a","kind":"air","ts":1795000000000,"values":{"pm25":"NaN"}}"#, "non_finite"),
-            (r#"{"source":"a","kind":"air","ts":"soon","values":{"pm25":1}}"#, "invalid_timestamp"),
-            (r#"{"source":"a","kind":"air","ts":"2031-01-01T00:00:00Z","values":{"pm25":1}}"#, "future_timestamp"),
-            (r#"{"source":"a","kind":"volcano","ts":1795000000000,"values":{"x":1}}"#, "unknown_kind"),
-            (r#"{"source":"a","kind":"air","ts":1795000000000,"values":{"pm25":1},"status":"07"}"#, "unknown_status"),
-            (r#"{"source":"a","kind":"air","ts":1795000000000,"values":{}}"#, "empty_values"),
-            (r#"{"source":"a","kind":"camera","ts":1795000000000,"event":"crowd","confidence":3}"#, "confidence_out_of_range"),
-            (r#"{"source":"a","kind":"air","ts":1795000000000,"values":{"pm25":1},"lat":91,"lon":0}"#, "invalid_location"),
-            (r#"{"source":"a","kind":"air","ts":1795000000000,"values":{"pm25":1},"units":{"pm25":"ppm"}}"#, "wrong_unit"),
-            (r#"{"source":"","kind":"air","ts":1795000000000,"values":{"pm25":1}}"#, "invalid_field"),
+            (
+                r#"{"kind":"air","ts":1795000000000,"values":{"pm25":1}}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"source":5,"kind":"air","ts":1795000000000,"values":{"pm25":1}}"#,
+                "wrong_type",
+            ),
+            (
+                r#"{"source":"a","kind":"air","ts":1795000000000,"values":{"pm25":"high"}}"#,
+                "not_a_number",
+            ),
+            (
+                r#"{"source":"a","kind":"air","ts":1795000000000,"values":{"pm25":"NaN"}}"#,
+                "non_finite",
+            ),
+            (
+                r#"{"source":"a","kind":"air","ts":"soon","values":{"pm25":1}}"#,
+                "invalid_timestamp",
+            ),
+            (
+                r#"{"source":"a","kind":"air","ts":"2031-01-01T00:00:00Z","values":{"pm25":1}}"#,
+                "future_timestamp",
+            ),
+            (
+                r#"{"source":"a","kind":"volcano","ts":1795000000000,"values":{"x":1}}"#,
+                "unknown_kind",
+            ),
+            (
+                r#"{"source":"a","kind":"air","ts":1795000000000,"values":{"pm25":1},"status":"07"}"#,
+                "unknown_status",
+            ),
+            (
+                r#"{"source":"a","kind":"air","ts":1795000000000,"values":{}}"#,
+                "empty_values",
+            ),
+            (
+                r#"{"source":"a","kind":"camera","ts":1795000000000,"event":"crowd","confidence":3}"#,
+                "confidence_out_of_range",
+            ),
+            (
+                r#"{"source":"a","kind":"air","ts":1795000000000,"values":{"pm25":1},"lat":91,"lon":0}"#,
+                "invalid_location",
+            ),
+            (
+                r#"{"source":"a","kind":"air","ts":1795000000000,"values":{"pm25":1},"units":{"pm25":"ppm"}}"#,
+                "wrong_unit",
+            ),
+            (
+                r#"{"source":"","kind":"air","ts":1795000000000,"values":{"pm25":1}}"#,
+                "invalid_field",
+            ),
         ];
         for (text, code) in cases {
             let err = decode(text).expect_err(text);

@@ -65,7 +65,10 @@ mod tests {
         );
         assert_eq!(parse_timestamp_value(&json!("yesterday")), None);
         assert_eq!(parse_timestamp_value(&json!(12)), None, "1970 is not valid");
-        assert_eq!(parse_timestamp_value(&json!(1.5e12)), Some(1_500_000_000_000));
+        assert_eq!(
+            parse_timestamp_value(&json!(1.5e12)),
+            Some(1_500_000_000_000)
+        );
         assert_eq!(parse_timestamp_value(&json!(1.5)), None);
         assert_eq!(parse_timestamp_value(&json!(true)), None);
     }

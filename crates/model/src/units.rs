@@ -54,7 +54,11 @@ const METRES: &[Conversion] = &[
     conv("mm", 0.001, 0.0),
 ];
 const KM_PER_H: &[Conversion] = &[conv("km/h", 1.0, 0.0), conv("m/s", 3.6, 0.0)];
-const PH: &[Conversion] = &[conv("ph", 1.0, 0.0), conv("", 1.0, 0.0), conv("-", 1.0, 0.0)];
+const PH: &[Conversion] = &[
+    conv("ph", 1.0, 0.0),
+    conv("", 1.0, 0.0),
+    conv("-", 1.0, 0.0),
+];
 const PERCENT: &[Conversion] = &[conv("%", 1.0, 0.0)];
 const MM: &[Conversion] = &[conv("mm", 1.0, 0.0), conv("mm/h", 1.0, 0.0)];
 

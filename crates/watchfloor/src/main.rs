@@ -86,7 +86,9 @@ impl ReplayArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Rules { action: RulesAction::Check { dir } } => rules_check(&dir),
+        Command::Rules {
+            action: RulesAction::Check { dir },
+        } => rules_check(&dir),
         Command::Replay(args) => replay::run(&args),
     };
     match result {
@@ -101,11 +103,7 @@ fn main() -> ExitCode {
 fn rules_check(dir: &std::path::Path) -> Result<ExitCode> {
     match RuleSet::load_dir(dir) {
         Ok(set) => {
-            println!(
-                "ok: {} rules in {}",
-                set.rules.len(),
-                dir.display()
-            );
+            println!("ok: {} rules in {}", set.rules.len(), dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {

@@ -120,7 +120,11 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
         sink.flush()?;
     }
     let rejected: u64 = dead.counts.values().sum();
-    let reasons: Vec<String> = dead.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let reasons: Vec<String> = dead
+        .counts
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     eprintln!(
         "replay: {lines} lines, {} events accepted, {rejected} rejected{}{}, {transitions} alert transitions",
         engine.stats().events,
