@@ -134,7 +134,7 @@ pub fn rules_b() -> RuleSet {
                 _ => ("{ type: none }".to_string(), format!("last({metric})")),
             };
             yaml.push_str(&format!(
-                "  - id: {kind}_{r}\n    match: {{ kind: {kind}, metric: {metric} }}\n    window: {window}\n    aggregates: {{ x: \"{agg}\", n: count({metric}) }}\n    value: x\n    condition: n >= 1 && x > 97.5\n    severity: minor\n",
+                "  - id: {kind}_{r}\n    match: {{ kind: {kind}, metric: {metric} }}\n    window: {window}\n    aggregates: {{ x: \"{agg}\", n: count({metric}) }}\n    value: x\n    condition: n >= 1 && x > 99.5\n    severity: minor\n",
                 kind = kind.as_str()
             ));
         }

@@ -130,12 +130,12 @@ impl Accumulator {
             self.last_t = ts;
             self.last_v = v;
         }
-        let n = self.n as f64;
-        let t = (ts - self.anchor) as f64 / 1000.0;
+        let inv_n = 1.0 / self.n as f64;
+        let t = (ts - self.anchor) as f64 * 0.001;
         let dt = t - self.mean_t;
         let dv = v - self.mean_v;
-        self.mean_t += dt / n;
-        self.mean_v += dv / n;
+        self.mean_t += dt * inv_n;
+        self.mean_v += dv * inv_n;
         self.m2_t += dt * (t - self.mean_t);
         let dv_new = v - self.mean_v;
         self.m2_v += dv * dv_new;

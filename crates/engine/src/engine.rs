@@ -25,6 +25,7 @@ use crate::lookup::LookupTables;
 use crate::rule::{KeyBy, Rule, RuleSet, WindowKind};
 use crate::template::TemplateVars;
 use crate::two_stacks::PaneQueue;
+use crate::window_store::{OpenPanes, PaneAccs, Session, Sliding, WindowState, WindowStore};
 
 /// Which clock drives processing-time timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,42 +199,6 @@ impl Timer {
 }
 
 #[derive(Debug)]
-struct OpenPane {
-    start: i64,
-    accs: Box<[Accumulator]>,
-}
-
-#[derive(Debug)]
-struct Session {
-    start: i64,
-    last: i64,
-    accs: Box<[Accumulator]>,
-}
-
-#[derive(Debug)]
-enum WindowState {
-    Panes {
-        open: Vec<OpenPane>,
-        /// Hopping windows only: what slides on after the panes close (kept out of line so
-        /// tumbling state stays small).
-        sliding: Option<Box<Sliding>>,
-        scheduled: i64,
-    },
-    Sessions {
-        sessions: Vec<Session>,
-        scheduled: i64,
-    },
-}
-
-#[derive(Debug)]
-struct Sliding {
-    /// Closed panes still inside the window.
-    queue: Option<PaneQueue>,
-    /// End of the next pane to close.
-    cursor: i64,
-}
-
-#[derive(Debug)]
 struct ActiveAlert {
     id: String,
     since: i64,
@@ -261,10 +226,12 @@ struct AbsenceTrack {
 
 struct RuleRuntime {
     rule: Arc<Rule>,
+    /// Engine-wide metric ids of `rule.metrics`, and of `match.metric`.
+    metric_ids: Vec<u16>,
+    filter_metric: Option<u16>,
     /// Accumulators per pane: one per metric, plus one event counter if `count()` is used.
     acc_template: Box<[Accumulator]>,
     event_counter: Option<usize>,
-    windows: FxHashMap<u32, WindowState>,
     alerts: FxHashMap<u32, AlertTrack>,
     absence: FxHashMap<u32, AbsenceTrack>,
 }
@@ -305,6 +272,14 @@ pub struct Engine {
     lookups: Arc<LookupTables>,
     keys: KeyInterner,
     sources: Vec<Option<SourceState>>,
+    windows: WindowStore,
+    /// Reused buffers, so closing a window allocates nothing in the common case.
+    values_scratch: Vec<f64>,
+    closed_scratch: Vec<(i64, i64, PaneAccs, bool)>,
+    /// Every metric a rule reads, numbered; `event_values[id]` holds the current event's
+    /// value (NaN when absent), so rules never compare metric names per event.
+    metric_ids: FxHashMap<Box<str>, u16>,
+    event_values: Vec<f64>,
     clock: i64,
     watermark: i64,
     next_recompute: i64,
@@ -319,6 +294,7 @@ impl Engine {
     /// An engine running `rules` with `config`.
     pub fn new(rules: RuleSet, config: EngineConfig) -> Self {
         let mut by_kind = vec![Vec::new(); Kind::ALL.len()];
+        let mut metric_ids: FxHashMap<Box<str>, u16> = FxHashMap::default();
         let runtimes = rules
             .rules
             .iter()
@@ -338,11 +314,18 @@ impl Engine {
                     template.push(Accumulator::new(false));
                     template.len() - 1
                 });
+                let mut id_of = |name: &str| -> u16 {
+                    let next = metric_ids.len() as u16;
+                    *metric_ids.entry(Box::from(name)).or_insert(next)
+                };
+                let rule_metric_ids = rule.metrics.iter().map(|m| id_of(m)).collect();
+                let filter_metric = rule.metric_filter.as_deref().map(&mut id_of);
                 RuleRuntime {
                     rule: rule.clone(),
+                    metric_ids: rule_metric_ids,
+                    filter_metric,
                     acc_template: template.into_boxed_slice(),
                     event_counter,
-                    windows: FxHashMap::default(),
                     alerts: FxHashMap::default(),
                     absence: FxHashMap::default(),
                 }
@@ -355,6 +338,11 @@ impl Engine {
             lookups: rules.lookups.clone(),
             keys: KeyInterner::default(),
             sources: Vec::new(),
+            windows: WindowStore::default(),
+            values_scratch: Vec::new(),
+            closed_scratch: Vec::new(),
+            event_values: vec![f64::NAN; metric_ids.len()],
+            metric_ids,
             clock: NONE,
             watermark: NONE,
             next_recompute: NONE,
@@ -383,7 +371,7 @@ impl Engine {
 
     /// Number of (rule, key) window states held.
     pub fn window_state_count(&self) -> usize {
-        self.rules.iter().map(|r| r.windows.len()).sum()
+        self.windows.len()
     }
 
     /// Takes one validated event. Late and duplicate events are refused with the reason
@@ -419,10 +407,20 @@ impl Engine {
         state.max_ts = state.max_ts.max(event.ts);
         self.stats.events += 1;
 
+        for (name, v) in &event.values {
+            if let Some(id) = self.metric_ids.get(name.as_str()) {
+                self.event_values[*id as usize] = *v;
+            }
+        }
         let kind = event.kind.index();
         for i in 0..self.by_kind[kind].len() {
             let r = self.by_kind[kind][i];
             self.apply_rule(r, source, event, out);
+        }
+        for (name, _) in &event.values {
+            if let Some(id) = self.metric_ids.get(name.as_str()) {
+                self.event_values[*id as usize] = f64::NAN;
+            }
         }
         self.after_clock_change(out);
         Ok(())
@@ -486,21 +484,22 @@ impl Engine {
     // -----------------------------------------------------------------------------------
     // Routing and windows.
 
-    fn key_for(&mut self, rule: &Rule, source: u32, event: &Event) -> Option<u32> {
+    fn key_for(keys: &mut KeyInterner, rule: &Rule, source: u32, event: &Event) -> Option<u32> {
         match &rule.key_by {
             KeyBy::Source => Some(source),
-            KeyBy::Zone => event.zone.as_deref().map(|z| self.keys.intern(z)),
-            KeyBy::Attr(name) => event.attr_text(name).map(|v| self.keys.intern(&v)),
-            KeyBy::All => Some(self.keys.intern("*")),
+            KeyBy::Zone => event.zone.as_deref().map(|z| keys.intern(z)),
+            KeyBy::Attr(name) => event.attr_text(name).map(|v| keys.intern(&v)),
+            KeyBy::All => Some(keys.intern("*")),
         }
     }
 
-    fn rule_matches(rule: &Rule, event: &Event) -> bool {
+    fn rule_matches(runtime: &RuleRuntime, event: &Event, event_values: &[f64]) -> bool {
+        let rule = &runtime.rule;
         if !rule.accepts_status(event.status) {
             return false;
         }
-        if let Some(metric) = &rule.metric_filter {
-            if event.value(metric).is_none() {
+        if let Some(id) = runtime.filter_metric {
+            if event_values[id as usize].is_nan() {
                 return false;
             }
         }
@@ -524,11 +523,12 @@ impl Engine {
     }
 
     fn apply_rule(&mut self, r: u32, source: u32, event: &Event, out: &mut Emitted) {
-        let rule = self.rules[r as usize].rule.clone();
-        if !Self::rule_matches(&rule, event) {
+        // Borrow the rule in place (no reference-count traffic on this path).
+        let rule = &self.rules[r as usize].rule;
+        if !Self::rule_matches(&self.rules[r as usize], event, &self.event_values) {
             return;
         }
-        let Some(key) = self.key_for(&rule, source, event) else {
+        let Some(key) = Self::key_for(&mut self.keys, rule, source, event) else {
             return;
         };
         if let Some(absence_ms) = rule.absence_ms {
@@ -537,32 +537,37 @@ impl Engine {
         }
         // An event that carries none of the rule's metrics has nothing to aggregate.
         let runtime = &self.rules[r as usize];
-        if runtime.event_counter.is_none() && !rule.metrics.iter().any(|m| event.value(m).is_some())
+        if runtime.event_counter.is_none()
+            && runtime
+                .metric_ids
+                .iter()
+                .all(|id| self.event_values[*id as usize].is_nan())
         {
             return;
         }
-        match rule.window {
+        match runtime.rule.window {
             WindowKind::None => {
-                let values = single_event_values(&rule, event);
+                let mut values = std::mem::take(&mut self.values_scratch);
+                single_event_values(runtime, &self.event_values, &mut values);
                 self.evaluate(
                     r,
                     key,
                     (event.ts, event.ts),
                     event.ts,
-                    values,
+                    &values,
                     Evaluation::Event,
                     out,
                 );
+                self.values_scratch = values;
             }
             WindowKind::Tumbling { size: pane } | WindowKind::Hopping { slide: pane, .. } => {
                 let lateness = self.config.allowed_lateness_ms;
-                let runtime = &mut self.rules[r as usize];
+                let runtime = &self.rules[r as usize];
                 let pane_start = event.ts.div_euclid(pane) * pane;
-                let state = runtime
+                let state = self
                     .windows
-                    .entry(key)
-                    .or_insert_with(|| WindowState::Panes {
-                        open: Vec::with_capacity(1),
+                    .get_or_insert_with(key, r, || WindowState::Panes {
+                        open: OpenPanes::default(),
                         sliding: None,
                         scheduled: NONE,
                     });
@@ -572,27 +577,8 @@ impl Engine {
                 else {
                     unreachable!("pane rules hold pane state")
                 };
-                let idx = match open.iter().position(|p| p.start >= pane_start) {
-                    Some(i) if open[i].start == pane_start => i,
-                    Some(i) => {
-                        open.insert(
-                            i,
-                            OpenPane {
-                                start: pane_start,
-                                accs: runtime.acc_template.clone(),
-                            },
-                        );
-                        i
-                    }
-                    None => {
-                        open.push(OpenPane {
-                            start: pane_start,
-                            accs: runtime.acc_template.clone(),
-                        });
-                        open.len() - 1
-                    }
-                };
-                add_event(&rule, runtime.event_counter, &mut open[idx].accs, event);
+                let accs = open.entry(pane_start, &runtime.acc_template);
+                add_event(runtime, &self.event_values, accs.as_mut_slice(), event.ts);
                 let due = pane_start + pane + lateness;
                 if *scheduled == NONE || due < *scheduled {
                     *scheduled = due;
@@ -605,11 +591,10 @@ impl Engine {
             }
             WindowKind::Session { gap } => {
                 let lateness = self.config.allowed_lateness_ms;
-                let runtime = &mut self.rules[r as usize];
-                let state = runtime
+                let runtime = &self.rules[r as usize];
+                let state = self
                     .windows
-                    .entry(key)
-                    .or_insert_with(|| WindowState::Sessions {
+                    .get_or_insert_with(key, r, || WindowState::Sessions {
                         sessions: Vec::with_capacity(1),
                         scheduled: NONE,
                     });
@@ -621,22 +606,19 @@ impl Engine {
                     unreachable!("session rules hold session state")
                 };
                 let ts = event.ts;
-                // Sessions that this event touches (closer than `gap` to either end).
-                let first = sessions
+                // The first session this event touches (closer than `gap` to either end).
+                let touching = sessions
                     .iter()
                     .position(|s| ts < s.last + gap && ts > s.start - gap);
-                let idx = match first {
+                let idx = match touching {
                     None => {
-                        let at = sessions
-                            .iter()
-                            .position(|s| s.start > ts)
-                            .unwrap_or(sessions.len());
+                        let at = sessions.partition_point(|s| s.start < ts);
                         sessions.insert(
                             at,
                             Session {
                                 start: ts,
                                 last: ts,
-                                accs: runtime.acc_template.clone(),
+                                accs: PaneAccs::from_template(&runtime.acc_template),
                             },
                         );
                         at
@@ -652,14 +634,20 @@ impl Engine {
                             let next = sessions.remove(i + 1);
                             let s = &mut sessions[i];
                             s.last = s.last.max(next.last);
-                            for (a, b) in s.accs.iter_mut().zip(next.accs.iter()) {
+                            for (a, b) in s.accs.as_mut_slice().iter_mut().zip(next.accs.as_slice())
+                            {
                                 a.merge(b);
                             }
                         }
                         i
                     }
                 };
-                add_event(&rule, runtime.event_counter, &mut sessions[idx].accs, event);
+                add_event(
+                    runtime,
+                    &self.event_values,
+                    sessions[idx].accs.as_mut_slice(),
+                    event.ts,
+                );
                 let due = sessions
                     .iter()
                     .map(|s| s.last + gap + lateness)
@@ -681,14 +669,17 @@ impl Engine {
     fn close_windows(&mut self, r: u32, key: u32, fired_at: i64, out: &mut Emitted) {
         let lateness = self.config.allowed_lateness_ms;
         let wm = self.watermark;
-        let rule = self.rules[r as usize].rule.clone();
-        let runtime = &mut self.rules[r as usize];
-        let Some(state) = runtime.windows.get_mut(&key) else {
+        let runtime = &self.rules[r as usize];
+        let rule = runtime.rule.clone();
+        let alert_firing = runtime.alerts.get(&key).is_some_and(|t| t.active.is_some());
+        let Some(state) = self.windows.get_mut(key, r) else {
             return;
         };
+        if state.scheduled() != fired_at {
+            return; // a stale timer: the window was re-armed earlier
+        }
         // (start, end, aggregates, whether the window held data)
-        let mut closed: Vec<(i64, i64, Box<[Accumulator]>, bool)> = Vec::new();
-        let alert_firing = runtime.alerts.get(&key).is_some_and(|t| t.active.is_some());
+        let mut closed = std::mem::take(&mut self.closed_scratch);
         let drop_state;
         match state {
             WindowState::Panes {
@@ -696,20 +687,19 @@ impl Engine {
                 sliding,
                 scheduled,
             } => {
-                if *scheduled != fired_at {
-                    return;
-                }
                 let pane = rule.window.pane().expect("pane window");
                 let k = rule.window.panes_per_window();
                 if k == 1 {
-                    while let Some(p) = open.first() {
-                        if p.start + pane + lateness > wm {
-                            break;
-                        }
-                        let p = open.remove(0);
+                    while open
+                        .earliest()
+                        .is_some_and(|start| start + pane + lateness <= wm)
+                    {
+                        let p = open.pop_earliest().expect("checked");
                         closed.push((p.start, p.start + pane, p.accs, true));
                     }
-                    *scheduled = open.first().map_or(NONE, |p| p.start + pane + lateness);
+                    *scheduled = open
+                        .earliest()
+                        .map_or(NONE, |start| start + pane + lateness);
                     drop_state = open.is_empty();
                 } else {
                     let Sliding { queue, cursor } = &mut **sliding.get_or_insert_with(|| {
@@ -721,13 +711,13 @@ impl Engine {
                     let q =
                         queue.get_or_insert_with(|| PaneQueue::new(runtime.acc_template.clone()));
                     if *cursor == NONE {
-                        *cursor = open.first().map_or(NONE, |p| p.start + pane);
+                        *cursor = open.earliest().map_or(NONE, |start| start + pane);
                     }
                     let size = pane * k as i64;
                     while *cursor != NONE && *cursor + lateness <= wm {
                         let end = *cursor;
-                        let pane_accs = if open.first().is_some_and(|p| p.start + pane == end) {
-                            open.remove(0).accs
+                        let pane_accs = if open.earliest() == Some(end - pane) {
+                            open.pop_earliest().expect("checked").accs.into_boxed()
                         } else {
                             runtime.acc_template.clone()
                         };
@@ -737,17 +727,17 @@ impl Engine {
                         }
                         let total = q.total();
                         if total.iter().any(|a| a.count() > 0) {
-                            closed.push((end - size, end, total, true));
+                            closed.push((end - size, end, PaneAccs::Many(total), true));
                             *cursor = end + pane;
                         } else {
                             // An empty sliding window is real evidence (nothing in the last
                             // `size`): let a firing alert see it and resolve.
                             if alert_firing || closed.iter().any(|c| c.3) {
-                                closed.push((end - size, end, total, false));
+                                closed.push((end - size, end, PaneAccs::Many(total), false));
                             }
                             // The window slid past all data: wait for the next open pane.
                             *queue = None;
-                            *cursor = open.first().map_or(NONE, |p| p.start + pane);
+                            *cursor = open.earliest().map_or(NONE, |start| start + pane);
                             break;
                         }
                     }
@@ -763,9 +753,6 @@ impl Engine {
                 sessions,
                 scheduled,
             } => {
-                if *scheduled != fired_at {
-                    return;
-                }
                 let WindowKind::Session { gap } = rule.window else {
                     unreachable!("session state belongs to a session rule")
                 };
@@ -786,13 +773,9 @@ impl Engine {
                 drop_state = sessions.is_empty();
             }
         }
-        let rearm = match runtime.windows.get(&key) {
-            Some(WindowState::Panes { scheduled, .. })
-            | Some(WindowState::Sessions { scheduled, .. }) => *scheduled,
-            None => NONE,
-        };
+        let rearm = state.scheduled();
         if drop_state {
-            runtime.windows.remove(&key);
+            self.windows.remove(key, r);
         } else if rearm != NONE {
             push_timer(
                 &mut self.wm_timers,
@@ -800,8 +783,10 @@ impl Engine {
                 Timer::new(r, key, TimerKind::WindowClose, rearm),
             );
         }
-        for (start, end, accs, held_data) in closed {
-            let values = window_values(&rule, self.rules[r as usize].event_counter, &accs);
+        let event_counter = self.rules[r as usize].event_counter;
+        let mut values = std::mem::take(&mut self.values_scratch);
+        for (start, end, accs, held_data) in closed.drain(..) {
+            window_values(&rule, event_counter, accs.as_slice(), &mut values);
             if held_data {
                 self.stats.windows_closed += 1;
             }
@@ -819,11 +804,13 @@ impl Engine {
                 key,
                 (start, end),
                 end,
-                values,
+                &values,
                 Evaluation::Window { held_data },
                 out,
             );
         }
+        self.values_scratch = values;
+        self.closed_scratch = closed;
     }
 
     // -----------------------------------------------------------------------------------
@@ -836,7 +823,7 @@ impl Engine {
         key: u32,
         window: (i64, i64),
         at: i64,
-        values: Vec<f64>,
+        values: &[f64],
         kind: Evaluation,
         out: &mut Emitted,
     ) {
@@ -876,7 +863,7 @@ impl Engine {
             if holds {
                 track.last_true = at;
             }
-            track.last_values = values.into_boxed_slice();
+            track.last_values = values.into();
             track.last_window = window;
             if clears {
                 self.resolve(r, key, at, None, out);
@@ -901,7 +888,7 @@ impl Engine {
         }
         track.streak += 1;
         track.last_true = at;
-        track.last_values = values.into_boxed_slice();
+        track.last_values = values.into();
         track.last_window = window;
         if track.streak >= rule.for_windows && at - track.streak_start >= rule.for_ms {
             self.fire(r, key, at, out);
@@ -1241,44 +1228,46 @@ fn event_fingerprint(event: &Event) -> u64 {
 }
 
 #[inline]
-fn add_event(rule: &Rule, event_counter: Option<usize>, accs: &mut [Accumulator], event: &Event) {
-    for (i, metric) in rule.metrics.iter().enumerate() {
-        if let Some(v) = event.value(metric) {
-            accs[i].add(event.ts, v);
+fn add_event(runtime: &RuleRuntime, event_values: &[f64], accs: &mut [Accumulator], ts: i64) {
+    for (i, id) in runtime.metric_ids.iter().enumerate() {
+        let v = event_values[*id as usize];
+        if !v.is_nan() {
+            accs[i].add(ts, v);
         }
     }
-    if let Some(c) = event_counter {
-        accs[c].add(event.ts, 1.0);
+    if let Some(c) = runtime.event_counter {
+        accs[c].add(ts, 1.0);
     }
 }
 
-fn window_values(rule: &Rule, event_counter: Option<usize>, accs: &[Accumulator]) -> Vec<f64> {
-    rule.aggregates
-        .iter()
-        .map(|a| match a.metric {
-            Some(m) => accs[m].value(a.func),
-            None => accs[event_counter.expect("count() has a counter")].value(AggFn::Count),
-        })
-        .collect()
+fn window_values(
+    rule: &Rule,
+    event_counter: Option<usize>,
+    accs: &[Accumulator],
+    values: &mut Vec<f64>,
+) {
+    values.clear();
+    values.extend(rule.aggregates.iter().map(|a| match a.metric {
+        Some(m) => accs[m].value(a.func),
+        None => accs[event_counter.expect("count() has a counter")].value(AggFn::Count),
+    }));
 }
 
-fn single_event_values(rule: &Rule, event: &Event) -> Vec<f64> {
-    rule.aggregates
-        .iter()
-        .map(|a| {
-            let v = match a.metric {
-                None => return 1.0,
-                Some(m) => event.value(&rule.metrics[m]),
-            };
-            match (a.func, v) {
-                (AggFn::Count, v) => f64::from(u8::from(v.is_some())),
-                (AggFn::Sum, None) => 0.0,
-                (_, None) => f64::NAN,
-                (AggFn::Stddev | AggFn::Slope, Some(_)) => 0.0,
-                (_, Some(v)) => v,
-            }
-        })
-        .collect()
+fn single_event_values(runtime: &RuleRuntime, event_values: &[f64], values: &mut Vec<f64>) {
+    values.clear();
+    values.extend(runtime.rule.aggregates.iter().map(|a| {
+        let v = match a.metric {
+            None => return 1.0,
+            Some(m) => Some(event_values[runtime.metric_ids[m] as usize]).filter(|v| !v.is_nan()),
+        };
+        match (a.func, v) {
+            (AggFn::Count, v) => f64::from(u8::from(v.is_some())),
+            (AggFn::Sum, None) => 0.0,
+            (_, None) => f64::NAN,
+            (AggFn::Stddev | AggFn::Slope, Some(_)) => 0.0,
+            (_, Some(v)) => v,
+        }
+    }));
 }
 
 #[cfg(test)]
