@@ -831,7 +831,7 @@ impl Engine {
         let rule = self.rules[r as usize].rule.clone();
         let key_name = self.keys.names[key as usize].clone();
         let scope = Scope {
-            aggregates: &values,
+            aggregates: values,
             key: &key_name,
             lookups: &self.lookups,
         };
@@ -891,7 +891,7 @@ impl Engine {
         track.last_values = values.into();
         track.last_window = window;
         if track.streak >= rule.for_windows && at - track.streak_start >= rule.for_ms {
-            self.fire(r, key, at, out);
+            self.fire(r, key, at, None, out);
         } else if per_event && rule.for_ms > 0 && track.streak == 1 {
             let due = track.streak_start + rule.for_ms;
             let tag = track.streak_start;
@@ -903,7 +903,7 @@ impl Engine {
         }
     }
 
-    fn fire(&mut self, r: u32, key: u32, at: i64, out: &mut Emitted) {
+    fn fire(&mut self, r: u32, key: u32, at: i64, value: Option<f64>, out: &mut Emitted) {
         let runtime = &mut self.rules[r as usize];
         let rule = runtime.rule.clone();
         let id = alert_id(&rule.id, &self.keys.names[key as usize], at);
@@ -930,7 +930,7 @@ impl Engine {
                 Timer::new(r, key, TimerKind::ResolveAfter, at),
             );
         }
-        self.emit(r, key, AlertState::Firing, at, None, out);
+        self.emit(r, key, AlertState::Firing, at, value, out);
     }
 
     fn resolve(&mut self, r: u32, key: u32, at: i64, value: Option<f64>, out: &mut Emitted) {
@@ -1041,7 +1041,7 @@ impl Engine {
                         && t.streak >= rule.for_windows
                 });
                 if ready {
-                    self.fire(r, key, at, out);
+                    self.fire(r, key, at, None, out);
                 }
             }
             TimerKind::Escalate => {
@@ -1128,25 +1128,8 @@ impl Engine {
                         active: None,
                     },
                 );
-                // `fire` emits with the rule's value slot; absence reports the silence.
-                let id = alert_id(&rule.id, &self.keys.names[key as usize], deadline);
-                let track = runtime.alerts.get_mut(&key).expect("just inserted");
-                track.active = Some(ActiveAlert {
-                    id: id.clone(),
-                    since: deadline,
-                    severity: rule.severity,
-                    next_escalation: 0,
-                    ack: None,
-                });
-                self.active_index.insert(id, (r, key));
-                if let Some(first) = rule.escalations.first() {
-                    push_timer(
-                        &mut self.wm_timers,
-                        deadline + first.after_ms,
-                        Timer::new(r, key, TimerKind::Escalate, deadline),
-                    );
-                }
-                self.emit(r, key, AlertState::Firing, deadline, Some(silence_s), out);
+                // Absence alerts report the seconds of silence as their value.
+                self.fire(r, key, deadline, Some(silence_s), out);
             }
         }
     }

@@ -221,9 +221,7 @@ rules:
         .is_err());
 }
 
-#[test]
-fn duration_for_fires_without_a_new_message_from_the_key() {
-    let yaml = r#"
+const SLOW_TRAFFIC_RULE: &str = r#"
 rules:
   - id: slow
     match: { kind: traffic }
@@ -232,7 +230,10 @@ rules:
     for: 10m
     severity: major
 "#;
-    let mut e = engine(yaml, event_time());
+
+#[test]
+fn duration_for_fires_without_a_new_message_from_the_key() {
+    let mut e = engine(SLOW_TRAFFIC_RULE, event_time());
     let mut out = Emitted::default();
     e.process(
         &reading("S1", Kind::Traffic, T0, &[("speed", 5.0)]),
@@ -255,16 +256,7 @@ rules:
 
 #[test]
 fn brief_spike_shorter_than_for_does_not_fire() {
-    let yaml = r#"
-rules:
-  - id: slow
-    match: { kind: traffic }
-    aggregates: { speed: last(speed) }
-    condition: speed < 10
-    for: 10m
-    severity: major
-"#;
-    let mut e = engine(yaml, event_time());
+    let mut e = engine(SLOW_TRAFFIC_RULE, event_time());
     let mut out = Emitted::default();
     e.process(
         &reading("S1", Kind::Traffic, T0, &[("speed", 5.0)]),
