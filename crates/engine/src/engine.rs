@@ -49,7 +49,8 @@ pub struct EngineConfig {
     pub watermark_interval_ms: i64,
     /// Which clock drives timers.
     pub time_mode: TimeMode,
-    /// Also emit every closed window's aggregates (tests, debugging, KPIs).
+    /// Also emit every closed window's aggregates, and per-event rules' single-event
+    /// aggregates (start = end = event time), for tests, debugging and KPIs.
     pub emit_window_results: bool,
 }
 
@@ -549,6 +550,15 @@ impl Engine {
             WindowKind::None => {
                 let mut values = std::mem::take(&mut self.values_scratch);
                 single_event_values(runtime, &self.event_values, &mut values);
+                if self.config.emit_window_results {
+                    out.windows.push(WindowResult {
+                        rule: runtime.rule.id.clone(),
+                        key: self.keys.names[key as usize].to_string(),
+                        start: event.ts,
+                        end: event.ts,
+                        values: values.clone(),
+                    });
+                }
                 self.evaluate(
                     r,
                     key,

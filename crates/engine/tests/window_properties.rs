@@ -32,7 +32,8 @@ fn rules() -> RuleSet {
     let text = format!(
         "rules:\n  - id: tumbling\n    match: {{ kind: air }}\n    window: {{ type: tumbling, size: 10s }}\n{AGGREGATES}\
          \n  - id: hopping\n    match: {{ kind: air }}\n    window: {{ type: hopping, size: 30s, slide: 10s }}\n{AGGREGATES}\
-         \n  - id: session\n    match: {{ kind: air }}\n    window: {{ type: session, gap: 5s }}\n{AGGREGATES}"
+         \n  - id: session\n    match: {{ kind: air }}\n    window: {{ type: session, gap: 5s }}\n{AGGREGATES}\
+         \n  - id: per_event\n    match: {{ kind: air }}\n{AGGREGATES}"
     );
     RuleSet::from_sources(&[("props.yaml".into(), text)], LookupTables::new())
         .expect("rules compile")
@@ -148,7 +149,7 @@ fn reference_windows(kind: WindowKind, accepted: &Accepted) -> BTreeMap<(i64, i6
                 out.insert((start, end), reference_values(&current));
             }
         }
-        WindowKind::None => unreachable!(),
+        WindowKind::None => unreachable!("per-event rules are compared event by event"),
     }
     out
 }
@@ -209,6 +210,20 @@ proptest! {
 
         for (rule, kind) in &kinds {
             for (key, events) in &accepted {
+                if *kind == WindowKind::None {
+                    // Per-event rules: one evaluation per accepted event, in arrival order.
+                    let got: Vec<&watchfloor_engine::WindowResult> = out.windows.iter()
+                        .filter(|w| &w.rule == rule && &w.key == key)
+                        .collect();
+                    prop_assert_eq!(got.len(), events.len(), "{} {}: one evaluation per event", rule, key);
+                    for (w, e) in got.iter().zip(events) {
+                        prop_assert_eq!((w.start, w.end), (e.1, e.1));
+                        for (slot, (g, want)) in w.values.iter().zip(reference_values(&[*e])).enumerate() {
+                            prop_assert!(close(slot, *g, want), "{} {} slot {}: engine {} reference {}", rule, key, slot, g, want);
+                        }
+                    }
+                    continue;
+                }
                 let want = reference_windows(*kind, events);
                 let got: BTreeMap<(i64, i64), Vec<f64>> = out.windows.iter()
                     .filter(|w| &w.rule == rule && &w.key == key)
