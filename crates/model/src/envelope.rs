@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::aliases::canonical_metric;
 use crate::rejection::Rejection;
 use crate::time::{parse_timestamp_value, EpochMillis};
 use crate::units::to_canonical;
@@ -398,10 +399,13 @@ fn reading_values(
             })
         }
     };
-    let mut values = Vec::with_capacity(raw.len());
-    for (metric, value) in raw {
-        let mut number = number_of(&metric, &value)?;
-        if let Some(unit) = units.get(&metric) {
+    let mut values: Vec<(String, f64)> = Vec::with_capacity(raw.len());
+    for (sent_name, value) in raw {
+        let mut number = number_of(&sent_name, &value)?;
+        let (canonical, factor) = canonical_metric(&sent_name);
+        let metric = canonical.into_owned();
+        number *= factor;
+        if let Some(unit) = units.get(&sent_name).or_else(|| units.get(&metric)) {
             let Value::String(unit) = unit else {
                 return Err(Rejection::WrongType {
                     field: format!("units.{metric}"),
@@ -414,6 +418,12 @@ fn reading_values(
                     unit: unit.clone(),
                     expected,
                 })?;
+        }
+        if values.iter().any(|(name, _)| *name == metric) {
+            return Err(Rejection::InvalidField {
+                field: "values",
+                reason: "the same metric twice (under two names)",
+            });
         }
         values.push((metric, number));
     }

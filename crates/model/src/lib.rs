@@ -6,15 +6,19 @@
 //! those transitions.
 
 mod alert;
+mod aliases;
 mod envelope;
 mod rejection;
 mod time;
+mod tt10;
 mod units;
 
 pub use alert::{AlertState, AlertTransition, Severity};
+pub use aliases::canonical_metric;
 pub use envelope::{
     decode_envelope, decode_envelopes, DecodeLimits, Event, Kind, Location, StationStatus,
 };
 pub use rejection::Rejection;
 pub use time::{format_rfc3339, parse_rfc3339, parse_timestamp_value, EpochMillis};
+pub use tt10::{decode_tt10, tt10_station_from_file_name, Tt10Context};
 pub use units::canonical_unit;

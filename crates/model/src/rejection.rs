@@ -68,6 +68,9 @@ pub enum Rejection {
         field: &'static str,
         reason: &'static str,
     },
+    /// A line of a station data file (Circular 10/2021) that does not parse.
+    #[error("line {line}: {reason}")]
+    MalformedLine { line: usize, reason: String },
     /// Event time is behind the watermark by more than the allowed lateness.
     #[error("late event: {behind_ms} ms behind the watermark, allowed lateness {allowed_ms} ms")]
     Late { behind_ms: i64, allowed_ms: i64 },
@@ -96,13 +99,14 @@ impl Rejection {
             Rejection::InvalidLocation(_) => "invalid_location",
             Rejection::WrongUnit { .. } => "wrong_unit",
             Rejection::InvalidField { .. } => "invalid_field",
+            Rejection::MalformedLine { .. } => "malformed_line",
             Rejection::Late { .. } => "late",
             Rejection::Duplicate => "duplicate",
         }
     }
 
     /// Every code, in a fixed order: for pre-registering counters at zero.
-    pub const ALL_CODES: [&'static str; 18] = [
+    pub const ALL_CODES: [&'static str; 19] = [
         "oversize",
         "malformed_json",
         "not_an_object",
@@ -119,6 +123,7 @@ impl Rejection {
         "invalid_location",
         "wrong_unit",
         "invalid_field",
+        "malformed_line",
         "late",
         "duplicate",
     ];

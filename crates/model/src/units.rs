@@ -59,7 +59,11 @@ const PH: &[Conversion] = &[
     conv("", 1.0, 0.0),
     conv("-", 1.0, 0.0),
 ];
-const PERCENT: &[Conversion] = &[conv("%", 1.0, 0.0)];
+const PERCENT: &[Conversion] = &[
+    conv("%", 1.0, 0.0),
+    conv("ratio", 100.0, 0.0),
+    conv("1", 100.0, 0.0),
+];
 const MM: &[Conversion] = &[conv("mm", 1.0, 0.0), conv("mm/h", 1.0, 0.0)];
 
 /// The canonical unit of a known metric, and the conversions into it.
