@@ -4,6 +4,7 @@
 //! - `watchfloor replay --rules <dir> --input <file|->` runs recorded telemetry through the
 //!   engine in event time and prints alert transitions as NDJSON.
 
+mod live;
 mod replay;
 
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ enum Command {
     },
     /// Run recorded telemetry (NDJSON envelopes) through the engine in event time.
     Replay(ReplayArgs),
+    /// Run a live pipeline (`pipelines/*.toml`).
+    Run(live::RunArgs),
+    /// Run the embedded MQTT broker (no external service needed).
+    Broker(live::BrokerArgs),
 }
 
 #[derive(Subcommand)]
@@ -90,6 +95,8 @@ fn main() -> ExitCode {
             action: RulesAction::Check { dir },
         } => rules_check(&dir),
         Command::Replay(args) => replay::run(&args),
+        Command::Run(args) => live::run(&args),
+        Command::Broker(args) => live::broker(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,315 @@
+//! Pipeline files (`pipelines/*.toml`): what to read, which rules to run, where alerts and
+//! dead letters go. Plain data, validated by [`PipelineConfig::validate`]; the runtime in
+//! [`crate::pipeline`] turns it into tasks.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use thiserror::Error;
+use watchfloor_engine::duration::parse_duration_ms;
+use watchfloor_engine::{EngineConfig, TimeMode};
+use watchfloor_model::{DecodeLimits, Kind};
+
+/// A pipeline file that cannot be used, with what is wrong.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or does not fit the schema.
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// The values are inconsistent.
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// One pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Name, used in client ids, logs and metrics.
+    pub name: String,
+    /// Rule directory, relative to the pipeline file's parent directory or absolute.
+    pub rules: PathBuf,
+    /// Event-time settings.
+    #[serde(default)]
+    pub engine: EngineSettings,
+    /// Size and queue limits.
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// Where telemetry comes from.
+    #[serde(rename = "source", default)]
+    pub sources: Vec<SourceConfig>,
+    /// Where alert transitions go.
+    #[serde(rename = "output", default)]
+    pub outputs: Vec<OutputConfig>,
+    /// Where rejected messages go.
+    pub dead_letter: OutputConfig,
+}
+
+/// Event-time settings, as durations (`10s`, `2m`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSettings {
+    /// Bounded out-of-orderness per source.
+    pub max_out_of_orderness: String,
+    /// How long windows still accept events after the watermark passed them.
+    pub allowed_lateness: String,
+    /// When an idle source stops holding the watermark back.
+    pub idle_timeout: String,
+    /// How often the clock ticks timers (absence, escalation) while the stream is silent.
+    pub tick_interval: String,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_out_of_orderness: "10s".into(),
+            allowed_lateness: "30s".into(),
+            idle_timeout: "2m".into(),
+            tick_interval: "1s".into(),
+        }
+    }
+}
+
+/// Size and queue limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Largest accepted payload in bytes; larger ones are dead-lettered, not parsed.
+    pub max_payload_bytes: usize,
+    /// Messages queued between the sources and the engine; when full, sources stop reading.
+    pub queue_capacity: usize,
+    /// MQTT messages in flight (received but not yet acknowledged) per source.
+    pub mqtt_inflight: u16,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            max_payload_bytes: 64 * 1024,
+            queue_capacity: 4096,
+            mqtt_inflight: 1000,
+        }
+    }
+}
+
+/// How a source's payloads are encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "format")]
+pub enum PayloadFormat {
+    /// The JSON envelope (one object or an array).
+    Json,
+    /// Circular 10/2021 station lines; the station id is a topic level (0-based).
+    Tt10 {
+        /// Which topic level holds the station id.
+        station_topic_level: usize,
+        /// Kind of the stations.
+        kind: String,
+        /// Datalogger clock offset from UTC, in hours (Vietnam: 7).
+        #[serde(default = "default_utc_offset")]
+        utc_offset_hours: i32,
+    },
+}
+
+fn default_utc_offset() -> i32 {
+    7
+}
+
+/// A telemetry source. (Unknown keys cannot be refused here: serde does not combine that
+/// with the flattened payload format.)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum SourceConfig {
+    /// An MQTT broker.
+    Mqtt {
+        /// Broker host.
+        host: String,
+        /// Broker port.
+        port: u16,
+        /// Stable client id: with a persistent session the broker keeps messages for it
+        /// while Watchfloor restarts.
+        client_id: String,
+        /// Topic filters, e.g. `ioc/+/+/telemetry`.
+        topics: Vec<String>,
+        /// Payload format.
+        #[serde(flatten)]
+        format: PayloadFormat,
+    },
+}
+
+/// An alert or dead-letter destination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", deny_unknown_fields)]
+pub enum OutputConfig {
+    /// NDJSON lines appended to a file.
+    File {
+        /// Path, relative to the pipeline file's directory or absolute.
+        path: PathBuf,
+    },
+    /// An MQTT broker; `{severity}` and `{rule}` in the topic are filled per alert.
+    Mqtt {
+        /// Broker host.
+        host: String,
+        /// Broker port.
+        port: u16,
+        /// Client id of the publisher.
+        client_id: String,
+        /// Topic template, e.g. `ioc/alerts/{severity}/{rule}`.
+        topic: String,
+    },
+}
+
+fn duration(path: &std::path::Path, field: &str, text: &str) -> Result<i64, ConfigError> {
+    parse_duration_ms(text).map_err(|e| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("engine.{field}: {e}"),
+    })
+}
+
+impl PipelineConfig {
+    /// Reads and validates a pipeline file; relative paths are resolved against its directory.
+    pub fn load(path: &std::path::Path) -> Result<PipelineConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: PipelineConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        config.rules = base.join(&config.rules);
+        for output in config.outputs.iter_mut().chain(std::iter::once(&mut config.dead_letter)) {
+            if let OutputConfig::File { path } = output {
+                *path = base.join(&*path);
+            }
+        }
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks values that the schema cannot.
+    pub fn validate(&self, path: &std::path::Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        self.engine_config(path)?;
+        if self.sources.is_empty() {
+            return Err(invalid("a pipeline needs at least one [[source]]".into()));
+        }
+        if self.outputs.is_empty() {
+            return Err(invalid("a pipeline needs at least one [[output]]".into()));
+        }
+        if self.limits.queue_capacity == 0 || self.limits.mqtt_inflight == 0 {
+            return Err(invalid("limits.queue_capacity and limits.mqtt_inflight must be above zero".into()));
+        }
+        for source in &self.sources {
+            let SourceConfig::Mqtt { topics, format, client_id, .. } = source;
+            if topics.is_empty() {
+                return Err(invalid(format!("source `{client_id}` has no topics")));
+            }
+            if let PayloadFormat::Tt10 { kind, .. } = format {
+                if Kind::parse(kind).is_none() {
+                    return Err(invalid(format!("source `{client_id}`: unknown kind `{kind}`")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The engine settings as an [`EngineConfig`] (live: processing-time clock).
+    pub fn engine_config(&self, path: &std::path::Path) -> Result<EngineConfig, ConfigError> {
+        Ok(EngineConfig {
+            max_out_of_orderness_ms: duration(path, "max_out_of_orderness", &self.engine.max_out_of_orderness)?,
+            allowed_lateness_ms: duration(path, "allowed_lateness", &self.engine.allowed_lateness)?,
+            idle_timeout_ms: duration(path, "idle_timeout", &self.engine.idle_timeout)?,
+            time_mode: TimeMode::Processing,
+            ..EngineConfig::default()
+        })
+    }
+
+    /// Clock tick interval in milliseconds.
+    pub fn tick_ms(&self, path: &std::path::Path) -> Result<i64, ConfigError> {
+        duration(path, "tick_interval", &self.engine.tick_interval)
+    }
+
+    /// Decoder limits.
+    pub fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_payload_bytes: self.limits.max_payload_bytes,
+            ..DecodeLimits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<PipelineConfig, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("wf-config-{}-{}", std::process::id(), text.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.toml");
+        std::fs::write(&path, text).unwrap();
+        PipelineConfig::load(&path)
+    }
+
+    const GOOD: &str = r#"
+name = "city"
+rules = "../alert-rules"
+
+[engine]
+max_out_of_orderness = "5s"
+
+[[source]]
+type = "mqtt"
+host = "127.0.0.1"
+port = 1883
+client_id = "watchfloor-city"
+topics = ["ioc/+/+/telemetry"]
+format = "json"
+
+[[source]]
+type = "mqtt"
+host = "127.0.0.1"
+port = 1883
+client_id = "watchfloor-tt10"
+topics = ["ioc/tt10/+"]
+format = "tt10"
+station_topic_level = 2
+kind = "discharge"
+
+[[output]]
+type = "file"
+path = "alerts.ndjson"
+
+[dead_letter]
+type = "file"
+path = "dead.ndjson"
+"#;
+
+    #[test]
+    fn loads_a_pipeline() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.sources.len(), 2);
+        assert!(config.rules.ends_with("../alert-rules"));
+        let SourceConfig::Mqtt { format, .. } = &config.sources[1];
+        assert_eq!(format, &PayloadFormat::Tt10 { station_topic_level: 2, kind: "discharge".into(), utc_offset_hours: 7 });
+    }
+
+    #[test]
+    fn rejects_bad_pipelines() {
+        let err = parse(&GOOD.replace("\"5s\"", "\"soon\"")).unwrap_err().to_string();
+        assert!(err.contains("max_out_of_orderness"), "{err}");
+        let err = parse(&GOOD.replace("kind = \"discharge\"", "kind = \"lava\"")).unwrap_err().to_string();
+        assert!(err.contains("unknown kind"), "{err}");
+        let err = parse(&GOOD.replace("client_id = \"watchfloor-city\"", "client = \"x\"")).unwrap_err().to_string();
+        assert!(!err.is_empty());
+    }
+}

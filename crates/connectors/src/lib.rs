@@ -1,0 +1,12 @@
+//! Watchfloor's connections to the outside: pipeline files, payload decoders, MQTT sources
+//! and outputs, dead letters, and the embedded MQTT broker.
+
+pub mod broker;
+pub mod config;
+pub mod decode;
+pub mod output;
+pub mod pipeline;
+
+pub use broker::{start_embedded_broker, EmbeddedBrokerConfig};
+pub use config::PipelineConfig;
+pub use pipeline::{run_pipeline, PipelineStats};

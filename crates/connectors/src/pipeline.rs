@@ -1,0 +1,286 @@
+//! The live pipeline: sources → bounded queue → engine → outputs, with dead letters and
+//! acknowledgements sent only after the alerts a message caused are safe at every output.
+//!
+//! Backpressure: the queue between sources and the engine is bounded; when it is full a
+//! source stops polling its connection, its in-flight window fills, and the broker stops
+//! sending. Memory stays bounded by `queue_capacity` and `mqtt_inflight`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
+use serde_json::json;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use watchfloor_engine::{Emitted, Engine, RuleSet};
+use watchfloor_model::{format_rfc3339, Rejection};
+
+use crate::config::{ConfigError, PipelineConfig, SourceConfig};
+use crate::decode::Decoder;
+use crate::output::{Output, OutputError};
+
+/// Why a pipeline could not start or had to stop.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    /// The pipeline file is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The rules do not load.
+    #[error("rules: {0}")]
+    Rules(#[from] watchfloor_engine::RuleErrors),
+    /// An output could not be opened.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// Largest MQTT packet accepted from the broker: the protocol maximum, so that an oversize
+/// message is received and dead-lettered instead of breaking the connection (and being
+/// redelivered forever).
+const MQTT_MAX_PACKET: usize = 268_435_455;
+/// Messages taken from the queue per engine step.
+const BATCH: usize = 512;
+
+/// A received message and how to acknowledge it.
+pub struct Inbound {
+    /// Index of the source in the pipeline.
+    pub source: usize,
+    /// Topic it arrived on.
+    pub topic: String,
+    /// Its bytes.
+    pub payload: Bytes,
+    /// Acknowledgement, sent once its effects are safe.
+    pub ack: Ack,
+}
+
+/// How to acknowledge a message.
+pub enum Ack {
+    /// MQTT QoS 1: PUBACK through the source's client.
+    Mqtt(AsyncClient, Box<Publish>),
+    /// Nothing to acknowledge (QoS 0).
+    None,
+}
+
+/// Counters of a running pipeline, readable from other tasks.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    /// Messages received from sources.
+    pub received: AtomicU64,
+    /// Events accepted by the engine.
+    pub accepted: AtomicU64,
+    /// Alert transitions written to the outputs.
+    pub transitions: AtomicU64,
+    /// Messages waiting in the queue for the engine.
+    pub queue_depth: AtomicU64,
+    /// Rejections by reason code.
+    pub rejected: std::sync::Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl PipelineStats {
+    /// Total rejections.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.lock().map(|m| m.values().sum()).unwrap_or(0)
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn spawn_mqtt_source(index: usize, config: &SourceConfig, inflight: u16, tx: mpsc::Sender<Inbound>, stats: Arc<PipelineStats>) {
+    let SourceConfig::Mqtt { host, port, client_id, topics, .. } = config.clone();
+    tokio::spawn(async move {
+        let mut options = MqttOptions::new(client_id.clone(), host, port);
+        options.set_keep_alive(Duration::from_secs(15));
+        // A persistent session: the broker keeps our subscription and queues QoS 1
+        // messages while we are away; we acknowledge only after processing.
+        options.set_clean_session(false);
+        options.set_manual_acks(true);
+        options.set_inflight(inflight);
+        options.set_max_packet_size(MQTT_MAX_PACKET, 1024 * 1024);
+        let (client, mut event_loop) = AsyncClient::new(options, 256);
+        loop {
+            match event_loop.poll().await {
+                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    tracing::info!(source = %client_id, "mqtt source connected");
+                    // Never issue requests from the polling task: it could wait on a full
+                    // request channel that only this task drains.
+                    let (subscriber, topics) = (client.clone(), topics.clone());
+                    tokio::spawn(async move {
+                        for topic in topics {
+                            if let Err(e) = subscriber.subscribe(topic, QoS::AtLeastOnce).await {
+                                tracing::warn!(error = %e, "subscribe failed");
+                            }
+                        }
+                    });
+                }
+                Ok(MqttEvent::Incoming(Packet::Publish(publish))) => {
+                    stats.received.fetch_add(1, Ordering::Relaxed);
+                    let topic = publish.topic.clone();
+                    let payload = publish.payload.clone();
+                    let ack = if publish.qos == QoS::AtMostOnce {
+                        Ack::None
+                    } else {
+                        Ack::Mqtt(client.clone(), Box::new(publish))
+                    };
+                    stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+                    // Waits while the queue is full: that is the backpressure.
+                    if tx.send(Inbound { source: index, topic, payload, ack }).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(source = %client_id, error = %e, "mqtt source disconnected, retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    });
+}
+
+/// A dead-letter record: the original bytes, the reason, and where the message came from.
+pub fn dead_letter_record(message: &Inbound, source_name: &str, reason: &Rejection) -> serde_json::Value {
+    let (raw, raw_hex) = match std::str::from_utf8(&message.payload) {
+        Ok(text) => (Some(text.to_string()), None),
+        Err(_) => (None, Some(message.payload.iter().map(|b| format!("{b:02x}")).collect::<String>())),
+    };
+    json!({
+        "reason": reason.code(),
+        "error": reason.to_string(),
+        "source": source_name,
+        "transport": "mqtt",
+        "topic": message.topic,
+        "partition": null,
+        "offset": null,
+        "received_at": format_rfc3339(now_ms()),
+        "raw": raw,
+        "raw_hex": raw_hex,
+        "raw_bytes": message.payload.len(),
+    })
+}
+
+/// Retries an output operation until it succeeds: input is never acknowledged past a
+/// failed output, and never dropped.
+macro_rules! retry {
+    ($what:expr, $op:expr) => {{
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match $op.await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "{} failed; retrying", $what);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }};
+}
+
+/// Runs a pipeline until `shutdown` resolves.
+pub async fn run_pipeline(
+    config: PipelineConfig,
+    config_path: &Path,
+    stats: Arc<PipelineStats>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), PipelineError> {
+    let rules = RuleSet::load_dir(&config.rules)?;
+    let mut engine = Engine::new(rules, config.engine_config(config_path)?);
+    let tick = Duration::from_millis(config.tick_ms(config_path)?.max(1) as u64);
+    let limits = config.decode_limits();
+    let max_payload = config.limits.max_payload_bytes;
+    let mut outputs = Vec::new();
+    for output in &config.outputs {
+        outputs.push(Output::open(output, max_payload).await?);
+    }
+    let mut dead_letters = Output::open(&config.dead_letter, max_payload).await?;
+    let decoders: Vec<(String, Decoder)> = config
+        .sources
+        .iter()
+        .map(|s| {
+            let SourceConfig::Mqtt { client_id, format, .. } = s;
+            (client_id.clone(), Decoder::from_format(format))
+        })
+        .collect();
+
+    let (tx, mut rx) = mpsc::channel::<Inbound>(config.limits.queue_capacity);
+    for (i, source) in config.sources.iter().enumerate() {
+        spawn_mqtt_source(i, source, config.limits.mqtt_inflight, tx.clone(), stats.clone());
+    }
+    drop(tx);
+
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut emitted = Emitted::default();
+    let mut batch: Vec<Inbound> = Vec::with_capacity(BATCH);
+    let mut records: Vec<serde_json::Value> = Vec::new();
+    tokio::pin!(shutdown);
+    tracing::info!(pipeline = %config.name, sources = decoders.len(), "pipeline running");
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            first = rx.recv() => {
+                let Some(first) = first else { break };
+                batch.push(first);
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(m) => batch.push(m),
+                        Err(_) => break,
+                    }
+                }
+                stats.queue_depth.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+                let now = now_ms();
+                engine.tick(now, &mut emitted);
+                for message in &batch {
+                    let (name, decoder) = &decoders[message.source];
+                    for decoded in decoder.decode(&message.topic, &message.payload, Some(now), &limits) {
+                        match decoded.and_then(|event| engine.process(&event, &mut emitted)) {
+                            Ok(()) => {
+                                stats.accepted.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(reason) => {
+                                if let Ok(mut counts) = stats.rejected.lock() {
+                                    *counts.entry(reason.code()).or_insert(0) += 1;
+                                }
+                                records.push(dead_letter_record(message, name, &reason));
+                            }
+                        }
+                    }
+                }
+            }
+            _ = ticker.tick() => {
+                engine.tick(now_ms(), &mut emitted);
+            }
+        }
+        // Hand alerts and dead letters over, wait until they are safe, then acknowledge.
+        for transition in &emitted.transitions {
+            for output in outputs.iter_mut() {
+                retry!("alert output", output.send_alert(transition));
+            }
+        }
+        stats.transitions.fetch_add(emitted.transitions.len() as u64, Ordering::Relaxed);
+        emitted.transitions.clear();
+        for record in &records {
+            retry!("dead-letter output", dead_letters.send_record(record));
+        }
+        records.clear();
+        for output in outputs.iter_mut() {
+            retry!("alert output flush", output.flush());
+        }
+        retry!("dead-letter flush", dead_letters.flush());
+        for message in batch.drain(..) {
+            if let Ack::Mqtt(client, publish) = message.ack {
+                if let Err(e) = client.ack(&publish).await {
+                    tracing::warn!(error = %e, "ack failed; the broker will redeliver");
+                }
+            }
+        }
+    }
+    tracing::info!(pipeline = %config.name, "pipeline stopped");
+    Ok(())
+}

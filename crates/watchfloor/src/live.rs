@@ -1,0 +1,96 @@
+//! `watchfloor run` (a live pipeline) and `watchfloor broker` (the embedded MQTT broker).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use watchfloor_connectors::{run_pipeline, start_embedded_broker, EmbeddedBrokerConfig, PipelineConfig, PipelineStats};
+use watchfloor_engine::RuleSet;
+
+/// Options of `watchfloor run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Pipeline file, e.g. pipelines/city.toml.
+    #[arg(long)]
+    pub pipeline: PathBuf,
+    /// Validate the pipeline and its rules, then exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Options of `watchfloor broker`.
+#[derive(Args, Debug)]
+pub struct BrokerArgs {
+    /// TCP port to listen on.
+    #[arg(long, default_value_t = 1883)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Runs (or checks) a pipeline until SIGINT/SIGTERM.
+pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    init_logging();
+    let config = match PipelineConfig::load(&args.pipeline) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Err(errors) = RuleSet::load_dir(&config.rules) {
+        eprintln!("{errors}");
+        return Ok(ExitCode::FAILURE);
+    }
+    if args.check {
+        println!("ok: pipeline `{}` ({} sources, {} outputs)", config.name, config.sources.len(), config.outputs.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let stats = Arc::new(PipelineStats::default());
+    let path = args.pipeline.clone();
+    runtime.block_on(async {
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        run_pipeline(config, &path, stats.clone(), shutdown).await
+    })?;
+    eprintln!(
+        "pipeline stopped: {} received, {} accepted, {} rejected, {} alert transitions",
+        stats.received.load(Ordering::Relaxed),
+        stats.accepted.load(Ordering::Relaxed),
+        stats.rejected_total(),
+        stats.transitions.load(Ordering::Relaxed),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the embedded broker until the process is stopped.
+pub fn broker(args: &BrokerArgs) -> Result<ExitCode> {
+    init_logging();
+    let listen = SocketAddr::new(args.bind, args.port);
+    let handle = start_embedded_broker(&EmbeddedBrokerConfig {
+        listen,
+        max_payload_size: 16 * 1024 * 1024,
+        max_inflight: 1000,
+    })
+    .context("starting the broker")?;
+    eprintln!("MQTT broker listening on {listen}");
+    let _ = handle.join();
+    Ok(ExitCode::SUCCESS)
+}
