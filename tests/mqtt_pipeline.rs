@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -33,7 +37,10 @@ impl Drop for Killed {
 fn wait_for_port(port: u16) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "nothing listens on port {port}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "nothing listens on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -154,32 +161,60 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
-/// A QoS 1 publisher whose event loop runs in its own task; `finish` waits for every PUBACK.
-async fn publisher(port: u16, id: &str) -> (AsyncClient, tokio::task::JoinHandle<u64>) {
+/// A QoS 1 publisher whose event loop runs in its own task and counts PUBACKs.
+async fn publisher(
+    port: u16,
+    id: &str,
+) -> (AsyncClient, std::sync::Arc<std::sync::atomic::AtomicU64>) {
     let mut options = MqttOptions::new(id, "127.0.0.1", port);
     options.set_max_packet_size(32 * 1024 * 1024, 32 * 1024 * 1024);
     options.set_inflight(200);
     options.set_keep_alive(Duration::from_secs(30));
     let (client, mut event_loop) = AsyncClient::new(options, 1000);
-    let handle = tokio::spawn(async move {
-        let mut acked = 0u64;
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = acked.clone();
+    tokio::spawn(async move {
         loop {
             match event_loop.poll().await {
-                Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
-                Ok(Event::Incoming(Packet::Disconnect)) => return acked,
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 Ok(_) => {}
-                Err(_) => return acked,
+                Err(_) => return,
             }
         }
     });
-    (client, handle)
+    (client, acked)
+}
+
+/// Waits until the broker acknowledged `count` publishes, then disconnects.
+async fn finish(
+    client: AsyncClient,
+    acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    count: u64,
+) -> u64 {
+    let start = Instant::now();
+    while acked.load(std::sync::atomic::Ordering::SeqCst) < count
+        && start.elapsed() < Duration::from_secs(120)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = client.disconnect().await;
+    acked.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 const RULES: &str = r#"
@@ -274,8 +309,8 @@ fn alerts_reach_file_and_mqtt_and_every_bad_message_is_dead_lettered_once() {
         expected.push("duplicate");
         client.publish(t, QoS::AtLeastOnce, false, good("CT-TN-03", now - 3_600_000, 20.0)).await.unwrap();
         expected.push("late");
-        client.disconnect().await.unwrap();
-        let _ = acks.await;
+        let published = (expected.len() + 4) as u64;
+        assert_eq!(finish(client, acks, published).await, published);
 
         let dead = dir.join("dead.ndjson");
         wait_until("dead letters", Duration::from_secs(30), || read_lines(&dead).len() >= expected.len());
@@ -346,13 +381,14 @@ fn no_message_is_lost_when_watchfloor_is_killed_three_times() {
             );
             client.publish("ioc/d1/tr/telemetry", QoS::AtLeastOnce, false, payload.into_bytes()).await.unwrap();
         }
-        client.disconnect().await.unwrap();
-        acks.await.unwrap()
+        finish(client, acks, TOTAL).await
     });
     // Kill watchfloor with SIGKILL three times while the stream runs, restarting it each time.
     for kill in 1..=3 {
         let threshold = kill * TOTAL as usize / 5;
-        wait_until("progress before a kill", Duration::from_secs(120), || read_lines(&alerts).len() >= threshold);
+        wait_until("progress before a kill", Duration::from_secs(120), || {
+            read_lines(&alerts).len() >= threshold
+        });
         wf.0.kill().unwrap(); // SIGKILL
         wf.0.wait().unwrap();
         std::thread::sleep(Duration::from_millis(300));
@@ -361,13 +397,22 @@ fn no_message_is_lost_when_watchfloor_is_killed_three_times() {
     let published = rt.block_on(publishing).unwrap();
     assert_eq!(published, TOTAL, "the broker acknowledged every publish");
     wait_until("every sequence number", Duration::from_secs(180), || {
-        let seen: std::collections::HashSet<String> =
-            read_lines(&alerts).iter().map(|a| a["key"].as_str().unwrap().to_string()).collect();
+        let seen: std::collections::HashSet<String> = read_lines(&alerts)
+            .iter()
+            .map(|a| a["key"].as_str().unwrap().to_string())
+            .collect();
         seen.len() as u64 == TOTAL
     });
     let lines = read_lines(&alerts);
-    let distinct: std::collections::HashSet<&str> = lines.iter().map(|a| a["alert_id"].as_str().unwrap()).collect();
-    assert_eq!(distinct.len() as u64, TOTAL, "one alert id per sequence number");
+    let distinct: std::collections::HashSet<&str> = lines
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        distinct.len() as u64,
+        TOTAL,
+        "one alert id per sequence number"
+    );
     let duplicates = lines.len() as u64 - TOTAL;
     eprintln!("no-loss: {TOTAL} sequence numbers, all processed; {duplicates} redelivered duplicates (same alert_id)");
     let _ = std::io::stderr().flush();

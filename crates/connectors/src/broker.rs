@@ -24,7 +24,9 @@ pub struct EmbeddedBrokerConfig {
 
 /// Starts the broker on its own thread and returns the thread handle. The broker runs
 /// until the process ends.
-pub fn start_embedded_broker(config: &EmbeddedBrokerConfig) -> Result<std::thread::JoinHandle<()>, BrokerError> {
+pub fn start_embedded_broker(
+    config: &EmbeddedBrokerConfig,
+) -> Result<std::thread::JoinHandle<()>, BrokerError> {
     let toml_text = format!(
         r#"
 id = 0
@@ -50,7 +52,8 @@ next_connection_delay_ms = 1
         payload = config.max_payload_size,
         inflight = config.max_inflight,
     );
-    let broker_config: rumqttd::Config = toml::from_str(&toml_text).map_err(|e| BrokerError(e.to_string()))?;
+    let broker_config: rumqttd::Config =
+        toml::from_str(&toml_text).map_err(|e| BrokerError(e.to_string()))?;
     // Fail early, with a clear message, if the port is taken.
     std::net::TcpListener::bind(config.listen)
         .map_err(|e| BrokerError(format!("cannot listen on {}: {e}", config.listen)))?;

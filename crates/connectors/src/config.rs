@@ -184,7 +184,11 @@ impl PipelineConfig {
         })?;
         let base = path.parent().unwrap_or(std::path::Path::new("."));
         config.rules = base.join(&config.rules);
-        for output in config.outputs.iter_mut().chain(std::iter::once(&mut config.dead_letter)) {
+        for output in config
+            .outputs
+            .iter_mut()
+            .chain(std::iter::once(&mut config.dead_letter))
+        {
             if let OutputConfig::File { path } = output {
                 *path = base.join(&*path);
             }
@@ -207,16 +211,25 @@ impl PipelineConfig {
             return Err(invalid("a pipeline needs at least one [[output]]".into()));
         }
         if self.limits.queue_capacity == 0 || self.limits.mqtt_inflight == 0 {
-            return Err(invalid("limits.queue_capacity and limits.mqtt_inflight must be above zero".into()));
+            return Err(invalid(
+                "limits.queue_capacity and limits.mqtt_inflight must be above zero".into(),
+            ));
         }
         for source in &self.sources {
-            let SourceConfig::Mqtt { topics, format, client_id, .. } = source;
+            let SourceConfig::Mqtt {
+                topics,
+                format,
+                client_id,
+                ..
+            } = source;
             if topics.is_empty() {
                 return Err(invalid(format!("source `{client_id}` has no topics")));
             }
             if let PayloadFormat::Tt10 { kind, .. } = format {
                 if Kind::parse(kind).is_none() {
-                    return Err(invalid(format!("source `{client_id}`: unknown kind `{kind}`")));
+                    return Err(invalid(format!(
+                        "source `{client_id}`: unknown kind `{kind}`"
+                    )));
                 }
             }
         }
@@ -226,7 +239,11 @@ impl PipelineConfig {
     /// The engine settings as an [`EngineConfig`] (live: processing-time clock).
     pub fn engine_config(&self, path: &std::path::Path) -> Result<EngineConfig, ConfigError> {
         Ok(EngineConfig {
-            max_out_of_orderness_ms: duration(path, "max_out_of_orderness", &self.engine.max_out_of_orderness)?,
+            max_out_of_orderness_ms: duration(
+                path,
+                "max_out_of_orderness",
+                &self.engine.max_out_of_orderness,
+            )?,
             allowed_lateness_ms: duration(path, "allowed_lateness", &self.engine.allowed_lateness)?,
             idle_timeout_ms: duration(path, "idle_timeout", &self.engine.idle_timeout)?,
             time_mode: TimeMode::Processing,
@@ -253,7 +270,8 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<PipelineConfig, ConfigError> {
-        let dir = std::env::temp_dir().join(format!("wf-config-{}-{}", std::process::id(), text.len()));
+        let dir =
+            std::env::temp_dir().join(format!("wf-config-{}-{}", std::process::id(), text.len()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("p.toml");
         std::fs::write(&path, text).unwrap();
@@ -300,16 +318,29 @@ path = "dead.ndjson"
         assert_eq!(config.sources.len(), 2);
         assert!(config.rules.ends_with("../alert-rules"));
         let SourceConfig::Mqtt { format, .. } = &config.sources[1];
-        assert_eq!(format, &PayloadFormat::Tt10 { station_topic_level: 2, kind: "discharge".into(), utc_offset_hours: 7 });
+        assert_eq!(
+            format,
+            &PayloadFormat::Tt10 {
+                station_topic_level: 2,
+                kind: "discharge".into(),
+                utc_offset_hours: 7
+            }
+        );
     }
 
     #[test]
     fn rejects_bad_pipelines() {
-        let err = parse(&GOOD.replace("\"5s\"", "\"soon\"")).unwrap_err().to_string();
+        let err = parse(&GOOD.replace("\"5s\"", "\"soon\""))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_out_of_orderness"), "{err}");
-        let err = parse(&GOOD.replace("kind = \"discharge\"", "kind = \"lava\"")).unwrap_err().to_string();
+        let err = parse(&GOOD.replace("kind = \"discharge\"", "kind = \"lava\""))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown kind"), "{err}");
-        let err = parse(&GOOD.replace("client_id = \"watchfloor-city\"", "client = \"x\"")).unwrap_err().to_string();
+        let err = parse(&GOOD.replace("client_id = \"watchfloor-city\"", "client = \"x\""))
+            .unwrap_err()
+            .to_string();
         assert!(!err.is_empty());
     }
 }

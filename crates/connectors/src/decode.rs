@@ -1,7 +1,9 @@
 //! Payload decoding per source format: the JSON envelope, or Circular 10/2021 station lines
 //! whose station id is a topic level.
 
-use watchfloor_model::{decode_envelopes, decode_tt10, DecodeLimits, Event, Kind, Rejection, Tt10Context};
+use watchfloor_model::{
+    decode_envelopes, decode_tt10, DecodeLimits, Event, Kind, Rejection, Tt10Context,
+};
 
 use crate::config::PayloadFormat;
 
@@ -26,7 +28,11 @@ impl Decoder {
     pub fn from_format(format: &PayloadFormat) -> Decoder {
         match format {
             PayloadFormat::Json => Decoder::Json,
-            PayloadFormat::Tt10 { station_topic_level, kind, utc_offset_hours } => Decoder::Tt10 {
+            PayloadFormat::Tt10 {
+                station_topic_level,
+                kind,
+                utc_offset_hours,
+            } => Decoder::Tt10 {
                 station_topic_level: *station_topic_level,
                 kind: Kind::parse(kind).unwrap_or(Kind::Discharge),
                 utc_offset_seconds: utc_offset_hours * 3600,
@@ -35,14 +41,35 @@ impl Decoder {
     }
 
     /// Decodes one payload received on `topic`.
-    pub fn decode(&self, topic: &str, payload: &[u8], now: Option<i64>, limits: &DecodeLimits) -> Vec<Result<Event, Rejection>> {
+    pub fn decode(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        now: Option<i64>,
+        limits: &DecodeLimits,
+    ) -> Vec<Result<Event, Rejection>> {
         match self {
             Decoder::Json => decode_envelopes(payload, now, limits),
-            Decoder::Tt10 { station_topic_level, kind, utc_offset_seconds } => {
-                let Some(station) = topic.split('/').nth(*station_topic_level).filter(|s| !s.is_empty()) else {
-                    return vec![Err(Rejection::InvalidField { field: "topic", reason: "no station id at the configured topic level" })];
+            Decoder::Tt10 {
+                station_topic_level,
+                kind,
+                utc_offset_seconds,
+            } => {
+                let Some(station) = topic
+                    .split('/')
+                    .nth(*station_topic_level)
+                    .filter(|s| !s.is_empty())
+                else {
+                    return vec![Err(Rejection::InvalidField {
+                        field: "topic",
+                        reason: "no station id at the configured topic level",
+                    })];
                 };
-                let ctx = Tt10Context { station: station.to_string(), kind: *kind, utc_offset_seconds: *utc_offset_seconds };
+                let ctx = Tt10Context {
+                    station: station.to_string(),
+                    kind: *kind,
+                    utc_offset_seconds: *utc_offset_seconds,
+                };
                 decode_tt10(payload, &ctx, now, limits)
             }
         }
@@ -55,10 +82,24 @@ mod tests {
 
     #[test]
     fn tt10_takes_the_station_from_the_topic() {
-        let d = Decoder::Tt10 { station_topic_level: 2, kind: Kind::Discharge, utc_offset_seconds: 7 * 3600 };
-        let out = d.decode("ioc/tt10/CT-TN-01", b"COD\t171.5\tmg/l\t20261127103500\t00\n", None, &DecodeLimits::default());
+        let d = Decoder::Tt10 {
+            station_topic_level: 2,
+            kind: Kind::Discharge,
+            utc_offset_seconds: 7 * 3600,
+        };
+        let out = d.decode(
+            "ioc/tt10/CT-TN-01",
+            b"COD\t171.5\tmg/l\t20261127103500\t00\n",
+            None,
+            &DecodeLimits::default(),
+        );
         assert_eq!(out[0].as_ref().unwrap().source, "CT-TN-01");
-        let out = d.decode("ioc/tt10", b"COD\t1\tmg/l\t20261127103500\t00\n", None, &DecodeLimits::default());
+        let out = d.decode(
+            "ioc/tt10",
+            b"COD\t1\tmg/l\t20261127103500\t00\n",
+            None,
+            &DecodeLimits::default(),
+        );
         assert_eq!(out[0].as_ref().unwrap_err().code(), "invalid_field");
     }
 }

@@ -57,10 +57,19 @@ impl Output {
                 if let Some(dir) = Path::new(path).parent() {
                     tokio::fs::create_dir_all(dir).await?;
                 }
-                let file = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?;
+                let file = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .await?;
                 Ok(Output::File(tokio::io::BufWriter::new(file)))
             }
-            OutputConfig::Mqtt { host, port, client_id, topic } => {
+            OutputConfig::Mqtt {
+                host,
+                port,
+                client_id,
+                topic,
+            } => {
                 let mut options = MqttOptions::new(client_id.clone(), host.clone(), *port);
                 options.set_keep_alive(Duration::from_secs(15));
                 options.set_clean_session(false);
@@ -85,7 +94,13 @@ impl Output {
                         }
                     }
                 });
-                Ok(Output::Mqtt(MqttOutput { client, topic: topic.clone(), published: 0, acked, acked_signal }))
+                Ok(Output::Mqtt(MqttOutput {
+                    client,
+                    topic: topic.clone(),
+                    published: 0,
+                    acked,
+                    acked_signal,
+                }))
             }
         }
     }
@@ -99,8 +114,13 @@ impl Output {
                 w.write_all(b"\n").await?;
             }
             Output::Mqtt(m) => {
-                let topic = m.topic.replace("{severity}", transition.severity.as_str()).replace("{rule}", &transition.rule);
-                m.client.publish(topic, QoS::AtLeastOnce, false, line).await?;
+                let topic = m
+                    .topic
+                    .replace("{severity}", transition.severity.as_str())
+                    .replace("{rule}", &transition.rule);
+                m.client
+                    .publish(topic, QoS::AtLeastOnce, false, line)
+                    .await?;
                 m.published += 1;
             }
         }
@@ -118,7 +138,9 @@ impl Output {
             Output::Mqtt(m) => {
                 let reason = record["reason"].as_str().unwrap_or("unknown");
                 let topic = m.topic.replace("{reason}", reason);
-                m.client.publish(topic, QoS::AtLeastOnce, false, line).await?;
+                m.client
+                    .publish(topic, QoS::AtLeastOnce, false, line)
+                    .await?;
                 m.published += 1;
             }
         }
@@ -141,7 +163,10 @@ impl Output {
                         return Ok(());
                     }
                     if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                        return Err(OutputError::Unacknowledged(m.published - acked, ACK_TIMEOUT));
+                        return Err(OutputError::Unacknowledged(
+                            m.published - acked,
+                            ACK_TIMEOUT,
+                        ));
                     }
                 }
             }

@@ -58,8 +58,10 @@ pub struct Inbound {
 
 /// How to acknowledge a message.
 pub enum Ack {
-    /// MQTT QoS 1: PUBACK through the source's client.
-    Mqtt(AsyncClient, Box<Publish>),
+    /// MQTT QoS 1: handed to the source's ack task, which sends the PUBACK. The engine never
+    /// waits on the MQTT client itself: its request channel is drained by the polling task,
+    /// which may be waiting on the engine's queue (the rumqttc deadlock).
+    Mqtt(mpsc::UnboundedSender<Publish>, Box<Publish>),
     /// Nothing to acknowledge (QoS 0).
     None,
 }
@@ -87,11 +89,25 @@ impl PipelineStats {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn spawn_mqtt_source(index: usize, config: &SourceConfig, inflight: u16, tx: mpsc::Sender<Inbound>, stats: Arc<PipelineStats>) {
-    let SourceConfig::Mqtt { host, port, client_id, topics, .. } = config.clone();
+fn spawn_mqtt_source(
+    index: usize,
+    config: &SourceConfig,
+    inflight: u16,
+    tx: mpsc::Sender<Inbound>,
+    stats: Arc<PipelineStats>,
+) {
+    let SourceConfig::Mqtt {
+        host,
+        port,
+        client_id,
+        topics,
+        ..
+    } = config.clone();
     tokio::spawn(async move {
         let mut options = MqttOptions::new(client_id.clone(), host, port);
         options.set_keep_alive(Duration::from_secs(15));
@@ -102,6 +118,17 @@ fn spawn_mqtt_source(index: usize, config: &SourceConfig, inflight: u16, tx: mps
         options.set_inflight(inflight);
         options.set_max_packet_size(MQTT_MAX_PACKET, 1024 * 1024);
         let (client, mut event_loop) = AsyncClient::new(options, 256);
+        // Acks go through their own task; their number is bounded by the messages in
+        // flight (queue capacity + one batch).
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Publish>();
+        let acker = client.clone();
+        tokio::spawn(async move {
+            while let Some(publish) = ack_rx.recv().await {
+                if let Err(e) = acker.ack(&publish).await {
+                    tracing::warn!(error = %e, "ack failed; the broker will redeliver");
+                }
+            }
+        });
         loop {
             match event_loop.poll().await {
                 Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
@@ -124,11 +151,20 @@ fn spawn_mqtt_source(index: usize, config: &SourceConfig, inflight: u16, tx: mps
                     let ack = if publish.qos == QoS::AtMostOnce {
                         Ack::None
                     } else {
-                        Ack::Mqtt(client.clone(), Box::new(publish))
+                        Ack::Mqtt(ack_tx.clone(), Box::new(publish))
                     };
                     stats.queue_depth.fetch_add(1, Ordering::Relaxed);
                     // Waits while the queue is full: that is the backpressure.
-                    if tx.send(Inbound { source: index, topic, payload, ack }).await.is_err() {
+                    if tx
+                        .send(Inbound {
+                            source: index,
+                            topic,
+                            payload,
+                            ack,
+                        })
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -143,10 +179,23 @@ fn spawn_mqtt_source(index: usize, config: &SourceConfig, inflight: u16, tx: mps
 }
 
 /// A dead-letter record: the original bytes, the reason, and where the message came from.
-pub fn dead_letter_record(message: &Inbound, source_name: &str, reason: &Rejection) -> serde_json::Value {
+pub fn dead_letter_record(
+    message: &Inbound,
+    source_name: &str,
+    reason: &Rejection,
+) -> serde_json::Value {
     let (raw, raw_hex) = match std::str::from_utf8(&message.payload) {
         Ok(text) => (Some(text.to_string()), None),
-        Err(_) => (None, Some(message.payload.iter().map(|b| format!("{b:02x}")).collect::<String>())),
+        Err(_) => (
+            None,
+            Some(
+                message
+                    .payload
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>(),
+            ),
+        ),
     };
     json!({
         "reason": reason.code(),
@@ -202,14 +251,22 @@ pub async fn run_pipeline(
         .sources
         .iter()
         .map(|s| {
-            let SourceConfig::Mqtt { client_id, format, .. } = s;
+            let SourceConfig::Mqtt {
+                client_id, format, ..
+            } = s;
             (client_id.clone(), Decoder::from_format(format))
         })
         .collect();
 
     let (tx, mut rx) = mpsc::channel::<Inbound>(config.limits.queue_capacity);
     for (i, source) in config.sources.iter().enumerate() {
-        spawn_mqtt_source(i, source, config.limits.mqtt_inflight, tx.clone(), stats.clone());
+        spawn_mqtt_source(
+            i,
+            source,
+            config.limits.mqtt_inflight,
+            tx.clone(),
+            stats.clone(),
+        );
     }
     drop(tx);
 
@@ -263,7 +320,9 @@ pub async fn run_pipeline(
                 retry!("alert output", output.send_alert(transition));
             }
         }
-        stats.transitions.fetch_add(emitted.transitions.len() as u64, Ordering::Relaxed);
+        stats
+            .transitions
+            .fetch_add(emitted.transitions.len() as u64, Ordering::Relaxed);
         emitted.transitions.clear();
         for record in &records {
             retry!("dead-letter output", dead_letters.send_record(record));
@@ -274,10 +333,9 @@ pub async fn run_pipeline(
         }
         retry!("dead-letter flush", dead_letters.flush());
         for message in batch.drain(..) {
-            if let Ack::Mqtt(client, publish) = message.ack {
-                if let Err(e) = client.ack(&publish).await {
-                    tracing::warn!(error = %e, "ack failed; the broker will redeliver");
-                }
+            if let Ack::Mqtt(acker, publish) = message.ack {
+                // Fails only if the source task is gone; the broker then redelivers.
+                let _ = acker.send(*publish);
             }
         }
     }

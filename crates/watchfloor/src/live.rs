@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use watchfloor_connectors::{run_pipeline, start_embedded_broker, EmbeddedBrokerConfig, PipelineConfig, PipelineStats};
+use watchfloor_connectors::{
+    run_pipeline, start_embedded_broker, EmbeddedBrokerConfig, PipelineConfig, PipelineStats,
+};
 use watchfloor_engine::RuleSet;
 
 /// Options of `watchfloor run`.
@@ -36,7 +38,10 @@ pub struct BrokerArgs {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Runs (or checks) a pipeline until SIGINT/SIGTERM.
@@ -54,15 +59,24 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     if args.check {
-        println!("ok: pipeline `{}` ({} sources, {} outputs)", config.name, config.sources.len(), config.outputs.len());
+        println!(
+            "ok: pipeline `{}` ({} sources, {} outputs)",
+            config.name,
+            config.sources.len(),
+            config.outputs.len()
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let stats = Arc::new(PipelineStats::default());
     let path = args.pipeline.clone();
     runtime.block_on(async {
         let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("signal handler");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
