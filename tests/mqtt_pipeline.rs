@@ -57,7 +57,11 @@ fn mosquitto(dir: &Path) -> (Killed, u16) {
         ),
     )
     .unwrap();
-    let binary = if Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
+    let binary = if Path::new("/usr/sbin/mosquitto").exists() {
+        "/usr/sbin/mosquitto"
+    } else {
+        "mosquitto"
+    };
     let child = Command::new(binary)
         .arg("-c")
         .arg(&conf)
@@ -357,13 +361,29 @@ fn the_shipped_pipeline_checks_and_a_broken_one_does_not() {
         .arg(root.join("pipelines/city.toml"))
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let dir = scratch("check");
     let broken = dir.join("broken.toml");
-    std::fs::write(&broken, "name = \"x\"\nrules = \"nowhere\"\n[dead_letter]\ntype = \"file\"\npath = \"d\"\n").unwrap();
-    let bad = Command::new(env!("CARGO_BIN_EXE_watchfloor")).args(["run", "--check", "--pipeline"]).arg(&broken).output().unwrap();
+    std::fs::write(
+        &broken,
+        "name = \"x\"\nrules = \"nowhere\"\n[dead_letter]\ntype = \"file\"\npath = \"d\"\n",
+    )
+    .unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args(["run", "--check", "--pipeline"])
+        .arg(&broken)
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("at least one [[source]]"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("at least one [[source]]"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
 
 #[test]
@@ -385,12 +405,27 @@ fn the_embedded_broker_carries_a_reading_to_an_alert() {
     std::thread::sleep(Duration::from_secs(2));
     runtime().block_on(async {
         let (client, acks) = publisher(port, "embedded-publisher").await;
-        let reading = format!(r#"{{"source":"CT-TN-05","kind":"discharge","ts":{},"values":{{"cod":210}}}}"#, now_ms());
-        client.publish("ioc/ninhkieu/CT-TN-05/telemetry", QoS::AtLeastOnce, false, reading.into_bytes()).await.unwrap();
+        let reading = format!(
+            r#"{{"source":"CT-TN-05","kind":"discharge","ts":{},"values":{{"cod":210}}}}"#,
+            now_ms()
+        );
+        client
+            .publish(
+                "ioc/ninhkieu/CT-TN-05/telemetry",
+                QoS::AtLeastOnce,
+                false,
+                reading.into_bytes(),
+            )
+            .await
+            .unwrap();
         assert_eq!(finish(client, acks, 1).await, 1);
     });
     let alerts = dir.join("alerts.ndjson");
-    wait_until("an alert through the embedded broker", Duration::from_secs(20), || !read_lines(&alerts).is_empty());
+    wait_until(
+        "an alert through the embedded broker",
+        Duration::from_secs(20),
+        || !read_lines(&alerts).is_empty(),
+    );
     assert_eq!(read_lines(&alerts)[0]["key"], "CT-TN-05");
 }
 

@@ -140,6 +140,45 @@ pub enum SourceConfig {
         #[serde(flatten)]
         format: PayloadFormat,
     },
+    /// A Kafka consumer group (more instances with the same group share the partitions).
+    Kafka {
+        /// Bootstrap servers, `host:port[,host:port]`.
+        brokers: String,
+        /// Consumer group id.
+        group_id: String,
+        /// Topics.
+        topics: Vec<String>,
+        /// Extra librdkafka settings.
+        #[serde(default)]
+        options: std::collections::BTreeMap<String, String>,
+        /// Payload format.
+        #[serde(flatten)]
+        format: PayloadFormat,
+    },
+}
+
+impl SourceConfig {
+    /// A name for logs and dead letters.
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::Mqtt { client_id, .. } => client_id,
+            SourceConfig::Kafka { group_id, .. } => group_id,
+        }
+    }
+
+    /// Topics or topic filters.
+    pub fn topics(&self) -> &[String] {
+        match self {
+            SourceConfig::Mqtt { topics, .. } | SourceConfig::Kafka { topics, .. } => topics,
+        }
+    }
+
+    /// Payload format.
+    pub fn format(&self) -> &PayloadFormat {
+        match self {
+            SourceConfig::Mqtt { format, .. } | SourceConfig::Kafka { format, .. } => format,
+        }
+    }
 }
 
 /// An alert or dead-letter destination.
@@ -161,6 +200,16 @@ pub enum OutputConfig {
         client_id: String,
         /// Topic template, e.g. `ioc/alerts/{severity}/{rule}`.
         topic: String,
+    },
+    /// A Kafka topic, records keyed by `alert_id` (dead letters: by reason), idempotent producer.
+    Kafka {
+        /// Bootstrap servers.
+        brokers: String,
+        /// Topic.
+        topic: String,
+        /// Extra librdkafka producer settings (default: one record per batch).
+        #[serde(default)]
+        options: std::collections::BTreeMap<String, String>,
     },
 }
 
@@ -216,13 +265,9 @@ impl PipelineConfig {
             ));
         }
         for source in &self.sources {
-            let SourceConfig::Mqtt {
-                topics,
-                format,
-                client_id,
-                ..
-            } = source;
-            if topics.is_empty() {
+            let client_id = source.name();
+            let format = source.format();
+            if source.topics().is_empty() {
                 return Err(invalid(format!("source `{client_id}` has no topics")));
             }
             if let PayloadFormat::Tt10 { kind, .. } = format {
@@ -317,9 +362,8 @@ path = "dead.ndjson"
         let config = parse(GOOD).unwrap();
         assert_eq!(config.sources.len(), 2);
         assert!(config.rules.ends_with("../alert-rules"));
-        let SourceConfig::Mqtt { format, .. } = &config.sources[1];
         assert_eq!(
-            format,
+            config.sources[1].format(),
             &PayloadFormat::Tt10 {
                 station_topic_level: 2,
                 kind: "discharge".into(),

@@ -4,6 +4,8 @@
 pub mod broker;
 pub mod config;
 pub mod decode;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod output;
 pub mod pipeline;
 

@@ -24,6 +24,9 @@ pub enum OutputError {
     /// The MQTT client refused the request (its queue is closed).
     #[error("mqtt output: {0}")]
     Mqtt(#[from] rumqttc::ClientError),
+    /// Kafka refused or did not confirm a record (or this build has no Kafka support).
+    #[error("kafka: {0}")]
+    Kafka(String),
     /// The broker did not acknowledge in time.
     #[error("mqtt output: broker did not acknowledge {0} message(s) within {1:?}")]
     Unacknowledged(u64, Duration),
@@ -35,6 +38,9 @@ pub enum Output {
     File(tokio::io::BufWriter<tokio::fs::File>),
     /// Publishes at QoS 1.
     Mqtt(MqttOutput),
+    /// Produces to a Kafka topic.
+    #[cfg(feature = "kafka")]
+    Kafka(crate::kafka::KafkaOutput),
 }
 
 /// An MQTT publisher whose acknowledgements are counted by its event-loop task.
@@ -102,6 +108,18 @@ impl Output {
                     acked_signal,
                 }))
             }
+            #[cfg(feature = "kafka")]
+            OutputConfig::Kafka {
+                brokers,
+                topic,
+                options,
+            } => Ok(Output::Kafka(crate::kafka::KafkaOutput::open(
+                brokers, topic, options,
+            )?)),
+            #[cfg(not(feature = "kafka"))]
+            OutputConfig::Kafka { .. } => Err(OutputError::Kafka(
+                "this build has no Kafka support (feature `kafka`)".into(),
+            )),
         }
     }
 
@@ -123,6 +141,8 @@ impl Output {
                     .await?;
                 m.published += 1;
             }
+            #[cfg(feature = "kafka")]
+            Output::Kafka(k) => k.send(&transition.alert_id, line)?,
         }
         Ok(())
     }
@@ -142,6 +162,11 @@ impl Output {
                     .publish(topic, QoS::AtLeastOnce, false, line)
                     .await?;
                 m.published += 1;
+            }
+            #[cfg(feature = "kafka")]
+            Output::Kafka(k) => {
+                let reason = record["reason"].as_str().unwrap_or("unknown").to_string();
+                k.send(&reason, line)?;
             }
         }
         Ok(())
@@ -170,6 +195,8 @@ impl Output {
                     }
                 }
             }
+            #[cfg(feature = "kafka")]
+            Output::Kafka(k) => k.flush().await,
         }
     }
 }

@@ -62,6 +62,9 @@ pub enum Ack {
     /// waits on the MQTT client itself: its request channel is drained by the polling task,
     /// which may be waiting on the engine's queue (the rumqttc deadlock).
     Mqtt(mpsc::UnboundedSender<Publish>, Box<Publish>),
+    /// Kafka: store the offset for the next commit.
+    #[cfg(feature = "kafka")]
+    Kafka(crate::kafka::KafkaAck),
     /// Nothing to acknowledge (QoS 0).
     None,
 }
@@ -94,20 +97,63 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn spawn_mqtt_source(
+fn spawn_source(
     index: usize,
     config: &SourceConfig,
     inflight: u16,
     tx: mpsc::Sender<Inbound>,
     stats: Arc<PipelineStats>,
+) -> Result<(), PipelineError> {
+    match config {
+        SourceConfig::Mqtt {
+            host,
+            port,
+            client_id,
+            topics,
+            ..
+        } => {
+            spawn_mqtt_source(
+                index,
+                host.clone(),
+                *port,
+                client_id.clone(),
+                topics.clone(),
+                inflight,
+                tx,
+                stats,
+            );
+            Ok(())
+        }
+        #[cfg(feature = "kafka")]
+        SourceConfig::Kafka {
+            brokers,
+            group_id,
+            topics,
+            options,
+            ..
+        } => {
+            crate::kafka::spawn_kafka_source(index, brokers, group_id, topics, options, tx, stats)?;
+            Ok(())
+        }
+        #[cfg(not(feature = "kafka"))]
+        SourceConfig::Kafka { .. } => Err(OutputError::Kafka(
+            "this build has no Kafka support (feature `kafka`)".into(),
+        )
+        .into()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_mqtt_source(
+    index: usize,
+    host: String,
+    port: u16,
+    client_id: String,
+    topics: Vec<String>,
+    inflight: u16,
+    tx: mpsc::Sender<Inbound>,
+    stats: Arc<PipelineStats>,
 ) {
-    let SourceConfig::Mqtt {
-        host,
-        port,
-        client_id,
-        topics,
-        ..
-    } = config.clone();
     tokio::spawn(async move {
         let mut options = MqttOptions::new(client_id.clone(), host, port);
         options.set_keep_alive(Duration::from_secs(15));
@@ -184,6 +230,11 @@ pub fn dead_letter_record(
     source_name: &str,
     reason: &Rejection,
 ) -> serde_json::Value {
+    let (transport, partition, offset): (&str, Option<i32>, Option<i64>) = match &message.ack {
+        #[cfg(feature = "kafka")]
+        Ack::Kafka(ack) => ("kafka", Some(ack.position().0), Some(ack.position().1)),
+        _ => ("mqtt", None, None),
+    };
     let (raw, raw_hex) = match std::str::from_utf8(&message.payload) {
         Ok(text) => (Some(text.to_string()), None),
         Err(_) => (
@@ -201,10 +252,10 @@ pub fn dead_letter_record(
         "reason": reason.code(),
         "error": reason.to_string(),
         "source": source_name,
-        "transport": "mqtt",
+        "transport": transport,
         "topic": message.topic,
-        "partition": null,
-        "offset": null,
+        "partition": partition,
+        "offset": offset,
         "received_at": format_rfc3339(now_ms()),
         "raw": raw,
         "raw_hex": raw_hex,
@@ -250,23 +301,18 @@ pub async fn run_pipeline(
     let decoders: Vec<(String, Decoder)> = config
         .sources
         .iter()
-        .map(|s| {
-            let SourceConfig::Mqtt {
-                client_id, format, ..
-            } = s;
-            (client_id.clone(), Decoder::from_format(format))
-        })
+        .map(|s| (s.name().to_string(), Decoder::from_format(s.format())))
         .collect();
 
     let (tx, mut rx) = mpsc::channel::<Inbound>(config.limits.queue_capacity);
     for (i, source) in config.sources.iter().enumerate() {
-        spawn_mqtt_source(
+        spawn_source(
             i,
             source,
             config.limits.mqtt_inflight,
             tx.clone(),
             stats.clone(),
-        );
+        )?;
     }
     drop(tx);
 
@@ -333,9 +379,14 @@ pub async fn run_pipeline(
         }
         retry!("dead-letter flush", dead_letters.flush());
         for message in batch.drain(..) {
-            if let Ack::Mqtt(acker, publish) = message.ack {
+            match message.ack {
                 // Fails only if the source task is gone; the broker then redelivers.
-                let _ = acker.send(*publish);
+                Ack::Mqtt(acker, publish) => {
+                    let _ = acker.send(*publish);
+                }
+                #[cfg(feature = "kafka")]
+                Ack::Kafka(ack) => ack.ack(),
+                Ack::None => {}
             }
         }
     }

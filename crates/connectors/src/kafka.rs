@@ -1,0 +1,284 @@
+//! Kafka source and output (cargo feature `kafka`, librdkafka bundled by rdkafka).
+//!
+//! At-least-once: the consumer stores a message's offset only after the alerts it caused
+//! are acknowledged by every output (`enable.auto.offset.store=false`); stored offsets are
+//! committed periodically and, before partitions are revoked in a rebalance, after the
+//! messages already taken from those partitions have been processed. Scale-out is the
+//! consumer group: more Watchfloor instances with the same `group_id` share the partitions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, ClientContext};
+use tokio::sync::mpsc;
+
+use crate::output::OutputError;
+use crate::pipeline::{Ack, Inbound, PipelineStats};
+
+/// Messages taken from each partition and not yet acknowledged, so a rebalance can wait
+/// for them before it commits and gives the partition away.
+#[derive(Default)]
+pub struct InFlight {
+    counts: Mutex<HashMap<(String, i32), u64>>,
+    drained: Condvar,
+}
+
+impl InFlight {
+    fn taken(&self, topic: &str, partition: i32) {
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry((topic.to_string(), partition)).or_insert(0) += 1;
+        }
+    }
+
+    fn done(&self, topic: &str, partition: i32) {
+        if let Ok(mut counts) = self.counts.lock() {
+            if let Some(n) = counts.get_mut(&(topic.to_string(), partition)) {
+                *n = n.saturating_sub(1);
+            }
+            self.drained.notify_all();
+        }
+    }
+
+    fn wait_drained(&self, partitions: &[(String, i32)], limit: Duration) -> bool {
+        let Ok(counts) = self.counts.lock() else {
+            return false;
+        };
+        let result = self.drained.wait_timeout_while(counts, limit, |counts| {
+            partitions
+                .iter()
+                .any(|p| counts.get(p).copied().unwrap_or(0) > 0)
+        });
+        result.is_ok_and(|(_, timeout)| !timeout.timed_out())
+    }
+}
+
+/// Commits what was processed before partitions are revoked.
+pub struct GroupContext {
+    in_flight: Arc<InFlight>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let partitions: Vec<(String, i32)> = list
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            // Drain: let the engine finish what it already took from these partitions.
+            if !self
+                .in_flight
+                .wait_drained(&partitions, Duration::from_secs(30))
+            {
+                tracing::warn!(
+                    "rebalance: messages still in flight after 30 s; they will be redelivered"
+                );
+            }
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::warn!(error = %e, "commit before rebalance failed; the new owner re-reads from the last commit");
+            }
+            tracing::info!(?partitions, "partitions revoked after commit");
+        } else if let Rebalance::Assign(list) = rebalance {
+            let partitions: Vec<(String, i32)> = list
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            tracing::info!(?partitions, "partitions assigned");
+        }
+    }
+}
+
+/// Acknowledgement of one Kafka message: store its offset for the next commit.
+pub struct KafkaAck {
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    in_flight: Arc<InFlight>,
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+impl KafkaAck {
+    /// Marks the message processed.
+    pub fn ack(self) {
+        if let Err(e) = self
+            .consumer
+            .store_offset(&self.topic, self.partition, self.offset + 1)
+        {
+            // The partition was revoked meanwhile: its new owner re-reads from the commit.
+            tracing::debug!(error = %e, "offset not stored");
+        }
+        self.in_flight.done(&self.topic, self.partition);
+    }
+
+    /// Where the message came from: (partition, offset).
+    pub fn position(&self) -> (i32, i64) {
+        (self.partition, self.offset)
+    }
+}
+
+/// Starts a consumer-group source; messages go to `tx` (waiting when it is full, which
+/// stops fetching once librdkafka's bounded prefetch queue is full).
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_kafka_source(
+    index: usize,
+    brokers: &str,
+    group_id: &str,
+    topics: &[String],
+    options: &BTreeMap<String, String>,
+    tx: mpsc::Sender<Inbound>,
+    stats: Arc<PipelineStats>,
+) -> Result<(), OutputError> {
+    let in_flight = Arc::new(InFlight::default());
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "500")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("queued.max.messages.kbytes", "16384");
+    for (k, v) in options {
+        config.set(k, v);
+    }
+    let consumer: StreamConsumer<GroupContext> = config
+        .create_with_context(GroupContext {
+            in_flight: in_flight.clone(),
+        })
+        .map_err(|e| OutputError::Kafka(e.to_string()))?;
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topic_refs)
+        .map_err(|e| OutputError::Kafka(e.to_string()))?;
+    let consumer = Arc::new(consumer);
+    tokio::spawn(async move {
+        loop {
+            match consumer.recv().await {
+                Ok(message) => {
+                    stats
+                        .received
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let topic = message.topic().to_string();
+                    let (partition, offset) = (message.partition(), message.offset());
+                    let payload = Bytes::copy_from_slice(message.payload().unwrap_or_default());
+                    drop(message);
+                    in_flight.taken(&topic, partition);
+                    stats
+                        .queue_depth
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let ack = Ack::Kafka(KafkaAck {
+                        consumer: consumer.clone(),
+                        in_flight: in_flight.clone(),
+                        topic: topic.clone(),
+                        partition,
+                        offset,
+                    });
+                    if tx
+                        .send(Inbound {
+                            source: index,
+                            topic,
+                            payload,
+                            ack,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka source error; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// An idempotent producer keyed by `alert_id`; `flush` waits for every delivery report
+/// and re-sends what failed.
+pub struct KafkaOutput {
+    producer: FutureProducer,
+    topic: String,
+    pending: Vec<(String, Vec<u8>, rdkafka::producer::DeliveryFuture)>,
+}
+
+impl KafkaOutput {
+    /// Creates the producer. By default one record per batch (`linger.ms=0`,
+    /// `batch.num.messages=1`), which brokers such as tansu 0.6 need for correct offsets;
+    /// `options` override any setting.
+    pub fn open(
+        brokers: &str,
+        topic: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<KafkaOutput, OutputError> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .set("batch.num.messages", "1")
+            .set("message.timeout.ms", "30000");
+        for (k, v) in options {
+            config.set(k, v);
+        }
+        let producer: FutureProducer = config
+            .create()
+            .map_err(|e| OutputError::Kafka(e.to_string()))?;
+        Ok(KafkaOutput {
+            producer,
+            topic: topic.to_string(),
+            pending: Vec::new(),
+        })
+    }
+
+    /// Queues one record keyed by `key`.
+    pub fn send(&mut self, key: &str, payload: Vec<u8>) -> Result<(), OutputError> {
+        let record = FutureRecord::to(&self.topic).key(key).payload(&payload);
+        let future = self
+            .producer
+            .send_result(record)
+            .map_err(|(e, _)| OutputError::Kafka(e.to_string()))?;
+        self.pending.push((key.to_string(), payload, future));
+        Ok(())
+    }
+
+    /// Waits for every queued record to be acknowledged by the broker.
+    pub async fn flush(&mut self) -> Result<(), OutputError> {
+        let pending = std::mem::take(&mut self.pending);
+        let mut failed = Vec::new();
+        for (key, payload, future) in pending {
+            match future.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => {
+                    tracing::warn!(error = %e, "kafka delivery failed; will re-send");
+                    failed.push((key, payload));
+                }
+                Err(_) => failed.push((key, payload)),
+            }
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let count = failed.len();
+        for (key, payload) in failed {
+            self.send(&key, payload)?;
+        }
+        Err(OutputError::Kafka(format!(
+            "{count} record(s) not delivered; re-sent"
+        )))
+    }
+}
