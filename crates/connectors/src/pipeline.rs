@@ -41,6 +41,8 @@ pub enum PipelineError {
 /// message is received and dead-lettered instead of breaking the connection (and being
 /// redelivered forever).
 const MQTT_MAX_PACKET: usize = 268_435_455;
+/// How often progress (rates, queue depth) is logged.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// Messages taken from the queue per engine step.
 const BATCH: usize = 512;
 
@@ -322,6 +324,8 @@ pub async fn run_pipeline(
     let mut batch: Vec<Inbound> = Vec::with_capacity(BATCH);
     let mut records: Vec<serde_json::Value> = Vec::new();
     tokio::pin!(shutdown);
+    let mut last_report = std::time::Instant::now();
+    let mut last_received = 0u64;
     tracing::info!(pipeline = %config.name, sources = decoders.len(), "pipeline running");
     loop {
         tokio::select! {
@@ -358,6 +362,21 @@ pub async fn run_pipeline(
             }
             _ = ticker.tick() => {
                 engine.tick(now_ms(), &mut emitted);
+                if last_report.elapsed() >= REPORT_EVERY {
+                    let received = stats.received.load(Ordering::Relaxed);
+                    let accepted = stats.accepted.load(Ordering::Relaxed);
+                    tracing::info!(
+                        received,
+                        accepted,
+                        rejected = stats.rejected_total(),
+                        transitions = stats.transitions.load(Ordering::Relaxed),
+                        queue_depth = stats.queue_depth.load(Ordering::Relaxed),
+                        rate_per_s = (received - last_received) as f64 / last_report.elapsed().as_secs_f64(),
+                        "pipeline progress"
+                    );
+                    last_received = received;
+                    last_report = std::time::Instant::now();
+                }
             }
         }
         // Hand alerts and dead letters over, wait until they are safe, then acknowledge.

@@ -5,6 +5,7 @@
 //!   engine in event time and prints alert transitions as NDJSON.
 
 mod live;
+mod loadgen;
 mod replay;
 
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ enum Command {
     Run(live::RunArgs),
     /// Run the embedded MQTT broker (no external service needed).
     Broker(live::BrokerArgs),
+    /// Publish telemetry at fixed rates and measure publish-to-alert latency.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 #[derive(Subcommand)]
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(&args),
         Command::Run(args) => live::run(&args),
         Command::Broker(args) => live::broker(&args),
+        Command::Loadgen(args) => loadgen::run(&args),
     };
     match result {
         Ok(code) => code,

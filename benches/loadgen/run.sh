@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# End-to-end load benchmark: Mosquitto → watchfloor run → MQTT alerts, timed by
+# `watchfloor loadgen` (hdrhistogram percentiles). Results go to docs/performance.md.
+#   benches/loadgen/run.sh [rates] [seconds] [qos]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rates=${1:-10000,50000,100000}
+seconds=${2:-10}
+qos=${3:-1}
+cargo build --release -q
+work=$(mktemp -d)
+cat > "$work/mosquitto.conf" <<CONF
+listener 18830 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 0
+max_inflight_messages 0
+CONF
+mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+"$mosquitto" -c "$work/mosquitto.conf" >/dev/null 2>&1 &
+broker=$!
+trap 'kill $engine $broker 2>/dev/null || true; rm -rf "$work"' EXIT
+sleep 0.5
+RUST_LOG=warn target/release/watchfloor run --pipeline benches/loadgen/pipeline.toml 2>"$work/watchfloor.log" &
+engine=$!
+sleep 1.5
+target/release/watchfloor loadgen --port 18830 --rates "$rates" --seconds "$seconds" --qos "$qos"

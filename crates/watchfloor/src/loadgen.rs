@@ -1,0 +1,240 @@
+//! `watchfloor loadgen`: publishes telemetry at fixed rates to an MQTT broker and measures
+//! publish-to-alert latency with hdrhistogram.
+//!
+//! Every message is a traffic reading; one in `--probe-every` is a *probe* (speed 1000, a
+//! unique `attrs.seq`) that the `load_probe` rule (see `benches/loadgen/rules`) turns into an
+//! alert. The generator subscribes to the alert topic and times each probe from its publish
+//! to its alert. A rate is *sustained* when every probe of the step arrives and the
+//! latency of the last tenth of the step is not growing away from the first tenth.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use hdrhistogram::Histogram;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+/// Options of `watchfloor loadgen`.
+#[derive(Args, Debug)]
+pub struct LoadgenArgs {
+    /// Broker host.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Broker port.
+    #[arg(long, default_value_t = 1883)]
+    pub port: u16,
+    /// Publish rates to try, messages per second, in order.
+    #[arg(long, value_delimiter = ',', default_value = "10000,50000,100000")]
+    pub rates: Vec<u64>,
+    /// Seconds per rate step.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Distinct stations.
+    #[arg(long, default_value_t = 1000)]
+    pub stations: u64,
+    /// One message in this many is a latency probe.
+    #[arg(long, default_value_t = 100)]
+    pub probe_every: u64,
+    /// QoS of the published telemetry (0 or 1).
+    #[arg(long, default_value_t = 1)]
+    pub qos: u8,
+}
+
+struct StepResult {
+    rate: u64,
+    sent: u64,
+    achieved_rate: f64,
+    probes: u64,
+    received: u64,
+    histogram: Histogram<u64>,
+    first_tenth_p50_us: u64,
+    last_tenth_p50_us: u64,
+}
+
+impl StepResult {
+    fn sustained(&self) -> bool {
+        self.received == self.probes
+            && self.achieved_rate >= self.rate as f64 * 0.95
+            && self.last_tenth_p50_us <= self.first_tenth_p50_us * 3 + 20_000
+    }
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// Runs the rate steps and prints one line per step plus a summary.
+pub fn run(args: &LoadgenArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut best = None;
+    for (i, rate) in args.rates.iter().enumerate() {
+        let result = runtime.block_on(step(args, *rate, i))?;
+        println!(
+            "rate {:>7}/s: sent {:>8} ({:>9.0}/s), probes {}/{}, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, backlog {} ({:.2} → {:.2} ms)",
+            result.rate,
+            result.sent,
+            result.achieved_rate,
+            result.received,
+            result.probes,
+            ms(result.histogram.value_at_quantile(0.5)),
+            ms(result.histogram.value_at_quantile(0.99)),
+            ms(result.histogram.value_at_quantile(0.999)),
+            ms(result.histogram.max()),
+            if result.sustained() { "steady" } else { "GROWING or lost" },
+            ms(result.first_tenth_p50_us),
+            ms(result.last_tenth_p50_us),
+        );
+        if result.sustained() {
+            best = Some(result.rate);
+        }
+    }
+    match best {
+        Some(rate) => {
+            println!("highest rate sustained without a growing backlog: {rate} messages/s")
+        }
+        None => println!("no rate was sustained"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepResult> {
+    let qos = if args.qos == 0 {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    };
+    let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+
+    // The alert listener.
+    let mut options = MqttOptions::new(
+        format!("loadgen-listener-{step_index}"),
+        args.host.clone(),
+        args.port,
+    );
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (listener, mut listener_loop) = AsyncClient::new(options, 64);
+    listener
+        .subscribe("ioc/alerts/+/load_probe", QoS::AtMostOnce)
+        .await?;
+    let (times, lat) = (sent_at.clone(), latencies.clone());
+    let listening = tokio::spawn(async move {
+        while let Ok(event) = listener_loop.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = event {
+                let now = Instant::now();
+                let Ok(alert) = serde_json::from_slice::<serde_json::Value>(&p.payload) else {
+                    continue;
+                };
+                let Some(seq) = alert["key"].as_str().and_then(|k| k.parse::<u64>().ok()) else {
+                    continue;
+                };
+                if let Some(sent) = times.lock().expect("lock").get(&seq) {
+                    lat.lock()
+                        .expect("lock")
+                        .push((seq, now.duration_since(*sent).as_micros() as u64));
+                }
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The publisher: paced in 1 ms slots.
+    let mut options = MqttOptions::new(
+        format!("loadgen-publisher-{step_index}"),
+        args.host.clone(),
+        args.port,
+    );
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_inflight(u16::MAX);
+    let (publisher, mut publisher_loop) = AsyncClient::new(options, 10_000);
+    tokio::spawn(async move { while publisher_loop.poll().await.is_ok() {} });
+    let total = rate * args.seconds;
+    let start = Instant::now();
+    let base_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let seq_base = (step_index as u64 + 1) * 1_000_000_000;
+    let mut probes = 0;
+    for n in 0..total {
+        let due = Duration::from_nanos(n * 1_000_000_000 / rate);
+        let elapsed = start.elapsed();
+        if due > elapsed {
+            tokio::time::sleep(due - elapsed).await;
+        }
+        let station = n % args.stations;
+        let is_probe = n % args.probe_every == 0;
+        let seq = seq_base + n;
+        let ts = base_ms + start.elapsed().as_millis() as i64;
+        let speed = if is_probe { 1000 } else { 40 + (n % 30) };
+        let payload = format!(
+            r#"{{"source":"LOAD-{station:05}","kind":"traffic","ts":{ts},"values":{{"speed":{speed}}},"attrs":{{"seq":"{seq}"}}}}"#
+        );
+        if is_probe {
+            probes += 1;
+            sent_at.lock().expect("lock").insert(seq, Instant::now());
+        }
+        publisher
+            .publish(
+                format!("ioc/load/{station}/telemetry"),
+                qos,
+                false,
+                payload.into_bytes(),
+            )
+            .await
+            .context("publishing")?;
+    }
+    let send_time = start.elapsed();
+    // Wait for the probes to come back (or give up after 10 s of silence).
+    let mut last_count = 0;
+    let mut quiet = Instant::now();
+    loop {
+        let count = latencies.lock().expect("lock").len() as u64;
+        if count >= probes || quiet.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        if count != last_count {
+            last_count = count;
+            quiet = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    listening.abort();
+    let _ = publisher.disconnect().await;
+    let mut samples = latencies.lock().expect("lock").clone();
+    samples.sort();
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
+    for (_, us) in &samples {
+        histogram.saturating_record(*us);
+    }
+    let tenth = (samples.len() / 10).max(1);
+    let p50 = |part: &[(u64, u64)]| {
+        let mut v: Vec<u64> = part.iter().map(|(_, us)| *us).collect();
+        v.sort();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    };
+    let (first, last) = if samples.is_empty() {
+        (0, 0)
+    } else {
+        (
+            p50(&samples[..tenth.min(samples.len())]),
+            p50(&samples[samples.len().saturating_sub(tenth)..]),
+        )
+    };
+    Ok(StepResult {
+        rate,
+        sent: total,
+        achieved_rate: total as f64 / send_time.as_secs_f64(),
+        probes,
+        received: samples.len() as u64,
+        histogram,
+        first_tenth_p50_us: first,
+        last_tenth_p50_us: last,
+    })
+}
