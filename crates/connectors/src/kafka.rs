@@ -83,8 +83,15 @@ impl ConsumerContext for GroupContext {
                     "rebalance: messages still in flight after 30 s; they will be redelivered"
                 );
             }
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                tracing::warn!(error = %e, "commit before rebalance failed; the new owner re-reads from the last commit");
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) => {}
+                // Nothing processed since the last commit: nothing to commit.
+                Err(rdkafka::error::KafkaError::ConsumerCommit(
+                    rdkafka::types::RDKafkaErrorCode::NoOffset,
+                )) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "commit before rebalance failed; the new owner re-reads from the last commit")
+                }
             }
             tracing::info!(?partitions, "partitions revoked after commit");
         } else if let Rebalance::Assign(list) = rebalance {
