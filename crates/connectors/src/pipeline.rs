@@ -362,21 +362,6 @@ pub async fn run_pipeline(
             }
             _ = ticker.tick() => {
                 engine.tick(now_ms(), &mut emitted);
-                if last_report.elapsed() >= REPORT_EVERY {
-                    let received = stats.received.load(Ordering::Relaxed);
-                    let accepted = stats.accepted.load(Ordering::Relaxed);
-                    tracing::info!(
-                        received,
-                        accepted,
-                        rejected = stats.rejected_total(),
-                        transitions = stats.transitions.load(Ordering::Relaxed),
-                        queue_depth = stats.queue_depth.load(Ordering::Relaxed),
-                        rate_per_s = (received - last_received) as f64 / last_report.elapsed().as_secs_f64(),
-                        "pipeline progress"
-                    );
-                    last_received = received;
-                    last_report = std::time::Instant::now();
-                }
             }
         }
         // Hand alerts and dead letters over, wait until they are safe, then acknowledge.
@@ -407,6 +392,23 @@ pub async fn run_pipeline(
                 Ack::Kafka(ack) => ack.ack(),
                 Ack::None => {}
             }
+        }
+        // Progress, also under full load (the ticker branch above can starve then).
+        if last_report.elapsed() >= REPORT_EVERY {
+            let received = stats.received.load(Ordering::Relaxed);
+            let accepted = stats.accepted.load(Ordering::Relaxed);
+            tracing::info!(
+                received,
+                accepted,
+                rejected = stats.rejected_total(),
+                transitions = stats.transitions.load(Ordering::Relaxed),
+                queue_depth = stats.queue_depth.load(Ordering::Relaxed),
+                rate_per_s =
+                    (received - last_received) as f64 / last_report.elapsed().as_secs_f64(),
+                "pipeline progress"
+            );
+            last_received = received;
+            last_report = std::time::Instant::now();
         }
     }
     tracing::info!(pipeline = %config.name, "pipeline stopped");
