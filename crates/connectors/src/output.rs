@@ -172,6 +172,33 @@ impl Output {
         Ok(())
     }
 
+    /// A mark of what was handed over so far (MQTT: publishes); see [`Output::confirmed`].
+    pub fn handed_over(&self) -> u64 {
+        match self {
+            Output::Mqtt(m) => m.published,
+            _ => 0,
+        }
+    }
+
+    /// Whether everything up to `mark` is durable at the destination (outputs that confirm
+    /// in [`Output::flush_local`] are always confirmed).
+    pub fn confirmed(&self, mark: u64) -> bool {
+        match self {
+            Output::Mqtt(m) => m.acked.load(Ordering::Acquire) >= mark,
+            _ => true,
+        }
+    }
+
+    /// Makes what was sent durable where that is local and quick (file flush, Kafka
+    /// delivery reports); MQTT acknowledgements are counted as they arrive instead, so the
+    /// engine does not wait a broker round trip per batch.
+    pub async fn flush_local(&mut self) -> Result<(), OutputError> {
+        match self {
+            Output::Mqtt(_) => Ok(()),
+            _ => self.flush().await,
+        }
+    }
+
     /// Returns once everything sent so far is durable at the destination.
     pub async fn flush(&mut self) -> Result<(), OutputError> {
         match self {

@@ -43,6 +43,8 @@ pub enum PipelineError {
 const MQTT_MAX_PACKET: usize = 268_435_455;
 /// How often progress (rates, queue depth) is logged.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// Batches whose acknowledgements may wait for output confirmation at once.
+const MAX_PENDING_BATCHES: usize = 64;
 /// Messages taken from the queue per engine step.
 const BATCH: usize = 512;
 
@@ -325,6 +327,7 @@ pub async fn run_pipeline(
     let mut records: Vec<serde_json::Value> = Vec::new();
     tokio::pin!(shutdown);
     let mut last_report = std::time::Instant::now();
+    let mut pending: std::collections::VecDeque<PendingBatch> = std::collections::VecDeque::new();
     let mut last_received = 0u64;
     tracing::info!(pipeline = %config.name, sources = decoders.len(), "pipeline running");
     loop {
@@ -360,6 +363,8 @@ pub async fn run_pipeline(
                     }
                 }
             }
+            // Re-check output confirmations while input waits for them.
+            _ = tokio::time::sleep(Duration::from_millis(5)), if !pending.is_empty() => {}
             _ = ticker.tick() => {
                 engine.tick(now_ms(), &mut emitted);
             }
@@ -379,19 +384,34 @@ pub async fn run_pipeline(
         }
         records.clear();
         for output in outputs.iter_mut() {
-            retry!("alert output flush", output.flush());
+            retry!("alert output flush", output.flush_local());
         }
-        retry!("dead-letter flush", dead_letters.flush());
-        for message in batch.drain(..) {
-            match message.ack {
-                // Fails only if the source task is gone; the broker then redelivers.
-                Ack::Mqtt(acker, publish) => {
-                    let _ = acker.send(*publish);
-                }
-                #[cfg(feature = "kafka")]
-                Ack::Kafka(ack) => ack.ack(),
-                Ack::None => {}
+        retry!("dead-letter flush", dead_letters.flush_local());
+        // The batch's input is acknowledged once every output confirms what was handed over
+        // up to now; meanwhile the engine goes on with the next batch.
+        if !batch.is_empty() {
+            pending.push_back(PendingBatch {
+                marks: outputs.iter().map(Output::handed_over).collect(),
+                dead_letter_mark: dead_letters.handed_over(),
+                acks: batch.drain(..).map(|m| m.ack).collect(),
+            });
+        }
+        if pending.len() > MAX_PENDING_BATCHES {
+            // Outputs fell behind: wait for them (bounded memory, backpressure).
+            for output in outputs.iter_mut() {
+                retry!("alert output flush", output.flush());
             }
+            retry!("dead-letter flush", dead_letters.flush());
+        }
+        while pending.front().is_some_and(|p| {
+            outputs
+                .iter()
+                .zip(&p.marks)
+                .all(|(o, mark)| o.confirmed(*mark))
+                && dead_letters.confirmed(p.dead_letter_mark)
+        }) {
+            let done = pending.pop_front().expect("checked");
+            release(done.acks);
         }
         // Progress, also under full load (the ticker branch above can starve then).
         if last_report.elapsed() >= REPORT_EVERY {
@@ -411,6 +431,40 @@ pub async fn run_pipeline(
             last_report = std::time::Instant::now();
         }
     }
+    // Shutting down: wait for the outputs, then acknowledge what they hold.
+    for output in outputs.iter_mut() {
+        if let Err(e) = output.flush().await {
+            tracing::warn!(error = %e, "output not confirmed at shutdown; its input will be redelivered");
+            return Ok(());
+        }
+    }
+    if dead_letters.flush().await.is_ok() {
+        for done in pending.drain(..) {
+            release(done.acks);
+        }
+    }
     tracing::info!(pipeline = %config.name, "pipeline stopped");
     Ok(())
+}
+
+/// Input whose alerts were handed to the outputs, waiting for them to confirm.
+struct PendingBatch {
+    marks: Vec<u64>,
+    dead_letter_mark: u64,
+    acks: Vec<Ack>,
+}
+
+/// Acknowledges processed input.
+fn release(acks: Vec<Ack>) {
+    for ack in acks {
+        match ack {
+            // Fails only if the source task is gone; the broker then redelivers.
+            Ack::Mqtt(acker, publish) => {
+                let _ = acker.send(*publish);
+            }
+            #[cfg(feature = "kafka")]
+            Ack::Kafka(ack) => ack.ack(),
+            Ack::None => {}
+        }
+    }
 }

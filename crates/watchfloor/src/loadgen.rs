@@ -162,6 +162,9 @@ async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepRe
         .as_millis() as i64;
     let seq_base = (step_index as u64 + 1) * 1_000_000_000;
     let mut probes = 0;
+    // Each station's readings get strictly increasing timestamps (a real station never
+    // sends two readings in the same millisecond; the engine refuses that as a duplicate).
+    let mut last_ts = vec![i64::MIN; args.stations as usize];
     for n in 0..total {
         let due = Duration::from_nanos(n * 1_000_000_000 / rate);
         let elapsed = start.elapsed();
@@ -171,7 +174,8 @@ async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepRe
         let station = n % args.stations;
         let is_probe = n % args.probe_every == 0;
         let seq = seq_base + n;
-        let ts = base_ms + start.elapsed().as_millis() as i64;
+        let ts = (base_ms + start.elapsed().as_millis() as i64).max(last_ts[station as usize] + 1);
+        last_ts[station as usize] = ts;
         let speed = if is_probe { 1000 } else { 40 + (n % 30) };
         let payload = format!(
             r#"{{"source":"LOAD-{station:05}","kind":"traffic","ts":{ts},"values":{{"speed":{speed}}},"attrs":{{"seq":"{seq}"}}}}"#
