@@ -9,10 +9,12 @@
 //!   partitions and together emit the full alert set. The takeover test (one instance
 //!   stops, the survivor takes its partitions over) is ignored: tansu 0.6 fails it.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -20,29 +22,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("watchfloor-kafka-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use support::{free_port, now_ms, runtime, scratch, wait_until, Killed};
 
 fn tansu_binary() -> PathBuf {
     let home = std::env::var_os("HOME")
@@ -53,14 +33,6 @@ fn tansu_binary() -> PathBuf {
         return cached;
     }
     PathBuf::from("tansu")
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// A tansu broker in memory on a free port, with the given topics (4 partitions each).
@@ -162,13 +134,6 @@ fn start_watchfloor(pipeline: &Path, name: &str) -> Killed {
     )
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// Publishes `count` sequenced readings keyed by station, one record per batch.
 async fn publish(brokers: &str, from: u64, count: u64) {
     let producer: FutureProducer = ClientConfig::new()
@@ -239,19 +204,11 @@ fn read_alerts(brokers: &str, group: &str) -> (HashMap<String, u32>, HashSet<Str
     (ids, keys)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 #[ignore = "flaky on tansu 0.6: in about one run in three the restarted member is fenced (AssignmentLost) and never reassigned; passes otherwise (docs/pipelines.md). Run with --ignored"]
 fn kafka_no_loss_across_sigkill() {
     const TOTAL: u64 = 20_000;
-    let dir = scratch("no-loss");
+    let dir = scratch("kafka", "no-loss");
     let (_broker, brokers) = tansu(&dir, &["telemetry", "alerts"]);
     // Static membership: the restarted instance takes its old place in the group at once.
     let pipeline = write_pipeline_named(
@@ -305,7 +262,7 @@ fn kafka_no_loss_across_sigkill() {
 #[test]
 fn kafka_two_instances_in_one_group_emit_the_full_alert_set() {
     const TOTAL: u64 = 10_000;
-    let dir = scratch("scale-out");
+    let dir = scratch("kafka", "scale-out");
     let (_broker, brokers) = tansu(&dir, &["telemetry", "alerts"]);
     let pipeline = write_pipeline_named(
         &dir,
@@ -356,7 +313,7 @@ fn kafka_two_instances_in_one_group_emit_the_full_alert_set() {
 #[ignore = "tansu 0.6: the survivor is assigned the partitions the other instance gave up, but fetching them from the committed offsets returns nothing (docs/pipelines.md)"]
 fn kafka_survivor_takes_over_the_partitions_of_a_stopped_instance() {
     const TOTAL: u64 = 10_000;
-    let dir = scratch("takeover");
+    let dir = scratch("kafka", "takeover");
     let (_broker, brokers) = tansu(&dir, &["telemetry", "alerts"]);
     let pipeline = write_pipeline_named(
         &dir,

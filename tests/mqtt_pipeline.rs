@@ -2,37 +2,17 @@
 //! `watchfloor run` consumes MQTT, writes alerts to a file and an MQTT topic, dead-letters
 //! bad input with its reason, and loses nothing when killed with SIGKILL and restarted.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("watchfloor-mqtt-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{free_port, now_ms, runtime, scratch, wait_until, Killed};
 
 fn wait_for_port(port: u16) {
     let start = Instant::now();
@@ -157,29 +137,6 @@ fn read_lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// A QoS 1 publisher whose event loop runs in its own task and counts PUBACKs.
 async fn publisher(
     port: u16,
@@ -240,7 +197,7 @@ rules:
 
 #[test]
 fn alerts_reach_file_and_mqtt_and_every_bad_message_is_dead_lettered_once() {
-    let dir = scratch("e2e");
+    let dir = scratch("mqtt", "e2e");
     let (_broker, port) = mosquitto(&dir);
     let pipeline = write_pipeline(&dir, port, RULES);
     let _wf = start_watchfloor(&pipeline);
@@ -366,7 +323,7 @@ fn the_shipped_pipeline_checks_and_a_broken_one_does_not() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let dir = scratch("check");
+    let dir = scratch("mqtt", "check");
     let broken = dir.join("broken.toml");
     std::fs::write(
         &broken,
@@ -388,7 +345,7 @@ fn the_shipped_pipeline_checks_and_a_broken_one_does_not() {
 
 #[test]
 fn the_embedded_broker_carries_a_reading_to_an_alert() {
-    let dir = scratch("embedded");
+    let dir = scratch("mqtt", "embedded");
     let port = free_port();
     let log = std::fs::File::create(dir.join("broker.log")).unwrap();
     let _broker = Killed(
@@ -442,7 +399,7 @@ rules:
 #[test]
 fn no_message_is_lost_when_watchfloor_is_killed_three_times() {
     const TOTAL: u64 = 100_000;
-    let dir = scratch("no-loss");
+    let dir = scratch("mqtt", "no-loss");
     let (_broker, port) = mosquitto(&dir);
     let pipeline = write_pipeline(&dir, port, SEQ_RULE);
     let alerts = dir.join("alerts.ndjson");
