@@ -128,6 +128,22 @@ fn start_watchfloor(pipeline: &Path) -> Killed {
     )
 }
 
+/// Waits until both of the pipeline's MQTT sources hold their subscriptions.
+fn wait_subscribed(pipeline: &Path) {
+    let log = pipeline.with_file_name("watchfloor.log");
+    wait_until(
+        "the pipeline's subscriptions",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches("mqtt source subscribed")
+                .count()
+                >= 2
+        },
+    );
+}
+
 fn read_lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -217,8 +233,9 @@ fn alerts_reach_file_and_mqtt_and_every_bad_message_is_dead_lettered_once() {
                 }
             }
         });
-        // Let both watchfloor sources subscribe.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Both watchfloor sources subscribed, and the integrator too.
+        wait_subscribed(&pipeline);
+        tokio::time::sleep(Duration::from_millis(500)).await;
 
         let (client, acks) = publisher(port, "station-publisher").await;
         let now = now_ms();
@@ -359,7 +376,7 @@ fn the_embedded_broker_carries_a_reading_to_an_alert() {
     wait_for_port(port);
     let pipeline = write_pipeline(&dir, port, RULES);
     let _wf = start_watchfloor(&pipeline);
-    std::thread::sleep(Duration::from_secs(2));
+    wait_subscribed(&pipeline);
     runtime().block_on(async {
         let (client, acks) = publisher(port, "embedded-publisher").await;
         let reading = format!(
@@ -404,7 +421,7 @@ fn no_message_is_lost_when_watchfloor_is_killed_three_times() {
     let pipeline = write_pipeline(&dir, port, SEQ_RULE);
     let alerts = dir.join("alerts.ndjson");
     let mut wf = start_watchfloor(&pipeline);
-    std::thread::sleep(Duration::from_secs(2)); // persistent session and subscription exist
+    wait_subscribed(&pipeline); // the persistent session and its subscription exist
     let rt = runtime();
     let publishing = rt.spawn(async move {
         let (client, acks) = publisher(port, "seq-publisher").await;

@@ -194,6 +194,9 @@ fn spawn_mqtt_source(
                         }
                     });
                 }
+                Ok(MqttEvent::Incoming(Packet::SubAck(_))) => {
+                    tracing::info!(source = %client_id, "mqtt source subscribed");
+                }
                 Ok(MqttEvent::Incoming(Packet::Publish(publish))) => {
                     stats.received.fetch_add(1, Ordering::Relaxed);
                     let topic = publish.topic.clone();
