@@ -204,6 +204,20 @@ fn read_alerts(brokers: &str, group: &str) -> (HashMap<String, u32>, HashSet<Str
     (ids, keys)
 }
 
+/// Reads the alert topic until it holds an alert for `total` distinct keys.
+fn wait_for_alert_set(
+    brokers: &str,
+    total: u64,
+    what: &str,
+) -> (HashMap<String, u32>, HashSet<String>) {
+    let mut last = (HashMap::new(), HashSet::new());
+    wait_until(what, Duration::from_secs(300), || {
+        last = read_alerts(brokers, &format!("verify-{}", now_ms()));
+        last.1.len() as u64 == total
+    });
+    last
+}
+
 #[test]
 #[ignore = "flaky on tansu 0.6: in about one run in three the restarted member is fenced (AssignmentLost) and never reassigned; passes otherwise (docs/pipelines.md). Run with --ignored"]
 fn kafka_no_loss_across_sigkill() {
@@ -239,15 +253,7 @@ fn kafka_no_loss_across_sigkill() {
     // restarted static member when the old session expires after it rejoined.
     std::thread::sleep(Duration::from_secs(15));
     let _wf = start_watchfloor(&pipeline, "watchfloor-2");
-    let mut last = (HashMap::new(), HashSet::new());
-    wait_until(
-        "every expected alert on the alert topic",
-        Duration::from_secs(300),
-        || {
-            last = read_alerts(&brokers, &format!("verify-{}", now_ms()));
-            last.1.len() as u64 == TOTAL
-        },
-    );
+    let last = wait_for_alert_set(&brokers, TOTAL, "every expected alert on the alert topic");
     let (ids, keys) = last;
     assert_eq!(keys.len() as u64, TOTAL, "every sequence number alerted");
     assert_eq!(
@@ -275,15 +281,7 @@ fn kafka_two_instances_in_one_group_emit_the_full_alert_set() {
     let _second = start_watchfloor(&pipeline, "instance-b");
     std::thread::sleep(Duration::from_secs(8)); // both join the group and share the partitions
     rt.block_on(publish(&brokers, 0, TOTAL));
-    let mut last = (HashMap::new(), HashSet::new());
-    wait_until(
-        "the complete alert set from two instances",
-        Duration::from_secs(300),
-        || {
-            last = read_alerts(&brokers, &format!("verify-{}", now_ms()));
-            last.1.len() as u64 == TOTAL
-        },
-    );
+    let last = wait_for_alert_set(&brokers, TOTAL, "the complete alert set from two instances");
     let (ids, _) = last;
     assert_eq!(
         ids.len() as u64,
@@ -334,14 +332,6 @@ fn kafka_survivor_takes_over_the_partitions_of_a_stopped_instance() {
     assert!(status.success());
     first.0.wait().unwrap();
     rt.block_on(publish(&brokers, TOTAL / 2, TOTAL / 2));
-    let mut last = (HashMap::new(), HashSet::new());
-    wait_until(
-        "the complete alert set after takeover",
-        Duration::from_secs(300),
-        || {
-            last = read_alerts(&brokers, &format!("verify-{}", now_ms()));
-            last.1.len() as u64 == TOTAL
-        },
-    );
+    let last = wait_for_alert_set(&brokers, TOTAL, "the complete alert set after takeover");
     assert_eq!(last.0.len() as u64, TOTAL);
 }

@@ -20,7 +20,19 @@ use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::mpsc;
 
 use crate::output::OutputError;
-use crate::pipeline::{Ack, Inbound, PipelineStats};
+use crate::pipeline::{enqueue, Ack, Inbound, PipelineStats};
+
+/// Watchfloor's defaults for a client, then the pipeline's own `options` over them.
+fn client_config(defaults: &[(&str, &str)], options: &BTreeMap<String, String>) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (key, value) in defaults {
+        config.set(*key, *value);
+    }
+    for (key, value) in options {
+        config.set(key, value);
+    }
+    config
+}
 
 /// Messages taken from each partition and not yet acknowledged, so a rebalance can wait
 /// for them before it commits and gives the partition away.
@@ -146,20 +158,17 @@ pub fn spawn_kafka_source(
     stats: Arc<PipelineStats>,
 ) -> Result<(), OutputError> {
     let in_flight = Arc::new(InFlight::default());
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group_id)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "500")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
-        .set("queued.max.messages.kbytes", "16384");
-    for (k, v) in options {
-        config.set(k, v);
-    }
-    let consumer: StreamConsumer<GroupContext> = config
+    let group_settings = [
+        ("bootstrap.servers", brokers),
+        ("group.id", group_id),
+        ("enable.auto.commit", "true"),
+        ("auto.commit.interval.ms", "500"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("session.timeout.ms", "10000"),
+        ("queued.max.messages.kbytes", "16384"),
+    ];
+    let consumer: StreamConsumer<GroupContext> = client_config(&group_settings, options)
         .create_with_context(GroupContext {
             in_flight: in_flight.clone(),
         })
@@ -181,9 +190,6 @@ pub fn spawn_kafka_source(
                     let payload = Bytes::copy_from_slice(message.payload().unwrap_or_default());
                     drop(message);
                     in_flight.taken(&topic, partition);
-                    stats
-                        .queue_depth
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let ack = Ack::Kafka(KafkaAck {
                         consumer: consumer.clone(),
                         in_flight: in_flight.clone(),
@@ -191,16 +197,13 @@ pub fn spawn_kafka_source(
                         partition,
                         offset,
                     });
-                    if tx
-                        .send(Inbound {
-                            source: index,
-                            topic,
-                            payload,
-                            ack,
-                        })
-                        .await
-                        .is_err()
-                    {
+                    let inbound = Inbound {
+                        source: index,
+                        topic,
+                        payload,
+                        ack,
+                    };
+                    if !enqueue(&tx, &stats, inbound).await {
                         return;
                     }
                 }
@@ -231,18 +234,15 @@ impl KafkaOutput {
         topic: &str,
         options: &BTreeMap<String, String>,
     ) -> Result<KafkaOutput, OutputError> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "0")
-            .set("batch.num.messages", "1")
-            .set("message.timeout.ms", "30000");
-        for (k, v) in options {
-            config.set(k, v);
-        }
-        let producer: FutureProducer = config
+        let producer_settings = [
+            ("bootstrap.servers", brokers),
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "0"),
+            ("batch.num.messages", "1"),
+            ("message.timeout.ms", "30000"),
+        ];
+        let producer: FutureProducer = client_config(&producer_settings, options)
             .create()
             .map_err(|e| OutputError::Kafka(e.to_string()))?;
         Ok(KafkaOutput {

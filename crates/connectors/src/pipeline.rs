@@ -95,6 +95,21 @@ impl PipelineStats {
     }
 }
 
+/// Hands a received message to the engine, counting it in the queue depth. Waits while
+/// the queue is full: that is the backpressure. `false` once the engine is gone.
+pub(crate) async fn enqueue(
+    tx: &mpsc::Sender<Inbound>,
+    stats: &PipelineStats,
+    inbound: Inbound,
+) -> bool {
+    stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+    if tx.send(inbound).await.is_err() {
+        stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+        return false;
+    }
+    true
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -206,18 +221,13 @@ fn spawn_mqtt_source(
                     } else {
                         Ack::Mqtt(ack_tx.clone(), Box::new(publish))
                     };
-                    stats.queue_depth.fetch_add(1, Ordering::Relaxed);
-                    // Waits while the queue is full: that is the backpressure.
-                    if tx
-                        .send(Inbound {
-                            source: index,
-                            topic,
-                            payload,
-                            ack,
-                        })
-                        .await
-                        .is_err()
-                    {
+                    let inbound = Inbound {
+                        source: index,
+                        topic,
+                        payload,
+                        ack,
+                    };
+                    if !enqueue(&tx, &stats, inbound).await {
                         return;
                     }
                 }
