@@ -220,22 +220,33 @@ fn alerts_reach_file_and_mqtt_and_every_bad_message_is_dead_lettered_once() {
     let rt = runtime();
     rt.block_on(async {
         // An integrator listening for alerts.
+        // It keeps a persistent session and reconnects, as a real integrator would, so a
+        // slow start on a loaded machine cannot lose what the broker holds for it.
         let mut options = MqttOptions::new("integrator", "127.0.0.1", port);
         options.set_keep_alive(Duration::from_secs(30));
+        options.set_clean_session(false);
         let (listener, mut listener_loop) = AsyncClient::new(options, 100);
         listener.subscribe("ioc/alerts/#", QoS::AtLeastOnce).await.unwrap();
         let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, serde_json::Value)>::new()));
-        let sink = received.clone();
+        let subscribed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (sink, suback) = (received.clone(), subscribed.clone());
         tokio::spawn(async move {
-            while let Ok(event) = listener_loop.poll().await {
-                if let Event::Incoming(Packet::Publish(p)) = event {
-                    sink.lock().unwrap().push((p.topic.clone(), serde_json::from_slice(&p.payload).unwrap()));
+            loop {
+                match listener_loop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        sink.lock().unwrap().push((p.topic.clone(), serde_json::from_slice(&p.payload).unwrap()));
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => suback.store(true, std::sync::atomic::Ordering::SeqCst),
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             }
         });
         // Both watchfloor sources subscribed, and the integrator too.
         wait_subscribed(&pipeline);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        wait_until("the integrator's subscription", Duration::from_secs(30), || {
+            subscribed.load(std::sync::atomic::Ordering::SeqCst)
+        });
 
         let (client, acks) = publisher(port, "station-publisher").await;
         let now = now_ms();
@@ -320,7 +331,19 @@ fn alerts_reach_file_and_mqtt_and_every_bad_message_is_dead_lettered_once() {
             ],
             "CT-TN-02 fires from its TT10 file; its calibrating NH4 line does not count"
         );
-        wait_until("alerts over MQTT", Duration::from_secs(20), || received.lock().unwrap().len() >= 3);
+        let over_mqtt = (0..300).any(|_| {
+            let enough = received.lock().unwrap().len() >= 3;
+            if !enough {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            enough
+        });
+        assert!(
+            over_mqtt,
+            "timed out waiting for alerts over MQTT (got {:?}); watchfloor log:\n{}",
+            received.lock().unwrap(),
+            std::fs::read_to_string(dir.join("watchfloor.log")).unwrap_or_default()
+        );
         let topics: Vec<String> = received.lock().unwrap().iter().map(|(t, _)| t.clone()).collect();
         assert!(topics.contains(&"ioc/alerts/critical/camera_fire".to_string()), "{topics:?}");
         assert!(topics.contains(&"ioc/alerts/major/cod_high".to_string()), "{topics:?}");
