@@ -32,6 +32,9 @@ pub enum AggFn {
     Slope,
     /// The value at this quantile (0..=1), from a sketch with 1 % relative accuracy.
     Percentile(f64),
+    /// The VN_AQI NowCast of the last 12 clock-hour means (Decision 1459/QĐ-TCMT), the
+    /// latest hour with data counted as c1; `NaN` unless 2 of c1..c3 are present.
+    NowCast,
 }
 
 impl AggFn {
@@ -51,13 +54,14 @@ impl AggFn {
             "last" => needs_no_arg(AggFn::Last),
             "stddev" => needs_no_arg(AggFn::Stddev),
             "slope" => needs_no_arg(AggFn::Slope),
+            "nowcast" => needs_no_arg(AggFn::NowCast),
             "percentile" => match arg {
                 Some(p) if (0.0..=100.0).contains(&p) => Ok(AggFn::Percentile(p / 100.0)),
                 Some(p) => Err(format!("percentile {p} is outside 0..100")),
                 None => Err("percentile needs a second argument, e.g. percentile(speed, 95)".into()),
             },
             other => Err(format!(
-                "unknown aggregate `{other}` (count, sum, avg, min, max, first, last, stddev, slope, percentile)"
+                "unknown aggregate `{other}` (count, sum, avg, min, max, first, last, stddev, slope, percentile, nowcast)"
             )),
         }
     }
@@ -82,7 +86,13 @@ pub struct Accumulator {
     m2_v: f64,
     c_tv: f64,
     sketch: Option<Box<QuantileSketch>>,
+    hourly: Option<Box<HourlyMeans>>,
 }
+
+/// Per clock hour (epoch hour number): sum and count, for NowCast.
+pub type HourlyMeans = BTreeMap<i64, (f64, u32)>;
+
+const HOUR_MS: i64 = 3_600_000;
 
 impl Accumulator {
     /// An empty accumulator; `with_sketch` keeps a quantile sketch for percentiles.
@@ -103,7 +113,14 @@ impl Accumulator {
             m2_v: 0.0,
             c_tv: 0.0,
             sketch: with_sketch.then(|| Box::new(QuantileSketch::default())),
+            hourly: None,
         }
+    }
+
+    /// The same accumulator, also keeping clock-hour means for [`AggFn::NowCast`].
+    pub fn with_hourly(mut self) -> Self {
+        self.hourly = Some(Box::default());
+        self
     }
 
     /// Number of values taken.
@@ -143,6 +160,11 @@ impl Accumulator {
         if let Some(sketch) = &mut self.sketch {
             sketch.add(v);
         }
+        if let Some(hourly) = &mut self.hourly {
+            let slot = hourly.entry(ts.div_euclid(HOUR_MS)).or_insert((0.0, 0));
+            slot.0 += v;
+            slot.1 += 1;
+        }
     }
 
     /// Folds `newer` (values later in event time, or unordered) into `self`.
@@ -151,10 +173,13 @@ impl Accumulator {
             return;
         }
         if self.n == 0 {
-            let keep_sketch = self.sketch.is_some();
+            let (keep_sketch, keep_hourly) = (self.sketch.is_some(), self.hourly.is_some());
             *self = newer.clone();
             if !keep_sketch {
                 self.sketch = None;
+            }
+            if !keep_hourly {
+                self.hourly = None;
             }
             return;
         }
@@ -183,6 +208,13 @@ impl Accumulator {
         }
         if let (Some(mine), Some(theirs)) = (&mut self.sketch, &newer.sketch) {
             mine.merge(theirs);
+        }
+        if let (Some(mine), Some(theirs)) = (&mut self.hourly, &newer.hourly) {
+            for (hour, (sum, n)) in theirs.iter() {
+                let slot = mine.entry(*hour).or_insert((0.0, 0));
+                slot.0 += sum;
+                slot.1 += n;
+            }
         }
     }
 
@@ -214,8 +246,38 @@ impl Accumulator {
                 .sketch
                 .as_ref()
                 .map_or(f64::NAN, |sketch| sketch.quantile(q)),
+            AggFn::NowCast => self.hourly.as_ref().map_or(f64::NAN, |hourly| {
+                let latest = self.last_t.div_euclid(HOUR_MS);
+                let means: Vec<Option<f64>> = (0..12)
+                    .map(|i| hourly.get(&(latest - i)).map(|(s, n)| s / f64::from(*n)))
+                    .collect();
+                nowcast(&means)
+            }),
         }
     }
+}
+
+/// NowCast (Decision 1459/QĐ-TCMT) over hourly means `c[0]` = c1 (latest) … c12; a missing
+/// hour weighs 0. `NaN` unless at least 2 of c1..c3 are present.
+pub fn nowcast(c: &[Option<f64>]) -> f64 {
+    if c.iter().take(3).filter(|v| v.is_some()).count() < 2 {
+        return f64::NAN;
+    }
+    let present = c.iter().take(12).flatten();
+    let (lo, hi) = present.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(*v), hi.max(*v))
+    });
+    let ratio = if hi > 0.0 { lo / hi } else { 1.0 };
+    let w = if ratio > 0.5 { ratio } else { 0.5 };
+    let (mut num, mut den) = (0.0, 0.0);
+    for (i, v) in c.iter().take(12).enumerate() {
+        if let Some(v) = v {
+            let weight = w.powi(i as i32);
+            num += weight * v;
+            den += weight;
+        }
+    }
+    num / den
 }
 
 /// Values closer to zero than this count as zero in the sketch.
@@ -296,6 +358,38 @@ impl QuantileSketch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nowcast_by_hand() {
+        // c1..c4 = 40, 20, 30, 10 (latest first): w* = 10/40 = 0.25 -> w = 0.5.
+        // (40 + 0.5·20 + 0.25·30 + 0.125·10) / (1 + 0.5 + 0.25 + 0.125) = 58.75 / 1.875.
+        let c = [Some(40.0), Some(20.0), Some(30.0), Some(10.0)];
+        assert!((nowcast(&c) - 58.75 / 1.875).abs() < 1e-12);
+        // Steady air: w* = 30/36 = 0.8333 is used as is; c2 missing weighs 0.
+        let w: f64 = 30.0 / 36.0;
+        let c = [Some(36.0), None, Some(30.0)];
+        let want = (36.0 + w * w * 30.0) / (1.0 + w * w);
+        assert!((nowcast(&c) - want).abs() < 1e-12);
+        // Fewer than 2 of c1..c3: no NowCast.
+        assert!(nowcast(&[Some(36.0), None, None, Some(20.0)]).is_nan());
+    }
+
+    #[test]
+    fn nowcast_from_clock_hour_means_in_an_accumulator() {
+        let hour = 3_600_000;
+        let mut older = Accumulator::new(false).with_hourly();
+        // Hour 0: mean 10 (two readings); hour 1: mean 20.
+        older.add(0, 5.0);
+        older.add(1_000, 15.0);
+        older.add(hour + 10, 20.0);
+        let mut newer = Accumulator::new(false).with_hourly();
+        newer.add(2 * hour + 5, 40.0);
+        older.merge(&newer);
+        // c1 = 40, c2 = 20, c3 = 10: w* = 0.25 -> 0.5.
+        let want = (40.0 + 0.5 * 20.0 + 0.25 * 10.0) / 1.75;
+        assert!((older.value(AggFn::NowCast) - want).abs() < 1e-12);
+        assert!(Accumulator::new(false).value(AggFn::NowCast).is_nan());
+    }
 
     fn acc(points: &[(i64, f64)]) -> Accumulator {
         let mut a = Accumulator::new(true);

@@ -309,7 +309,15 @@ impl Engine {
                 let mut template: Vec<Accumulator> = rule
                     .metric_needs_sketch
                     .iter()
-                    .map(|sketch| Accumulator::new(*sketch))
+                    .zip(&rule.metric_needs_hourly)
+                    .map(|(sketch, hourly)| {
+                        let acc = Accumulator::new(*sketch);
+                        if *hourly {
+                            acc.with_hourly()
+                        } else {
+                            acc
+                        }
+                    })
                     .collect();
                 let event_counter = needs_counter.then(|| {
                     template.push(Accumulator::new(false));
@@ -1258,6 +1266,7 @@ fn single_event_values(runtime: &RuleRuntime, event_values: &[f64], values: &mut
             (AggFn::Sum, None) => 0.0,
             (_, None) => f64::NAN,
             (AggFn::Stddev | AggFn::Slope, Some(_)) => 0.0,
+            (AggFn::NowCast, Some(_)) => f64::NAN,
             (_, Some(v)) => v,
         }
     }));

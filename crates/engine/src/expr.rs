@@ -6,7 +6,8 @@
 //! lookups or allocation. Supported: number, bool and string literals; aggregate and
 //! constant names; `key`; `table.column` lookups and `has(table.column)`; `+ - * / %`,
 //! unary `-`, comparisons, `&& || !` (with CEL's error-absorbing semantics), `?:`, and
-//! `abs`, `min`, `max`.
+//! `abs`, `min`, `max`; VN_AQI sub-indices `aqi_pm25(c)`, `aqi_pm10`, `aqi_no2`, `aqi_so2`,
+//! `aqi_co`, `aqi_o3` (1 h), `aqi_o3_8h`, and `aqi_rank(aqi)` (1 = Tốt … 6 = Nguy hại).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use std::sync::Arc;
 use cel::common::ast::{operators, Expr, LiteralValue};
 use cel::IdedExpr;
 use thiserror::Error;
+
+use watchfloor_model::vn_aqi;
 
 use crate::lookup::LookupTables;
 
@@ -388,8 +391,38 @@ fn compile_call(func: &str, mut args: Vec<(EvalFn, Ty)>) -> Result<(EvalFn, Ty),
             };
             Ok((f, Ty::Num))
         }
+        "aqi_rank" => {
+            arity(1)?;
+            let (a, ta) = args.pop().unwrap();
+            expect(ta, Ty::Num, func)?;
+            Ok((
+                Box::new(move |s: &Scope| {
+                    let rank = vn_aqi::category(num(a(s)?)).map_or(f64::NAN, |c| f64::from(c.rank));
+                    Ok(Val::Num(rank))
+                }),
+                Ty::Num,
+            ))
+        }
+        aqi if aqi.starts_with("aqi_") => {
+            let column = match &aqi[4..] {
+                "o3" => "o3_1h",
+                other => other,
+            };
+            let Some(pollutant) = vn_aqi::Pollutant::parse(column) else {
+                return Err(format!(
+                    "unknown VN_AQI function `{aqi}` (aqi_pm25, aqi_pm10, aqi_no2, aqi_so2, aqi_co, aqi_o3, aqi_o3_8h, aqi_rank)"
+                ));
+            };
+            arity(1)?;
+            let (a, ta) = args.pop().unwrap();
+            expect(ta, Ty::Num, aqi)?;
+            Ok((
+                Box::new(move |s: &Scope| Ok(Val::Num(vn_aqi::sub_index(pollutant, num(a(s)?))))),
+                Ty::Num,
+            ))
+        }
         other => Err(format!(
-            "function or operator `{other}` is not supported (use + - * / %, comparisons, && || !, ?:, abs, min, max)"
+            "function or operator `{other}` is not supported (use + - * / %, comparisons, && || !, ?:, abs, min, max, aqi_pm25 … aqi_rank)"
         )),
     }
 }

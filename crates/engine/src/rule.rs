@@ -265,6 +265,8 @@ pub struct Rule {
     pub metrics: Vec<String>,
     /// Per metric: keep a quantile sketch.
     pub metric_needs_sketch: Vec<bool>,
+    /// Per metric: keep clock-hour means (for `nowcast`).
+    pub metric_needs_hourly: Vec<bool>,
     /// The aggregates, by slot.
     pub aggregates: Vec<AggregateDef>,
     /// Aggregate names, by slot.
@@ -725,6 +727,7 @@ fn compile_rule(
 
     let mut metrics: Vec<String> = Vec::new();
     let mut metric_needs_sketch: Vec<bool> = Vec::new();
+    let mut metric_needs_hourly: Vec<bool> = Vec::new();
     let mut aggregates = Vec::new();
     for (name, call) in &spec.aggregates.0 {
         if constants.contains_key(name) || name == "key" {
@@ -750,11 +753,14 @@ fn compile_rule(
                     None => {
                         metrics.push(m);
                         metric_needs_sketch.push(false);
+                        metric_needs_hourly.push(false);
                         metrics.len() - 1
                     }
                 });
-                if let (Some(i), AggFn::Percentile(_)) = (slot, func) {
-                    metric_needs_sketch[i] = true;
+                match (slot, func) {
+                    (Some(i), AggFn::Percentile(_)) => metric_needs_sketch[i] = true,
+                    (Some(i), AggFn::NowCast) => metric_needs_hourly[i] = true,
+                    _ => {}
                 }
                 aggregates.push(AggregateDef {
                     name: name.clone(),
@@ -956,6 +962,7 @@ fn compile_rule(
         window,
         metrics,
         metric_needs_sketch,
+        metric_needs_hourly,
         aggregates,
         aggregate_names,
         condition,

@@ -12,6 +12,7 @@ mod rejection;
 mod time;
 mod tt10;
 mod units;
+pub mod vn_aqi;
 
 pub use alert::{AlertState, AlertTransition, Severity};
 pub use aliases::canonical_metric;
