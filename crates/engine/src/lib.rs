@@ -22,4 +22,5 @@ pub use engine::{
     Acknowledgement, ActiveAlertView, Emitted, Engine, EngineConfig, EngineError, EngineStats,
     TimeMode, WindowResult,
 };
+pub use lookup::LookupTables;
 pub use rule::{Rule, RuleError, RuleErrors, RuleSet, WindowKind};

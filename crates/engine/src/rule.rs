@@ -330,6 +330,13 @@ impl RuleSet {
     /// Loads every `*.yaml`/`*.yml` rule file under `dir` (recursively) and every
     /// `lookups/*.csv` table. All problems are reported, not just the first.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
+        Self::load_dir_with(dir, LookupTables::new())
+    }
+
+    /// Like [`RuleSet::load_dir`], with `lookups` (tables built elsewhere, such as the city
+    /// registry's) added before the directory's own.
+    pub fn load_dir_with(dir: &Path, lookups: LookupTables) -> Result<RuleSet, RuleErrors> {
+        let mut lookups = lookups;
         let mut rule_files = Vec::new();
         let mut csv_files = Vec::new();
         collect_files(dir, &mut rule_files, &mut csv_files).map_err(|e| {
@@ -343,7 +350,6 @@ impl RuleSet {
         rule_files.sort();
         csv_files.sort();
         let mut errors = Vec::new();
-        let mut lookups = LookupTables::new();
         for path in &csv_files {
             let name = path
                 .file_stem()

@@ -77,6 +77,16 @@ pub enum Rejection {
     /// The same source sent the same kind of event with the same timestamp again.
     #[error("duplicate event: same source, kind and timestamp as an earlier one")]
     Duplicate,
+    /// The station is not in the city's station registry.
+    #[error("station `{0}` is not in the station registry")]
+    UnknownStation(String),
+    /// The station is registered as another kind of station.
+    #[error("station `{station}` is registered as `{registered}`, not `{sent}`")]
+    KindMismatch {
+        station: String,
+        registered: &'static str,
+        sent: &'static str,
+    },
 }
 
 impl Rejection {
@@ -102,11 +112,13 @@ impl Rejection {
             Rejection::MalformedLine { .. } => "malformed_line",
             Rejection::Late { .. } => "late",
             Rejection::Duplicate => "duplicate",
+            Rejection::UnknownStation(_) => "unknown_station",
+            Rejection::KindMismatch { .. } => "kind_mismatch",
         }
     }
 
     /// Every code, in a fixed order: for pre-registering counters at zero.
-    pub const ALL_CODES: [&'static str; 19] = [
+    pub const ALL_CODES: [&'static str; 21] = [
         "oversize",
         "malformed_json",
         "not_an_object",
@@ -126,5 +138,7 @@ impl Rejection {
         "malformed_line",
         "late",
         "duplicate",
+        "unknown_station",
+        "kind_mismatch",
     ];
 }
