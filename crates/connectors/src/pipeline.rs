@@ -16,7 +16,7 @@ use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS
 use serde_json::json;
 use thiserror::Error;
 use tokio::sync::mpsc;
-use watchfloor_engine::{Emitted, Engine, RuleSet};
+use watchfloor_engine::{Emitted, Engine};
 use watchfloor_model::{format_rfc3339, Rejection};
 
 use crate::config::{ConfigError, PipelineConfig, SourceConfig};
@@ -305,7 +305,7 @@ pub async fn run_pipeline(
     stats: Arc<PipelineStats>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), PipelineError> {
-    let rules = RuleSet::load_dir(&config.rules)?;
+    let (rules, city) = watchfloor_city::load_rules(&config.rules)?;
     let mut engine = Engine::new(rules, config.engine_config(config_path)?);
     let tick = Duration::from_millis(config.tick_ms(config_path)?.max(1) as u64);
     let limits = config.decode_limits();
@@ -362,7 +362,13 @@ pub async fn run_pipeline(
                 for message in &batch {
                     let (name, decoder) = &decoders[message.source];
                     for decoded in decoder.decode(&message.topic, &message.payload, Some(now), &limits) {
-                        match decoded.and_then(|event| engine.process(&event, &mut emitted)) {
+                        let placed = decoded.and_then(|mut event| {
+                            if let Some(city) = &city {
+                                city.place(&mut event)?;
+                            }
+                            Ok(event)
+                        });
+                        match placed.and_then(|event| engine.process(&event, &mut emitted)) {
                             Ok(()) => {
                                 stats.accepted.fetch_add(1, Ordering::Relaxed);
                             }

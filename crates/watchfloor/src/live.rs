@@ -11,7 +11,6 @@ use clap::Args;
 use watchfloor_connectors::{
     run_pipeline, start_embedded_broker, EmbeddedBrokerConfig, PipelineConfig, PipelineStats,
 };
-use watchfloor_engine::RuleSet;
 
 /// Options of `watchfloor run`.
 #[derive(Args, Debug)]
@@ -54,7 +53,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    if let Err(errors) = RuleSet::load_dir(&config.rules) {
+    if let Err(errors) = watchfloor_city::load_rules(&config.rules) {
         eprintln!("{errors}");
         return Ok(ExitCode::FAILURE);
     }

@@ -7,6 +7,7 @@
 mod live;
 mod loadgen;
 mod replay;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use watchfloor_engine::duration::parse_duration_ms;
-use watchfloor_engine::{EngineConfig, RuleSet};
+use watchfloor_engine::EngineConfig;
 
 /// Watchfloor: a stream processor for a city Intelligent Operations Centre.
 #[derive(Parser)]
@@ -39,6 +40,8 @@ enum Command {
     Broker(live::BrokerArgs),
     /// Publish telemetry at fixed rates and measure publish-to-alert latency.
     Loadgen(loadgen::LoadgenArgs),
+    /// Simulate the city's stations with scripted incidents (NDJSON or MQTT).
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Subcommand)]
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
         Command::Run(args) => live::run(&args),
         Command::Broker(args) => live::broker(&args),
         Command::Loadgen(args) => loadgen::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
     };
     match result {
         Ok(code) => code,
@@ -112,9 +116,16 @@ fn main() -> ExitCode {
 }
 
 fn rules_check(dir: &std::path::Path) -> Result<ExitCode> {
-    match RuleSet::load_dir(dir) {
-        Ok(set) => {
-            println!("ok: {} rules in {}", set.rules.len(), dir.display());
+    match watchfloor_city::load_rules(dir) {
+        Ok((set, city)) => {
+            let city = city.map_or(String::new(), |c| {
+                format!(
+                    " (city: {} stations, {} zones)",
+                    c.stations.len(),
+                    c.zones.zones.len()
+                )
+            });
+            println!("ok: {} rules in {}{city}", set.rules.len(), dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use watchfloor_engine::{Emitted, Engine, RuleSet};
+use watchfloor_engine::{Emitted, Engine};
 use watchfloor_model::{decode_envelopes, DecodeLimits, Rejection};
 
 use crate::ReplayArgs;
@@ -54,8 +54,8 @@ impl DeadLetters {
 
 /// Runs a replay; returns success even when some input was rejected (see the dead letters).
 pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
-    let rules = match RuleSet::load_dir(&args.rules) {
-        Ok(rules) => rules,
+    let (rules, city) = match watchfloor_city::load_rules(&args.rules) {
+        Ok(loaded) => loaded,
         Err(errors) => {
             eprintln!("{errors}");
             return Ok(ExitCode::FAILURE);
@@ -106,7 +106,12 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
         // latest event accepted so far, so a replay never reads the wall clock.
         let clock = (engine.clock() != i64::MIN).then(|| engine.clock());
         for decoded in decode_envelopes(trimmed, clock, &limits) {
-            let result = decoded.and_then(|event| engine.process(&event, &mut emitted));
+            let result = decoded.and_then(|mut event| {
+                if let Some(city) = &city {
+                    city.place(&mut event)?;
+                }
+                engine.process(&event, &mut emitted)
+            });
             if let Err(reason) = result {
                 dead.record(lines, trimmed, &reason)?;
             }

@@ -1,0 +1,228 @@
+//! `watchfloor simulate`: the demo city's stations with scripted incidents, written as
+//! NDJSON as fast as possible, or published to MQTT paced to simulated time (`--speed`
+//! compresses it: 60 plays an hour in a minute).
+
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use watchfloor_city::City;
+use watchfloor_engine::duration::parse_duration_ms;
+use watchfloor_simulators::{parse_script, seeded_script, SimConfig, SimRecord, Simulator};
+
+/// Options of `watchfloor simulate`.
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// Rule directory holding the city (`city/stations.csv`, `city/zones.geojson`).
+    #[arg(long, default_value = "alert-rules")]
+    pub rules: PathBuf,
+    /// Seed of every random choice: the same seed gives the same telemetry.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Simulated span (e.g. 6h, 1d).
+    #[arg(long, default_value = "6h")]
+    pub duration: String,
+    /// Simulated start, RFC 3339 (default: 2026-11-27 00:00 Vietnam time for files, now
+    /// when publishing).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Incident script (TOML); without it the seed picks one incident of each type.
+    #[arg(long)]
+    pub script: Option<PathBuf>,
+    /// NDJSON output file, or `-` for standard output.
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Publish to this MQTT broker (`host:port`) instead, paced to simulated time.
+    #[arg(long)]
+    pub mqtt: Option<String>,
+    /// Simulated seconds per wall-clock second when publishing.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Also publish discharge readings as Circular 10/2021 lines on `ioc/tt10/<station>`.
+    #[arg(long)]
+    pub tt10: bool,
+    /// Synthetic stations to add beyond the registry (scale runs).
+    #[arg(long, default_value_t = 0)]
+    pub extra_stations: usize,
+    /// Print the incidents of the run to standard error.
+    #[arg(long)]
+    pub list_incidents: bool,
+}
+
+const DEFAULT_START: &str = "2026-11-27T00:00:00+07:00";
+
+/// Builds the simulator the arguments describe (shared with `watchfloor demo`).
+pub fn build(args: &SimulateArgs, start_ms: i64) -> Result<Simulator> {
+    let city = City::load(&args.rules)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_context(|| format!("no city in {} (city/stations.csv)", args.rules.display()))?;
+    let duration_ms = parse_duration_ms(&args.duration).map_err(anyhow::Error::msg)?;
+    let incidents = match &args.script {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            parse_script(&text, &city)?
+        }
+        None => seeded_script(args.seed, duration_ms, &city),
+    };
+    if args.list_incidents {
+        for i in &incidents {
+            eprintln!(
+                "incident {:?} at {} +{} min for {} min (magnitude {})",
+                i.kind,
+                i.station,
+                i.at_ms / 60_000,
+                i.duration_ms / 60_000,
+                i.magnitude
+            );
+        }
+    }
+    Ok(Simulator::new(
+        &city,
+        &SimConfig {
+            seed: args.seed,
+            start_ms,
+            duration_ms,
+            incidents,
+            extra_stations: args.extra_stations,
+        },
+    ))
+}
+
+/// The MQTT topic of a record: `ioc/<ward>/<station>/telemetry`.
+pub fn topic_of(record: &SimRecord) -> String {
+    format!(
+        "ioc/{}/{}/telemetry",
+        record.ward.as_deref().unwrap_or("city"),
+        record.source
+    )
+}
+
+/// Runs `watchfloor simulate`.
+pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
+    match (&args.output, &args.mqtt) {
+        (Some(output), None) => {
+            let start = args.start.as_deref().unwrap_or(DEFAULT_START);
+            let start_ms = watchfloor_model::parse_rfc3339(start)
+                .with_context(|| format!("`{start}` is not an RFC 3339 time"))?;
+            let mut sim = build(args, start_ms)?;
+            let mut out: Box<dyn Write> = if output == "-" {
+                Box::new(BufWriter::new(io::stdout().lock()))
+            } else {
+                Box::new(BufWriter::new(
+                    std::fs::File::create(output)
+                        .with_context(|| format!("cannot create {output}"))?,
+                ))
+            };
+            let began = Instant::now();
+            let mut batch = Vec::new();
+            let mut written = 0u64;
+            while sim.next_minute(&mut batch) {
+                for record in batch.drain(..) {
+                    out.write_all(record.json.as_bytes())?;
+                    out.write_all(b"\n")?;
+                    written += 1;
+                }
+            }
+            out.flush()?;
+            let secs = began.elapsed().as_secs_f64();
+            eprintln!(
+                "simulate: {} stations, {written} messages in {secs:.2} s ({:.0} msg/s)",
+                sim.station_count(),
+                written as f64 / secs.max(1e-9)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        (None, Some(broker)) => {
+            let start_ms = match &args.start {
+                Some(s) => watchfloor_model::parse_rfc3339(s)
+                    .with_context(|| format!("`{s}` is not an RFC 3339 time"))?,
+                None => now_ms(),
+            };
+            let sim = build(args, start_ms)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(publish(sim, broker, args.speed, args.tt10, start_ms, None))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => bail!("give exactly one of --output or --mqtt"),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Publishes a simulation to `broker` (`host:port`), paced so that simulated time runs
+/// `speed` times faster than the wall clock from `start_ms`; stops early on `stop`.
+pub async fn publish(
+    mut sim: Simulator,
+    broker: &str,
+    speed: f64,
+    tt10: bool,
+    start_ms: i64,
+    mut stop: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<()> {
+    let (host, port) = broker
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+        .with_context(|| format!("`{broker}` is not host:port"))?;
+    let mut options = MqttOptions::new(
+        format!("watchfloor-simulator-{}", std::process::id()),
+        host,
+        port,
+    );
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_inflight(1000);
+    let (client, mut event_loop) = AsyncClient::new(options, 10_000);
+    // The event loop runs in its own task; this task only publishes.
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = event_loop.poll().await {
+                tracing::warn!(error = %e, "simulator: broker connection lost, retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
+    let began = tokio::time::Instant::now();
+    let mut batch = Vec::new();
+    while sim.next_minute(&mut batch) {
+        for record in batch.drain(..) {
+            let due = Duration::from_secs_f64(
+                ((record.ts - start_ms).max(0) as f64 / 1000.0) / speed.max(1e-6),
+            );
+            if let Some(stop) = &mut stop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(began + due) => {}
+                    _ = stop.changed() => return Ok(()),
+                }
+            } else {
+                tokio::time::sleep_until(began + due).await;
+            }
+            client
+                .publish(
+                    topic_of(&record),
+                    QoS::AtLeastOnce,
+                    false,
+                    record.json.into_bytes(),
+                )
+                .await?;
+            if let (true, Some(lines)) = (tt10, record.tt10) {
+                client
+                    .publish(
+                        format!("ioc/tt10/{}", record.source),
+                        QoS::AtLeastOnce,
+                        false,
+                        lines.into_bytes(),
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
