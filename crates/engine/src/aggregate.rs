@@ -35,6 +35,8 @@ pub enum AggFn {
     /// The VN_AQI NowCast of the last 12 clock-hour means (Decision 1459/QĐ-TCMT), the
     /// latest hour with data counted as c1; `NaN` unless 2 of c1..c3 are present.
     NowCast,
+    /// Mean of the latest clock hour with data (the hourly value of SO2, NO2, CO, O3).
+    HourMean,
 }
 
 impl AggFn {
@@ -55,13 +57,14 @@ impl AggFn {
             "stddev" => needs_no_arg(AggFn::Stddev),
             "slope" => needs_no_arg(AggFn::Slope),
             "nowcast" => needs_no_arg(AggFn::NowCast),
+            "hour_mean" => needs_no_arg(AggFn::HourMean),
             "percentile" => match arg {
                 Some(p) if (0.0..=100.0).contains(&p) => Ok(AggFn::Percentile(p / 100.0)),
                 Some(p) => Err(format!("percentile {p} is outside 0..100")),
                 None => Err("percentile needs a second argument, e.g. percentile(speed, 95)".into()),
             },
             other => Err(format!(
-                "unknown aggregate `{other}` (count, sum, avg, min, max, first, last, stddev, slope, percentile, nowcast)"
+                "unknown aggregate `{other}` (count, sum, avg, min, max, first, last, stddev, slope, percentile, nowcast, hour_mean)"
             )),
         }
     }
@@ -253,6 +256,11 @@ impl Accumulator {
                     .collect();
                 nowcast(&means)
             }),
+            AggFn::HourMean => self.hourly.as_ref().map_or(f64::NAN, |hourly| {
+                hourly
+                    .get(&self.last_t.div_euclid(HOUR_MS))
+                    .map_or(f64::NAN, |(s, n)| s / f64::from(*n))
+            }),
         }
     }
 }
@@ -389,6 +397,8 @@ mod tests {
         let want = (40.0 + 0.5 * 20.0 + 0.25 * 10.0) / 1.75;
         assert!((older.value(AggFn::NowCast) - want).abs() < 1e-12);
         assert!(Accumulator::new(false).value(AggFn::NowCast).is_nan());
+        // The latest clock hour's mean.
+        assert_eq!(older.value(AggFn::HourMean), 40.0);
     }
 
     fn acc(points: &[(i64, f64)]) -> Accumulator {

@@ -288,7 +288,37 @@ pub struct Engine {
     wm_timers: BTreeMap<i64, Vec<Timer>>,
     clock_timers: BTreeMap<i64, Vec<Timer>>,
     active_index: FxHashMap<String, (u32, u32)>,
+    /// Per rule: the corroboration rules listening to its firings, and on which side.
+    listeners: Vec<Vec<(u32, Side)>>,
+    /// Per corroboration rule: recent firings of its two rules.
+    sightings: FxHashMap<u32, Vec<Sighting>>,
+    /// Where `station.lat` and `station.lon` are, when there is a city.
+    position_columns: Option<((usize, usize), (usize, usize))>,
     stats: EngineStats,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    First,
+    Then,
+}
+
+#[derive(Debug, Clone)]
+struct Sighting {
+    side: Side,
+    key: u32,
+    at: i64,
+    lat: f64,
+    lon: f64,
+}
+
+/// Great-circle distance in metres.
+fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
+    let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
+        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * 6_371_000.0 * h.sqrt().asin()
 }
 
 impl Engine {
@@ -301,7 +331,9 @@ impl Engine {
             .iter()
             .enumerate()
             .map(|(i, rule)| {
-                by_kind[rule.kind.index()].push(i as u32);
+                if rule.corroborate.is_none() {
+                    by_kind[rule.kind.index()].push(i as u32);
+                }
                 let needs_counter = rule
                     .aggregates
                     .iter()
@@ -340,7 +372,27 @@ impl Engine {
                 }
             })
             .collect();
+        let mut listeners = vec![Vec::new(); rules.rules.len()];
+        for (c, rule) in rules.rules.iter().enumerate() {
+            if let Some(corroborate) = &rule.corroborate {
+                for (name, side) in [
+                    (&corroborate.first, Side::First),
+                    (&corroborate.then, Side::Then),
+                ] {
+                    if let Some(r) = rules.rules.iter().position(|x| &x.id == name) {
+                        listeners[r].push((c as u32, side));
+                    }
+                }
+            }
+        }
+        let position_columns = rules
+            .lookups
+            .position("station", "lat")
+            .zip(rules.lookups.position("station", "lon"));
         Engine {
+            listeners,
+            sightings: FxHashMap::default(),
+            position_columns,
             config,
             rules: runtimes,
             by_kind,
@@ -848,6 +900,22 @@ impl Engine {
         let per_event = kind == Evaluation::Event;
         let rule = self.rules[r as usize].rule.clone();
         let key_name = self.keys.names[key as usize].clone();
+        let with_derived;
+        let values = if rule.derived.is_empty() {
+            values
+        } else {
+            let mut all = values.to_vec();
+            for d in &rule.derived {
+                let v = d.number(&Scope {
+                    aggregates: &all,
+                    key: &key_name,
+                    lookups: &self.lookups,
+                });
+                all.push(v);
+            }
+            with_derived = all;
+            &with_derived[..]
+        };
         let scope = Scope {
             aggregates: values,
             key: &key_name,
@@ -860,6 +928,16 @@ impl Engine {
                 false
             }
             None => false,
+        };
+        // The highest severity a value escalation grants right now.
+        let raised = if holds && !rule.value_escalations.is_empty() {
+            rule.value_escalations
+                .iter()
+                .filter(|e| e.when.holds(&scope) == Ok(true))
+                .map(|e| e.severity)
+                .max()
+        } else {
+            None
         };
         let runtime = &mut self.rules[r as usize];
         let firing = runtime.alerts.get(&key).is_some_and(|t| t.active.is_some());
@@ -883,6 +961,13 @@ impl Engine {
             }
             track.last_values = values.into();
             track.last_window = window;
+            if !clears {
+                let active = track.active.as_mut().expect("firing");
+                if let Some(severity) = raised.filter(|s| *s > active.severity) {
+                    active.severity = severity;
+                    self.emit(r, key, AlertState::Firing, at, None, out);
+                }
+            }
             if clears {
                 self.resolve(r, key, at, None, out);
             }
@@ -910,6 +995,9 @@ impl Engine {
         track.last_window = window;
         if track.streak >= rule.for_windows && at - track.streak_start >= rule.for_ms {
             self.fire(r, key, at, None, out);
+            if let Some(severity) = raised.filter(|s| *s > rule.severity) {
+                self.set_initial_severity(r, key, severity, out);
+            }
         } else if per_event && rule.for_ms > 0 && track.streak == 1 {
             let due = track.streak_start + rule.for_ms;
             let tag = track.streak_start;
@@ -949,6 +1037,88 @@ impl Engine {
             );
         }
         self.emit(r, key, AlertState::Firing, at, value, out);
+        if !self.listeners[r as usize].is_empty() {
+            self.corroborate(r, key, at, out);
+        }
+    }
+
+    /// Joins a firing of rule `r` for `key` with the recent firings of the other side of
+    /// each corroboration rule listening to `r`, by time and by the keys' positions.
+    fn corroborate(&mut self, r: u32, key: u32, at: i64, out: &mut Emitted) {
+        let Some(((lat_t, lat_c), (lon_t, lon_c))) = self.position_columns else {
+            return;
+        };
+        let name = &self.keys.names[key as usize];
+        let (Some(lat), Some(lon)) = (
+            self.lookups.get(lat_t, lat_c, name),
+            self.lookups.get(lon_t, lon_c, name),
+        ) else {
+            return;
+        };
+        for (c, side) in self.listeners[r as usize].clone() {
+            let spec = self.rules[c as usize]
+                .rule
+                .corroborate
+                .clone()
+                .expect("listeners are corroboration rules");
+            let sightings = self.sightings.entry(c).or_default();
+            sightings.retain(|s| s.at >= at - spec.within_ms);
+            let partner = sightings
+                .iter()
+                .filter(|s| s.side != side && (s.at - at).abs() <= spec.within_ms)
+                .map(|s| (distance_m((lat, lon), (s.lat, s.lon)), s.clone()))
+                .filter(|(d, _)| *d <= spec.distance_m)
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            sightings.push(Sighting {
+                side,
+                key,
+                at,
+                lat,
+                lon,
+            });
+            let Some((distance, partner)) = partner else {
+                continue;
+            };
+            let (subject, other, other_rule) = match side {
+                Side::First => (key, partner.key, &spec.then),
+                Side::Then => (partner.key, key, &spec.first),
+            };
+            let with = format!("{other_rule}:{}", self.keys.names[other as usize]);
+            let runtime = &mut self.rules[c as usize];
+            let track = runtime.alerts.entry(subject).or_insert_with(|| AlertTrack {
+                streak: 1,
+                streak_start: at,
+                last_true: at,
+                last_values: Box::new([]),
+                last_window: (partner.at.min(at), at),
+                active: None,
+            });
+            track.last_true = at;
+            if track.active.is_some() {
+                continue;
+            }
+            self.fire(c, subject, at, Some(distance), out);
+            if let Some(last) = out.transitions.last_mut() {
+                last.labels.insert("corroborated_by".into(), with);
+            }
+        }
+    }
+
+    /// Raises the severity of the transition `fire` just emitted (a value escalation that
+    /// already holds when the alert fires), so no separate escalation is sent for it.
+    fn set_initial_severity(&mut self, r: u32, key: u32, severity: Severity, out: &mut Emitted) {
+        if let Some(active) = self.rules[r as usize]
+            .alerts
+            .get_mut(&key)
+            .and_then(|t| t.active.as_mut())
+        {
+            active.severity = severity;
+            if let Some(last) = out.transitions.last_mut() {
+                if last.alert_id == active.id {
+                    last.severity = severity;
+                }
+            }
+        }
     }
 
     fn resolve(&mut self, r: u32, key: u32, at: i64, value: Option<f64>, out: &mut Emitted) {
@@ -1267,6 +1437,7 @@ fn single_event_values(runtime: &RuleRuntime, event_values: &[f64], values: &mut
             (_, None) => f64::NAN,
             (AggFn::Stddev | AggFn::Slope, Some(_)) => 0.0,
             (AggFn::NowCast, Some(_)) => f64::NAN,
+            (AggFn::HourMean, Some(v)) => v,
             (_, Some(v)) => v,
         }
     }));

@@ -119,6 +119,14 @@ impl CompiledExpr {
         self.ty
     }
 
+    /// Evaluates a numeric expression; `NaN` when it cannot be evaluated.
+    pub fn number(&self, scope: &Scope) -> f64 {
+        match self.eval(scope) {
+            Ok(Val::Num(v)) => v,
+            _ => f64::NAN,
+        }
+    }
+
     /// Evaluates the expression.
     #[inline]
     pub fn eval(&self, scope: &Scope) -> Result<Val, EvalError> {

@@ -15,7 +15,7 @@ use wildmatch::WildMatch;
 
 use crate::aggregate::AggFn;
 use crate::duration::parse_duration_ms;
-use crate::expr::{CompiledExpr, Names};
+use crate::expr::{CompiledExpr, Names, Ty};
 use crate::lookup::LookupTables;
 use crate::template::MessageTemplate;
 
@@ -95,6 +95,19 @@ struct RuleSpec {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     constants: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    corroborate: Option<CorroborateSpec>,
+    #[serde(default)]
+    derived: InOrder<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorroborateSpec {
+    first: Spanned<String>,
+    then: Spanned<String>,
+    within: Spanned<String>,
+    distance: Spanned<String>,
 }
 
 /// A YAML mapping kept in file order (aggregate slots follow the order they are written).
@@ -162,7 +175,10 @@ struct WindowSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EscalationSpec {
-    after: Spanned<String>,
+    #[serde(default)]
+    after: Option<Spanned<String>>,
+    #[serde(default)]
+    when: Option<Spanned<String>>,
     severity: Spanned<String>,
     #[serde(default)]
     unless_acknowledged: Option<Spanned<String>>,
@@ -238,6 +254,29 @@ pub struct Escalation {
     pub unless_acknowledged: bool,
 }
 
+/// Severity raised while an alert keeps firing, when a condition on its values holds.
+#[derive(Debug)]
+pub struct ValueEscalation {
+    /// The condition, over the same names as the rule's condition.
+    pub when: CompiledExpr,
+    /// The severity while it holds (never lowered again while the alert fires).
+    pub severity: Severity,
+}
+
+/// A rule that fires when alerts of two other rules fire close in place and time: a
+/// sequence across two streams joined by the keys' positions (`station.lat`/`lon`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Corroboration {
+    /// The rule whose key the confirmed alert is about (e.g. the camera's fire alert).
+    pub first: String,
+    /// The rule that corroborates it (e.g. a PM2.5 jump at an air station).
+    pub then: String,
+    /// Largest time between the two firings, either order.
+    pub within_ms: i64,
+    /// Largest distance between the two keys' positions, metres.
+    pub distance_m: f64,
+}
+
 /// A validated, compiled rule.
 #[derive(Debug)]
 pub struct Rule {
@@ -269,8 +308,10 @@ pub struct Rule {
     pub metric_needs_hourly: Vec<bool>,
     /// The aggregates, by slot.
     pub aggregates: Vec<AggregateDef>,
-    /// Aggregate names, by slot.
+    /// Aggregate names, by slot, then the derived values' names.
     pub aggregate_names: Vec<String>,
+    /// Derived values, computed in order after the aggregates (slots follow theirs).
+    pub derived: Vec<CompiledExpr>,
     /// When the alert fires.
     pub condition: Option<CompiledExpr>,
     /// When a firing alert resolves (default: the condition no longer holds).
@@ -283,6 +324,10 @@ pub struct Rule {
     pub severity: Severity,
     /// Escalations, by `after_ms`.
     pub escalations: Vec<Escalation>,
+    /// Set for corroboration rules, which see alerts instead of events.
+    pub corroborate: Option<Corroboration>,
+    /// Escalations by value (`escalate: [{when: …}]`), checked in order at each evaluation.
+    pub value_escalations: Vec<ValueEscalation>,
     /// Absence rule: fire when a key is silent this long.
     pub absence_ms: Option<i64>,
     /// Resolve when the condition has not been seen to hold for this long.
@@ -433,6 +478,33 @@ impl RuleSet {
                         }
                     }
                     Err(mut e) => errors.append(&mut e),
+                }
+            }
+        }
+        for rule in &rules {
+            if let Some(c) = &rule.corroborate {
+                for (name, what) in [(&c.first, "first"), (&c.then, "then")] {
+                    let found = rules.iter().find(|r| &r.id == name);
+                    let problem = match found {
+                        None => Some(format!("corroborate.{what}: no rule `{name}`")),
+                        Some(r) if r.corroborate.is_some() => {
+                            Some(format!("corroborate.{what}: `{name}` is itself a corroboration rule"))
+                        }
+                        Some(_) if lookups.position("station", "lat").is_none() || lookups.position("station", "lon").is_none() => {
+                            Some("corroboration needs positions: a `station` table with `lat` and `lon` (the city registry)".to_string())
+                        }
+                        Some(_) => None,
+                    };
+                    if let Some(message) = problem {
+                        let (file, line) =
+                            rule.origin.rsplit_once(':').unwrap_or((&rule.origin, "0"));
+                        errors.push(RuleError {
+                            file: file.to_string(),
+                            line: line.parse().unwrap_or(0),
+                            column: 0,
+                            message: format!("rule `{}`: {message}", rule.id),
+                        });
+                    }
                 }
             }
         }
@@ -765,7 +837,7 @@ fn compile_rule(
                 });
                 match (slot, func) {
                     (Some(i), AggFn::Percentile(_)) => metric_needs_sketch[i] = true,
-                    (Some(i), AggFn::NowCast) => metric_needs_hourly[i] = true,
+                    (Some(i), AggFn::NowCast | AggFn::HourMean) => metric_needs_hourly[i] = true,
                     _ => {}
                 }
                 aggregates.push(AggregateDef {
@@ -776,7 +848,38 @@ fn compile_rule(
             }
         }
     }
-    let aggregate_names: Vec<String> = aggregates.iter().map(|a| a.name.clone()).collect();
+    let mut aggregate_names: Vec<String> = aggregates.iter().map(|a| a.name.clone()).collect();
+    // Derived values: numbers computed from the aggregates (and earlier derived values),
+    // named like aggregates for the condition, templates and `value`.
+    let mut derived = Vec::new();
+    for (name, source) in &spec.derived.0 {
+        if aggregate_names.contains(name) || constants.contains_key(name) || name == "key" {
+            errors.push(locate(
+                file,
+                source.span(),
+                format!("derived name `{name}` is already used"),
+            ));
+            continue;
+        }
+        let names = Names {
+            aggregates: &aggregate_names,
+            constants: &constants,
+            lookups,
+        };
+        match CompiledExpr::compile(source, &names) {
+            Ok(expr) if expr.ty() == Ty::Num => {
+                derived.push(expr);
+                aggregate_names.push(name.clone());
+            }
+            Ok(_) => errors.push(locate(
+                file,
+                source.span(),
+                format!("derived `{name}` must be a number"),
+            )),
+            Err(e) => errors.push(locate(file, source.span(), e)),
+        }
+    }
+    let aggregate_names = aggregate_names;
     let names = Names {
         aggregates: &aggregate_names,
         constants: &constants,
@@ -809,14 +912,14 @@ fn compile_rule(
             }
         }
     } else {
-        if spec.condition.is_none() {
+        if spec.condition.is_none() && spec.corroborate.is_none() {
             errors.push(locate(
                 file,
                 spec.id.span(),
-                "a rule needs a `condition` (or `absence`)",
+                "a rule needs a `condition` (or `absence`, or `corroborate`)",
             ));
         }
-        if aggregates.is_empty() && errors.is_empty() {
+        if aggregates.is_empty() && errors.is_empty() && spec.corroborate.is_none() {
             errors.push(locate(
                 file,
                 spec.id.span(),
@@ -868,8 +971,35 @@ fn compile_rule(
     }
 
     let mut escalations = Vec::new();
+    let mut value_escalations = Vec::new();
     for e in &spec.escalate {
-        let after = check!(parse_ms(file, &e.after, "escalate.after"));
+        if let Some(when) = &e.when {
+            let severity = check!(Severity::parse(e.severity.trim()).ok_or_else(|| locate(
+                file,
+                e.severity.span(),
+                format!("unknown severity `{}`", e.severity.as_str())
+            )));
+            if e.after.is_some() || e.unless_acknowledged.is_some() {
+                errors.push(locate(
+                    file,
+                    when.span(),
+                    "an escalation has either `after` or `when`, not both",
+                ));
+            }
+            if let (Some(when), Some(severity)) = (check!(compile_cond(when)), severity) {
+                value_escalations.push(ValueEscalation { when, severity });
+            }
+            continue;
+        }
+        let Some(after_field) = &e.after else {
+            errors.push(locate(
+                file,
+                e.severity.span(),
+                "an escalation needs `after` (a duration) or `when` (a condition)",
+            ));
+            continue;
+        };
+        let after = check!(parse_ms(file, after_field, "escalate.after"));
         let sev = check!(Severity::parse(e.severity.trim()).ok_or_else(|| locate(
             file,
             e.severity.span(),
@@ -919,6 +1049,27 @@ fn compile_rule(
             "escalations must be in increasing `after` order",
         ));
     }
+    let corroborate = spec.corroborate.as_ref().and_then(|c| {
+        let within_ms = check!(parse_ms(file, &c.within, "corroborate.within"))?;
+        let text = c.distance.trim();
+        let distance_m = match text.strip_suffix("km") {
+            Some(km) => km.trim().parse::<f64>().ok().map(|v| v * 1000.0),
+            None => text.strip_suffix('m').and_then(|m| m.trim().parse::<f64>().ok()),
+        };
+        let Some(distance_m) = distance_m.filter(|d| d.is_finite() && *d > 0.0) else {
+            errors.push(locate(file, c.distance.span(), format!("`{text}` is not a distance (write e.g. `2km` or `500m`)")));
+            return None;
+        };
+        if spec.condition.is_some() || spec.window.is_some() || !spec.aggregates.0.is_empty() || spec.absence.is_some() {
+            errors.push(locate(file, c.first.span(), "a corroboration rule has no window, aggregates, condition or absence: it reads other rules' alerts"));
+        }
+        Some(Corroboration {
+            first: c.first.trim().to_string(),
+            then: c.then.trim().to_string(),
+            within_ms,
+            distance_m,
+        })
+    });
     let resolve_after_ms = spec
         .resolve_after
         .as_ref()
@@ -971,12 +1122,15 @@ fn compile_rule(
         metric_needs_hourly,
         aggregates,
         aggregate_names,
+        derived,
         condition,
         clear,
         for_windows,
         for_ms,
         severity: severity.expect("checked"),
         escalations,
+        value_escalations,
+        corroborate,
         absence_ms,
         resolve_after_ms,
         value_slot,
