@@ -486,7 +486,7 @@ impl SimStation {
         let detection = if let Some(i) = self.active(IncidentKind::Fire, t) {
             event("fire_smoke", i.magnitude)
         } else if let Some(i) = accidents.iter().find(|i| i.active(t)) {
-            ((t - i.at_ms) % (2 * MINUTE) == 0).then(|| ("congestion".to_string(), 0.9))
+            ((t - i.at_ms) / MINUTE % 2 == 0).then(|| ("congestion".to_string(), 0.9))
         } else if let Some(i) = self.active(IncidentKind::RoadFlooding, t) {
             ((t - i.at_ms) % (5 * MINUTE) < MINUTE)
                 .then(|| ("road_flooding".to_string(), i.magnitude))
