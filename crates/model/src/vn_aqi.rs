@@ -188,7 +188,7 @@ const CATEGORIES: [(f64, AqiCategory); 6] = [
 
 /// The category of a (rounded) AQI value; `None` for `NaN` or negative values.
 pub fn category(aqi: f64) -> Option<AqiCategory> {
-    if !(aqi >= 0.0) {
+    if aqi.is_nan() || aqi < 0.0 {
         return None;
     }
     CATEGORIES

@@ -185,7 +185,7 @@ pub fn seeded_script(seed: u64, duration_ms: i64, city: &City) -> Vec<Incident> 
         (IncidentKind::Fire, 25),
         (IncidentKind::WrongWay, 1),
     ];
-    let mut rng = Rng::new(seed ^ 0x5c71_97);
+    let mut rng = Rng::new(seed ^ 0x005c_7197);
     let mut out = Vec::new();
     for (kind, minutes) in KINDS {
         let candidates: Vec<&str> = city
