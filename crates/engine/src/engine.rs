@@ -312,13 +312,9 @@ struct Sighting {
     lon: f64,
 }
 
-/// Great-circle distance in metres.
 fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
-    let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
-    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
-        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
-    2.0 * 6_371_000.0 * h.sqrt().asin()
+    let at = |(lat, lon): (f64, f64)| watchfloor_model::Location { lat, lon };
+    at(a).distance_m(&at(b))
 }
 
 impl Engine {

@@ -120,6 +120,17 @@ pub struct Location {
     pub lon: f64,
 }
 
+impl Location {
+    /// Great-circle (haversine) distance to `other`, in metres.
+    pub fn distance_m(&self, other: &Location) -> f64 {
+        let (lat1, lon1) = (self.lat.to_radians(), self.lon.to_radians());
+        let (lat2, lon2) = (other.lat.to_radians(), other.lon.to_radians());
+        let h = ((lat2 - lat1) / 2.0).sin().powi(2)
+            + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+        2.0 * 6_371_000.0 * h.sqrt().asin()
+    }
+}
+
 /// A validated telemetry event: a station reading or a camera event.
 /// Values are in the metric's canonical unit (see [`crate::canonical_unit`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -455,6 +466,21 @@ fn location_of(obj: &mut Map<String, Value>) -> Result<Option<Location>, Rejecti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distance_between_locations() {
+        let a = Location {
+            lat: 10.0,
+            lon: 105.7,
+        };
+        let b = Location {
+            lat: 11.0,
+            lon: 105.7,
+        };
+        // One degree of latitude on a 6,371 km sphere: 111.195 km.
+        assert!((a.distance_m(&b) - 111_194.9).abs() < 1.0);
+        assert_eq!(a.distance_m(&a), 0.0);
+    }
 
     const NOW: i64 = 1_795_000_000_000;
 
