@@ -107,7 +107,7 @@ fn discharge_pack() {
 
 #[test]
 fn station_health_pack() {
-    let got = run_scenario("station_health", 2, "4h");
+    let got = run_scenario("station_health", 2, "5h");
     assert_alerts(
         &got,
         &[
@@ -127,6 +127,10 @@ fn station_health_pack() {
             // ending 02:15 holds 11. CT-DIS-10's 30-minute calibration raises nothing.
             "02:00 discharge_not_measuring CT-DIS-09 firing minor",
             "02:15 discharge_not_measuring CT-DIS-09 resolved minor",
+            // Readings of 03:00, 03:05, 03:10, 03:15 each sent twice: the third refused
+            // duplicate falls in the window ending 03:15; the window 03:10-04:10 holds two.
+            "03:15 discharge_duplicate_timestamps CT-DIS-01 firing minor",
+            "04:10 discharge_duplicate_timestamps CT-DIS-01 resolved minor",
         ],
     );
 }

@@ -297,6 +297,9 @@ pub struct Engine {
     stats: EngineStats,
 }
 
+/// The metric under which refused duplicates are shown to rules that watch for them.
+pub const DUPLICATE_METRIC: &str = "duplicate_timestamps";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
     First,
@@ -457,6 +460,7 @@ impl Engine {
         });
         if state.recent.contains(&fingerprint) {
             self.stats.duplicates += 1;
+            self.observe_duplicate(source, event, out);
             return Err(Rejection::Duplicate);
         }
         state.recent[state.next_slot as usize] = fingerprint;
@@ -481,6 +485,32 @@ impl Engine {
         }
         self.after_clock_change(out);
         Ok(())
+    }
+
+    /// Shows a refused duplicate to the rules that watch for them (`match.metric:
+    /// duplicate_timestamps`) as a reading of that metric, value 1; other rules never see it.
+    fn observe_duplicate(&mut self, source: u32, event: &Event, out: &mut Emitted) {
+        let Some(&id) = self.metric_ids.get(DUPLICATE_METRIC) else {
+            return;
+        };
+        let watchers: Vec<u32> = self.by_kind[event.kind.index()]
+            .iter()
+            .copied()
+            .filter(|r| self.rules[*r as usize].filter_metric == Some(id))
+            .collect();
+        if watchers.is_empty() {
+            return;
+        }
+        let marker = Event {
+            values: vec![(DUPLICATE_METRIC.to_string(), 1.0)],
+            ..event.clone()
+        };
+        self.event_values[id as usize] = 1.0;
+        for r in watchers {
+            self.apply_rule(r, source, &marker, out);
+        }
+        self.event_values[id as usize] = f64::NAN;
+        self.after_clock_change(out);
     }
 
     /// Sets the processing-time clock (live mode) and fires whatever is due: absence

@@ -144,31 +144,7 @@ impl Simulator {
                 }
             })
             .collect();
-        for n in 0..config.extra_stations {
-            let kind = [Kind::Traffic, Kind::Air, Kind::Discharge, Kind::WaterLevel][n % 4];
-            let id = format!("SIM-{}-{n:05}", kind.as_str());
-            let mut rng = Rng::for_part(config.seed, &id);
-            stations.push(SimStation {
-                cadence_ms: if kind == Kind::Traffic {
-                    MINUTE
-                } else {
-                    5 * MINUTE
-                },
-                phase_ms: rng.below(60_000) as i64,
-                base: rng.range(0.35, 0.5),
-                id,
-                kind,
-                ward: None,
-                cod_max: 150.0,
-                tss_max: 100.0,
-                nh4_max: 10.0,
-                flow_m3h: 50.0,
-                free_flow: 50.0,
-                frozen: None,
-                incidents: Vec::new(),
-                rng,
-            });
-        }
+        stations.extend((0..config.extra_stations).map(|n| synthetic_station(config.seed, n)));
         let index = |id: &str| stations.iter().position(|s| s.id == id);
         let position = |id: &str| city.station(id).map(|s| (s.lat, s.lon));
         let mut accident_cameras = Vec::new();
@@ -233,9 +209,56 @@ impl Simulator {
         }
     }
 
+    /// `stations` synthetic stations (ids `SIM-<kind>-<n>`, no city), for load runs.
+    pub fn synthetic(seed: u64, stations: usize, start_ms: i64) -> Simulator {
+        Simulator {
+            stations: (0..stations.max(1))
+                .map(|n| synthetic_station(seed, n))
+                .collect(),
+            start_ms,
+            end_ms: i64::MAX,
+            minute: 0,
+            accident_cameras: Vec::new(),
+        }
+    }
+
     /// Number of stations simulated.
     pub fn station_count(&self) -> usize {
         self.stations.len()
+    }
+
+    /// Burst mode: the `n`-th message of a stream at any rate, a reading of station
+    /// `n mod stations` stamped `ts` (the caller keeps each station's stamps increasing).
+    /// Cameras, which only speak when they detect something, are skipped over.
+    pub fn burst_record(&mut self, n: u64, ts: i64) -> SimRecord {
+        let count = self.stations.len() as u64;
+        for step in 0..count {
+            let i = ((n + step) % count) as usize;
+            let t = ts - self.start_ms;
+            if self.stations[i].kind == Kind::Camera {
+                continue;
+            }
+            if let Some(record) = self.stations[i].reading(ts, t, &[]) {
+                return record;
+            }
+        }
+        // Only cameras (or every station offline): a camera detection, so a burst never stalls.
+        SimRecord {
+            ts,
+            source: self.stations[(n % count) as usize].id.clone(),
+            kind: Kind::Camera,
+            ward: None,
+            json: format!(
+                r#"{{"source":"{}","kind":"camera","ts":{ts},"event":"crowd","confidence":0.5}}"#,
+                self.stations[(n % count) as usize].id
+            ),
+            tt10: None,
+        }
+    }
+
+    /// The station index `burst_record(n, _)` would use first (for per-station stamps).
+    pub fn burst_station(&self, n: u64) -> usize {
+        (n % self.stations.len() as u64) as usize
     }
 
     /// Appends the messages of the next simulated minute to `out`, in event-time order;
@@ -265,6 +288,12 @@ impl Simulator {
             while ts < to {
                 let t = ts - self.start_ms;
                 if let Some(record) = station.reading(ts, t, &accidents) {
+                    if station
+                        .active(IncidentKind::DuplicateTimestamps, t)
+                        .is_some()
+                    {
+                        out.push(record.clone());
+                    }
                     out.push(record);
                 }
                 ts += station.cadence_ms;
@@ -273,6 +302,33 @@ impl Simulator {
         out[first..].sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.source.cmp(&b.source)));
         self.minute += 1;
         true
+    }
+}
+
+/// A synthetic station: traffic, air, discharge and hydrology in turn.
+fn synthetic_station(seed: u64, n: usize) -> SimStation {
+    let kind = [Kind::Traffic, Kind::Air, Kind::Discharge, Kind::WaterLevel][n % 4];
+    let id = format!("SIM-{}-{n:05}", kind.as_str());
+    let mut rng = Rng::for_part(seed, &id);
+    SimStation {
+        cadence_ms: if kind == Kind::Traffic {
+            MINUTE
+        } else {
+            5 * MINUTE
+        },
+        phase_ms: rng.below(60_000) as i64,
+        base: rng.range(0.35, 0.5),
+        id,
+        kind,
+        ward: None,
+        cod_max: 150.0,
+        tss_max: 100.0,
+        nh4_max: 10.0,
+        flow_m3h: 50.0,
+        free_flow: 50.0,
+        frozen: None,
+        incidents: Vec::new(),
+        rng,
     }
 }
 
@@ -512,5 +568,29 @@ impl SimStation {
             ),
             tt10: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_mode_cycles_through_the_stations_with_the_given_stamps() {
+        let mut sim = Simulator::synthetic(3, 8, 0);
+        let records: Vec<SimRecord> = (0..16)
+            .map(|n| sim.burst_record(n, 1_000 + n as i64))
+            .collect();
+        assert_eq!(records[0].source, "SIM-traffic-00000");
+        assert_eq!(records[1].source, "SIM-air-00001");
+        assert_eq!(records[8].source, records[0].source);
+        assert!(records
+            .iter()
+            .enumerate()
+            .all(|(n, r)| r.ts == 1_000 + n as i64));
+        assert!(records[2].json.contains("\"cod\""), "{}", records[2].json);
+        // Same seed, same stream.
+        let mut again = Simulator::synthetic(3, 8, 0);
+        assert_eq!(again.burst_record(0, 1_000), records[0]);
     }
 }

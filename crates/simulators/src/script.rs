@@ -38,6 +38,8 @@ pub enum IncidentKind {
     Stuck,
     /// Discharge: physically impossible readings (negative COD, pH 15).
     Impossible,
+    /// Any sensor station: every reading sent twice with the same timestamp.
+    DuplicateTimestamps,
     /// Air: PM2.5 rises to `magnitude` µg/m³ (default 180), PM10 with it.
     SmokePlume,
     /// Air: SO2 to `magnitude` µg/m³ (default 650), NO2 and PM10 up.
@@ -90,7 +92,7 @@ impl IncidentKind {
             IncidentKind::Fire | IncidentKind::RoadFlooding | IncidentKind::WrongWay => {
                 Some(Kind::Camera)
             }
-            IncidentKind::Offline | IncidentKind::Stuck => None,
+            IncidentKind::Offline | IncidentKind::Stuck | IncidentKind::DuplicateTimestamps => None,
         }
     }
 }

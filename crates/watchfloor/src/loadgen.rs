@@ -1,8 +1,9 @@
 //! `watchfloor loadgen`: publishes telemetry at fixed rates to an MQTT broker and measures
 //! publish-to-alert latency with hdrhistogram.
 //!
-//! Every message is a traffic reading; one in `--probe-every` is a *probe* (speed 1000, a
-//! unique `attrs.seq`) that the `load_probe` rule (see `benches/loadgen/rules`) turns into an
+//! The telemetry is the city simulator's burst mode (`Simulator::burst_record`: readings of
+//! synthetic discharge, air, hydrology and traffic stations at any rate); one message in
+//! `--probe-every` is a *probe* (a traffic reading with speed 1000 and a unique `attrs.seq`) that the `load_probe` rule (see `benches/loadgen/rules`) turns into an
 //! alert. The generator subscribes to the alert topic and times each probe from its publish
 //! to its alert. A rate is *sustained* when every probe of the step arrives and the
 //! latency of the last tenth of the step is not growing away from the first tenth.
@@ -164,33 +165,46 @@ async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepRe
     let mut probes = 0;
     // Each station's readings get strictly increasing timestamps (a real station never
     // sends two readings in the same millisecond; the engine refuses that as a duplicate).
-    let mut last_ts = vec![i64::MIN; args.stations as usize];
+    // The bulk of the traffic is the city simulator's burst mode (discharge, air, hydrology
+    // and traffic readings of synthetic stations); one message in `probe_every` is a probe.
+    let mut sim = watchfloor_simulators::Simulator::synthetic(
+        step_index as u64,
+        args.stations as usize,
+        base_ms,
+    );
+    let mut last_ts = vec![i64::MIN; sim.station_count()];
+    let mut last_probe_ts = i64::MIN;
     for n in 0..total {
         let due = Duration::from_nanos(n * 1_000_000_000 / rate);
         let elapsed = start.elapsed();
         if due > elapsed {
             tokio::time::sleep(due - elapsed).await;
         }
-        let station = n % args.stations;
         let is_probe = n % args.probe_every == 0;
         let seq = seq_base + n;
-        let ts = (base_ms + start.elapsed().as_millis() as i64).max(last_ts[station as usize] + 1);
-        last_ts[station as usize] = ts;
-        let speed = if is_probe { 1000 } else { 40 + (n % 30) };
-        let payload = format!(
-            r#"{{"source":"LOAD-{station:05}","kind":"traffic","ts":{ts},"values":{{"speed":{speed}}},"attrs":{{"seq":"{seq}"}}}}"#
-        );
-        if is_probe {
+        let now_ms = base_ms + start.elapsed().as_millis() as i64;
+        // Each source's readings get strictly increasing timestamps (a real station never
+        // sends two readings in the same millisecond; the engine refuses that as a duplicate).
+        let (topic, payload) = if is_probe {
+            let ts = now_ms.max(last_probe_ts + 1);
+            last_probe_ts = ts;
             probes += 1;
             sent_at.lock().expect("lock").insert(seq, Instant::now());
-        }
-        publisher
-            .publish(
-                format!("ioc/load/{station}/telemetry"),
-                qos,
-                false,
-                payload.into_bytes(),
+            (
+                "ioc/load/probe/telemetry".to_string(),
+                format!(
+                    r#"{{"source":"LOAD-PROBE","kind":"traffic","ts":{ts},"values":{{"speed":1000}},"attrs":{{"seq":"{seq}"}}}}"#
+                ),
             )
+        } else {
+            let station = sim.burst_station(n);
+            let ts = now_ms.max(last_ts[station] + 1);
+            last_ts[station] = ts;
+            let record = sim.burst_record(n, ts);
+            (format!("ioc/load/{}/telemetry", record.source), record.json)
+        };
+        publisher
+            .publish(topic, qos, false, payload.into_bytes())
             .await
             .context("publishing")?;
     }

@@ -48,6 +48,10 @@ pub struct SimulateArgs {
     /// Synthetic stations to add beyond the registry (scale runs).
     #[arg(long, default_value_t = 0)]
     pub extra_stations: usize,
+    /// Burst mode (with --mqtt): publish readings at this many messages per second for
+    /// `--duration` of wall-clock time, stamped with the wall clock, ignoring cadences.
+    #[arg(long)]
+    pub burst: Option<u64>,
     /// Print the incidents of the run to standard error.
     #[arg(long)]
     pub list_incidents: bool,
@@ -145,7 +149,20 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
             };
             let sim = build(args, start_ms)?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(publish(sim, broker, args.speed, args.tt10, start_ms, None))?;
+            match args.burst {
+                Some(rate) => {
+                    let span = parse_duration_ms(&args.duration).map_err(anyhow::Error::msg)?;
+                    runtime.block_on(burst(
+                        sim,
+                        broker,
+                        rate,
+                        Duration::from_millis(span as u64),
+                    ))?;
+                }
+                None => {
+                    runtime.block_on(publish(sim, broker, args.speed, args.tt10, start_ms, None))?
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         _ => bail!("give exactly one of --output or --mqtt"),
@@ -158,16 +175,7 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Publishes a simulation to `broker` (`host:port`), paced so that simulated time runs
-/// `speed` times faster than the wall clock from `start_ms`; stops early on `stop`.
-pub async fn publish(
-    mut sim: Simulator,
-    broker: &str,
-    speed: f64,
-    tt10: bool,
-    start_ms: i64,
-    mut stop: Option<tokio::sync::watch::Receiver<bool>>,
-) -> Result<()> {
+fn connect(broker: &str) -> Result<AsyncClient> {
     let (host, port) = broker
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
@@ -180,7 +188,7 @@ pub async fn publish(
     options.set_keep_alive(Duration::from_secs(30));
     options.set_inflight(1000);
     let (client, mut event_loop) = AsyncClient::new(options, 10_000);
-    // The event loop runs in its own task; this task only publishes.
+    // The event loop runs in its own task; the caller only publishes.
     tokio::spawn(async move {
         loop {
             if let Err(e) = event_loop.poll().await {
@@ -189,6 +197,51 @@ pub async fn publish(
             }
         }
     });
+    Ok(client)
+}
+
+/// Burst mode: `rate` readings per second for `span`, cycling through the stations,
+/// stamped with the wall clock (each station's stamps strictly increasing).
+pub async fn burst(mut sim: Simulator, broker: &str, rate: u64, span: Duration) -> Result<()> {
+    let client = connect(broker)?;
+    let began = tokio::time::Instant::now();
+    let mut last_ts = vec![i64::MIN; sim.station_count()];
+    let total = rate.saturating_mul(span.as_millis() as u64) / 1000;
+    for n in 0..total {
+        tokio::time::sleep_until(began + Duration::from_nanos(n * 1_000_000_000 / rate.max(1)))
+            .await;
+        let station = sim.burst_station(n);
+        let ts = now_ms().max(last_ts[station] + 1);
+        last_ts[station] = ts;
+        let record = sim.burst_record(n, ts);
+        client
+            .publish(
+                topic_of(&record),
+                QoS::AtLeastOnce,
+                false,
+                record.json.into_bytes(),
+            )
+            .await?;
+    }
+    let secs = began.elapsed().as_secs_f64();
+    eprintln!(
+        "simulate: burst of {total} messages in {secs:.1} s ({:.0} msg/s)",
+        total as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+/// Publishes a simulation to `broker` (`host:port`), paced so that simulated time runs
+/// `speed` times faster than the wall clock from `start_ms`; stops early on `stop`.
+pub async fn publish(
+    mut sim: Simulator,
+    broker: &str,
+    speed: f64,
+    tt10: bool,
+    start_ms: i64,
+    mut stop: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<()> {
+    let client = connect(broker)?;
     let began = tokio::time::Instant::now();
     let mut batch = Vec::new();
     while sim.next_minute(&mut batch) {
