@@ -335,3 +335,77 @@ fn kafka_survivor_takes_over_the_partitions_of_a_stopped_instance() {
     let last = wait_for_alert_set(&brokers, TOTAL, "the complete alert set after takeover");
     assert_eq!(last.0.len() as u64, TOTAL);
 }
+
+#[test]
+fn the_simulator_publishes_the_city_to_kafka_keyed_by_station() {
+    let dir = scratch("kafka", "simulate");
+    let (_broker, brokers) = tansu(&dir, &["telemetry"]);
+    let bin = env!("CARGO_BIN_EXE_watchfloor");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let common = [
+        "simulate",
+        "--seed",
+        "9",
+        "--duration",
+        "15m",
+        "--start",
+        "2026-11-27T00:00:00+07:00",
+    ];
+    // The same run as NDJSON: what Kafka must hold.
+    let expected = Command::new(bin)
+        .current_dir(&root)
+        .args(common)
+        .args(["--output", "-"])
+        .output()
+        .unwrap();
+    assert!(expected.status.success());
+    let expected: HashSet<String> = String::from_utf8(expected.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // Fifteen simulated minutes at 100,000 x: well under a second of pacing.
+    let published = Command::new(bin)
+        .current_dir(&root)
+        .args(common)
+        .args([
+            "--kafka",
+            &brokers,
+            "--kafka-topic",
+            "telemetry",
+            "--speed",
+            "100000",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "simulate-check")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["telemetry"]).unwrap();
+    let mut got = HashSet::new();
+    let start = Instant::now();
+    while got.len() < expected.len() && start.elapsed() < Duration::from_secs(60) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let line = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(
+                message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).to_string()),
+                value["source"].as_str().map(str::to_string),
+                "records are keyed by station"
+            );
+            got.insert(line);
+        }
+    }
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(got, expected);
+}

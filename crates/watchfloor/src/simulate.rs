@@ -39,6 +39,12 @@ pub struct SimulateArgs {
     /// Publish to this MQTT broker (`host:port`) instead, paced to simulated time.
     #[arg(long)]
     pub mqtt: Option<String>,
+    /// Publish to these Kafka brokers (`host:port[,…]`) instead, keyed by station id.
+    #[arg(long)]
+    pub kafka: Option<String>,
+    /// The Kafka topic telemetry goes to.
+    #[arg(long, default_value = "ioc.telemetry")]
+    pub kafka_topic: String,
     /// Simulated seconds per wall-clock second when publishing.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
@@ -108,8 +114,8 @@ pub fn topic_of(record: &SimRecord) -> String {
 
 /// Runs `watchfloor simulate`.
 pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
-    match (&args.output, &args.mqtt) {
-        (Some(output), None) => {
+    if let Some(output) = &args.output {
+        {
             let start = args.start.as_deref().unwrap_or(DEFAULT_START);
             let start_ms = watchfloor_model::parse_rfc3339(start)
                 .with_context(|| format!("`{start}` is not an RFC 3339 time"))?;
@@ -139,34 +145,27 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
                 sim.station_count(),
                 written as f64 / secs.max(1e-9)
             );
-            Ok(ExitCode::SUCCESS)
+            return Ok(ExitCode::SUCCESS);
         }
-        (None, Some(broker)) => {
-            let start_ms = match &args.start {
-                Some(s) => watchfloor_model::parse_rfc3339(s)
-                    .with_context(|| format!("`{s}` is not an RFC 3339 time"))?,
-                None => now_ms(),
-            };
-            let sim = build(args, start_ms)?;
-            let runtime = tokio::runtime::Runtime::new()?;
-            match args.burst {
-                Some(rate) => {
-                    let span = parse_duration_ms(&args.duration).map_err(anyhow::Error::msg)?;
-                    runtime.block_on(burst(
-                        sim,
-                        broker,
-                        rate,
-                        Duration::from_millis(span as u64),
-                    ))?;
-                }
-                None => {
-                    runtime.block_on(publish(sim, broker, args.speed, args.tt10, start_ms, None))?
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        _ => bail!("give exactly one of --output or --mqtt"),
     }
+    let start_ms = match &args.start {
+        Some(s) => watchfloor_model::parse_rfc3339(s)
+            .with_context(|| format!("`{s}` is not an RFC 3339 time"))?,
+        None => now_ms(),
+    };
+    let sim = build(args, start_ms)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let mut sink = Sink::open(args)?;
+        match args.burst {
+            Some(rate) => {
+                let span = parse_duration_ms(&args.duration).map_err(anyhow::Error::msg)?;
+                burst(sim, &mut sink, rate, Duration::from_millis(span as u64)).await
+            }
+            None => publish(sim, &mut sink, args.speed, start_ms, None).await,
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn now_ms() -> i64 {
@@ -175,35 +174,102 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn connect(broker: &str) -> Result<AsyncClient> {
-    let (host, port) = broker
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
-        .with_context(|| format!("`{broker}` is not host:port"))?;
-    let mut options = MqttOptions::new(
-        format!("watchfloor-simulator-{}", std::process::id()),
-        host,
-        port,
-    );
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_inflight(1000);
-    let (client, mut event_loop) = AsyncClient::new(options, 10_000);
-    // The event loop runs in its own task; the caller only publishes.
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = event_loop.poll().await {
-                tracing::warn!(error = %e, "simulator: broker connection lost, retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+/// Where published telemetry goes.
+pub enum Sink {
+    /// An MQTT broker: envelopes on `ioc/<ward>/<station>/telemetry`, and with `tt10` the
+    /// discharge readings also as Circular 10/2021 lines on `ioc/tt10/<station>`.
+    Mqtt {
+        /// The client (its event loop runs in its own task).
+        client: AsyncClient,
+        /// Also publish TT10 lines.
+        tt10: bool,
+    },
+    /// A Kafka topic, keyed by station id (so a station's readings stay in order).
+    #[cfg(feature = "kafka")]
+    Kafka(watchfloor_connectors::kafka::KafkaOutput),
+}
+
+impl Sink {
+    fn open(args: &SimulateArgs) -> Result<Sink> {
+        match (&args.mqtt, &args.kafka) {
+            (Some(broker), None) => Ok(Sink::mqtt(broker, args.tt10)?),
+            #[cfg(feature = "kafka")]
+            (None, Some(brokers)) => Ok(Sink::Kafka(
+                watchfloor_connectors::kafka::KafkaOutput::open(
+                    brokers,
+                    &args.kafka_topic,
+                    &Default::default(),
+                )?,
+            )),
+            #[cfg(not(feature = "kafka"))]
+            (None, Some(_)) => bail!("this build has no Kafka support (feature `kafka`)"),
+            _ => bail!("give exactly one of --output, --mqtt or --kafka"),
         }
-    });
-    Ok(client)
+    }
+
+    /// An MQTT sink on `broker` (`host:port`).
+    pub fn mqtt(broker: &str, tt10: bool) -> Result<Sink> {
+        let (host, port) = broker
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+            .with_context(|| format!("`{broker}` is not host:port"))?;
+        let mut options = MqttOptions::new(
+            format!("watchfloor-simulator-{}", std::process::id()),
+            host,
+            port,
+        );
+        options.set_keep_alive(Duration::from_secs(30));
+        options.set_inflight(1000);
+        let (client, mut event_loop) = AsyncClient::new(options, 10_000);
+        // The event loop runs in its own task; the caller only publishes.
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = event_loop.poll().await {
+                    tracing::warn!(error = %e, "simulator: broker connection lost, retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        });
+        Ok(Sink::Mqtt { client, tt10 })
+    }
+
+    async fn send(&mut self, record: SimRecord) -> Result<()> {
+        match self {
+            Sink::Mqtt { client, tt10 } => {
+                let topic = topic_of(&record);
+                client
+                    .publish(topic, QoS::AtLeastOnce, false, record.json.into_bytes())
+                    .await?;
+                if let (true, Some(lines)) = (*tt10, record.tt10) {
+                    client
+                        .publish(
+                            format!("ioc/tt10/{}", record.source),
+                            QoS::AtLeastOnce,
+                            false,
+                            lines.into_bytes(),
+                        )
+                        .await?;
+                }
+            }
+            #[cfg(feature = "kafka")]
+            Sink::Kafka(kafka) => kafka.send(&record.source, record.json.into_bytes())?,
+        }
+        Ok(())
+    }
+
+    /// Waits for deliveries where the transport reports them (Kafka).
+    async fn flush(&mut self) -> Result<()> {
+        match self {
+            Sink::Mqtt { .. } => Ok(()),
+            #[cfg(feature = "kafka")]
+            Sink::Kafka(kafka) => Ok(kafka.flush().await?),
+        }
+    }
 }
 
 /// Burst mode: `rate` readings per second for `span`, cycling through the stations,
 /// stamped with the wall clock (each station's stamps strictly increasing).
-pub async fn burst(mut sim: Simulator, broker: &str, rate: u64, span: Duration) -> Result<()> {
-    let client = connect(broker)?;
+pub async fn burst(mut sim: Simulator, sink: &mut Sink, rate: u64, span: Duration) -> Result<()> {
     let began = tokio::time::Instant::now();
     let mut last_ts = vec![i64::MIN; sim.station_count()];
     let total = rate.saturating_mul(span.as_millis() as u64) / 1000;
@@ -213,16 +279,12 @@ pub async fn burst(mut sim: Simulator, broker: &str, rate: u64, span: Duration) 
         let station = sim.burst_station(n);
         let ts = now_ms().max(last_ts[station] + 1);
         last_ts[station] = ts;
-        let record = sim.burst_record(n, ts);
-        client
-            .publish(
-                topic_of(&record),
-                QoS::AtLeastOnce,
-                false,
-                record.json.into_bytes(),
-            )
-            .await?;
+        sink.send(sim.burst_record(n, ts)).await?;
+        if n % 1000 == 999 {
+            sink.flush().await?;
+        }
     }
+    sink.flush().await?;
     let secs = began.elapsed().as_secs_f64();
     eprintln!(
         "simulate: burst of {total} messages in {secs:.1} s ({:.0} msg/s)",
@@ -231,17 +293,15 @@ pub async fn burst(mut sim: Simulator, broker: &str, rate: u64, span: Duration) 
     Ok(())
 }
 
-/// Publishes a simulation to `broker` (`host:port`), paced so that simulated time runs
-/// `speed` times faster than the wall clock from `start_ms`; stops early on `stop`.
+/// Publishes a simulation to `sink`, paced so that simulated time runs `speed` times
+/// faster than the wall clock from `start_ms`; stops early when `stop` changes.
 pub async fn publish(
     mut sim: Simulator,
-    broker: &str,
+    sink: &mut Sink,
     speed: f64,
-    tt10: bool,
     start_ms: i64,
     mut stop: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<()> {
-    let client = connect(broker)?;
     let began = tokio::time::Instant::now();
     let mut batch = Vec::new();
     while sim.next_minute(&mut batch) {
@@ -257,25 +317,9 @@ pub async fn publish(
             } else {
                 tokio::time::sleep_until(began + due).await;
             }
-            client
-                .publish(
-                    topic_of(&record),
-                    QoS::AtLeastOnce,
-                    false,
-                    record.json.into_bytes(),
-                )
-                .await?;
-            if let (true, Some(lines)) = (tt10, record.tt10) {
-                client
-                    .publish(
-                        format!("ioc/tt10/{}", record.source),
-                        QoS::AtLeastOnce,
-                        false,
-                        lines.into_bytes(),
-                    )
-                    .await?;
-            }
+            sink.send(record).await?;
         }
+        sink.flush().await?;
     }
     Ok(())
 }
