@@ -297,6 +297,19 @@ pub struct Engine {
     stats: EngineStats,
 }
 
+/// What a [`Engine::reload`] did, by rule id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadSummary {
+    /// Unchanged rules: their state carried over.
+    pub kept: Vec<String>,
+    /// Rules whose definition changed: they start empty.
+    pub changed: Vec<String>,
+    /// New rules.
+    pub added: Vec<String>,
+    /// Rules no longer in the set: their alerts were resolved and their state dropped.
+    pub removed: Vec<String>,
+}
+
 /// The metric under which refused duplicates are shown to rules that watch for them.
 pub const DUPLICATE_METRIC: &str = "duplicate_timestamps";
 
@@ -323,67 +336,13 @@ fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
 impl Engine {
     /// An engine running `rules` with `config`.
     pub fn new(rules: RuleSet, config: EngineConfig) -> Self {
-        let mut by_kind = vec![Vec::new(); Kind::ALL.len()];
         let mut metric_ids: FxHashMap<Box<str>, u16> = FxHashMap::default();
-        let runtimes = rules
+        let runtimes: Vec<RuleRuntime> = rules
             .rules
             .iter()
-            .enumerate()
-            .map(|(i, rule)| {
-                if rule.corroborate.is_none() {
-                    by_kind[rule.kind.index()].push(i as u32);
-                }
-                let needs_counter = rule
-                    .aggregates
-                    .iter()
-                    .any(|a| a.metric.is_none() && a.func == AggFn::Count);
-                let mut template: Vec<Accumulator> = rule
-                    .metric_needs_sketch
-                    .iter()
-                    .zip(&rule.metric_needs_hourly)
-                    .map(|(sketch, hourly)| {
-                        let acc = Accumulator::new(*sketch);
-                        if *hourly {
-                            acc.with_hourly()
-                        } else {
-                            acc
-                        }
-                    })
-                    .collect();
-                let event_counter = needs_counter.then(|| {
-                    template.push(Accumulator::new(false));
-                    template.len() - 1
-                });
-                let mut id_of = |name: &str| -> u16 {
-                    let next = metric_ids.len() as u16;
-                    *metric_ids.entry(Box::from(name)).or_insert(next)
-                };
-                let rule_metric_ids = rule.metrics.iter().map(|m| id_of(m)).collect();
-                let filter_metric = rule.metric_filter.as_deref().map(&mut id_of);
-                RuleRuntime {
-                    rule: rule.clone(),
-                    metric_ids: rule_metric_ids,
-                    filter_metric,
-                    acc_template: template.into_boxed_slice(),
-                    event_counter,
-                    alerts: FxHashMap::default(),
-                    absence: FxHashMap::default(),
-                }
-            })
+            .map(|rule| build_runtime(rule, &mut metric_ids))
             .collect();
-        let mut listeners = vec![Vec::new(); rules.rules.len()];
-        for (c, rule) in rules.rules.iter().enumerate() {
-            if let Some(corroborate) = &rule.corroborate {
-                for (name, side) in [
-                    (&corroborate.first, Side::First),
-                    (&corroborate.then, Side::Then),
-                ] {
-                    if let Some(r) = rules.rules.iter().position(|x| &x.id == name) {
-                        listeners[r].push((c as u32, side));
-                    }
-                }
-            }
-        }
+        let (by_kind, listeners) = wire(&rules.rules);
         let position_columns = rules
             .lookups
             .position("station", "lat")
@@ -412,6 +371,112 @@ impl Engine {
             active_index: FxHashMap::default(),
             stats: EngineStats::default(),
         }
+    }
+
+    /// Replaces the rule set without a restart. A rule whose definition is unchanged
+    /// (same id, same compiled definition) keeps its windows, alerts, timers and absence
+    /// tracking; a changed or new rule starts empty; a removed rule's state is dropped
+    /// (its open alerts are resolved, so no alert is left firing without a rule).
+    pub fn reload(&mut self, rules: RuleSet, out: &mut Emitted) -> ReloadSummary {
+        let mut summary = ReloadSummary::default();
+        let mut old: Vec<Option<RuleRuntime>> = std::mem::take(&mut self.rules)
+            .into_iter()
+            .map(Some)
+            .collect();
+        // Resolve the alerts of rules that go away or change, while they still exist.
+        let keep: Vec<Option<usize>> = old
+            .iter()
+            .map(|rt| {
+                let rt = rt.as_ref().expect("present");
+                rules
+                    .rules
+                    .iter()
+                    .position(|r| r.id == rt.rule.id && r.definition() == rt.rule.definition())
+            })
+            .collect();
+        self.rules = old
+            .iter_mut()
+            .map(|rt| rt.take().expect("present"))
+            .collect();
+        for (r, kept) in keep.iter().enumerate() {
+            if kept.is_none() {
+                let firing: Vec<u32> = self.rules[r]
+                    .alerts
+                    .iter()
+                    .filter(|(_, t)| t.active.is_some())
+                    .map(|(k, _)| *k)
+                    .collect();
+                for key in firing {
+                    let at = self.clock.max(self.watermark);
+                    self.resolve(r as u32, key, at, None, out);
+                }
+            }
+        }
+        let mut old: Vec<Option<RuleRuntime>> = std::mem::take(&mut self.rules)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut new_index = vec![None; old.len()];
+        let mut runtimes = Vec::with_capacity(rules.rules.len());
+        for (n, rule) in rules.rules.iter().enumerate() {
+            let previous = keep.iter().position(|k| *k == Some(n));
+            match previous.and_then(|o| old[o].take().map(|rt| (o, rt))) {
+                Some((o, mut rt)) => {
+                    // Same definition, compiled against the new lookup tables.
+                    rt.rule = rule.clone();
+                    new_index[o] = Some(n as u32);
+                    runtimes.push(rt);
+                    summary.kept.push(rule.id.clone());
+                }
+                None => {
+                    runtimes.push(build_runtime(rule, &mut self.metric_ids));
+                    if old.iter().flatten().any(|rt| rt.rule.id == rule.id) {
+                        summary.changed.push(rule.id.clone());
+                    } else {
+                        summary.added.push(rule.id.clone());
+                    }
+                }
+            }
+        }
+        summary.removed = old
+            .iter()
+            .flatten()
+            .map(|rt| rt.rule.id.clone())
+            .filter(|id| !summary.changed.contains(id))
+            .collect();
+        self.rules = runtimes;
+        self.event_values.resize(self.metric_ids.len(), f64::NAN);
+        let (by_kind, listeners) = wire(&rules.rules);
+        self.by_kind = by_kind;
+        self.listeners = listeners;
+        self.lookups = rules.lookups.clone();
+        self.position_columns = rules
+            .lookups
+            .position("station", "lat")
+            .zip(rules.lookups.position("station", "lon"));
+        let map = |r: u32| new_index.get(r as usize).copied().flatten();
+        self.windows.remap(map);
+        for timers in [&mut self.wm_timers, &mut self.clock_timers] {
+            for list in timers.values_mut() {
+                list.retain_mut(|t| match map(t.rule()) {
+                    Some(n) => {
+                        *t = Timer::new(n, t.key, t.kind(), t.tag);
+                        true
+                    }
+                    None => false,
+                });
+            }
+            timers.retain(|_, list| !list.is_empty());
+        }
+        self.active_index.retain(|_, (r, _)| map(*r).is_some());
+        for (r, _) in self.active_index.values_mut() {
+            *r = map(*r).expect("retained");
+        }
+        self.sightings = std::mem::take(&mut self.sightings)
+            .into_iter()
+            .filter_map(|(c, s)| map(c).map(|n| (n, s)))
+            .collect();
+        summary
     }
 
     /// Counters so far.
@@ -543,6 +608,22 @@ impl Engine {
             .and_then(|t| t.active.as_mut())
             .ok_or_else(|| EngineError::UnknownAlert(id.to_string()))?;
         active.ack = Some(ack);
+        Ok(())
+    }
+
+    /// Resolves a firing alert by hand (an operator closing it) at `at`; the rule starts
+    /// afresh for that key, so the alert comes back if the condition still holds.
+    pub fn resolve_manually(
+        &mut self,
+        id: &str,
+        at: i64,
+        out: &mut Emitted,
+    ) -> Result<(), EngineError> {
+        let (r, k) = *self
+            .active_index
+            .get(id)
+            .ok_or_else(|| EngineError::UnknownAlert(id.to_string()))?;
+        self.resolve(r, k, at, None, out);
         Ok(())
     }
 
@@ -1405,6 +1486,69 @@ impl Engine {
             }
         }
     }
+}
+
+/// A rule's runtime state, empty, with its metrics numbered in `metric_ids`.
+fn build_runtime(rule: &Arc<Rule>, metric_ids: &mut FxHashMap<Box<str>, u16>) -> RuleRuntime {
+    let needs_counter = rule
+        .aggregates
+        .iter()
+        .any(|a| a.metric.is_none() && a.func == AggFn::Count);
+    let mut template: Vec<Accumulator> = rule
+        .metric_needs_sketch
+        .iter()
+        .zip(&rule.metric_needs_hourly)
+        .map(|(sketch, hourly)| {
+            let acc = Accumulator::new(*sketch);
+            if *hourly {
+                acc.with_hourly()
+            } else {
+                acc
+            }
+        })
+        .collect();
+    let event_counter = needs_counter.then(|| {
+        template.push(Accumulator::new(false));
+        template.len() - 1
+    });
+    let mut id_of = |name: &str| -> u16 {
+        let next = metric_ids.len() as u16;
+        *metric_ids.entry(Box::from(name)).or_insert(next)
+    };
+    let rule_metric_ids = rule.metrics.iter().map(|m| id_of(m)).collect();
+    let filter_metric = rule.metric_filter.as_deref().map(&mut id_of);
+    RuleRuntime {
+        rule: rule.clone(),
+        metric_ids: rule_metric_ids,
+        filter_metric,
+        acc_template: template.into_boxed_slice(),
+        event_counter,
+        alerts: FxHashMap::default(),
+        absence: FxHashMap::default(),
+    }
+}
+
+/// Rules by event kind, and the corroboration rules listening to each rule.
+#[allow(clippy::type_complexity)]
+fn wire(rules: &[Arc<Rule>]) -> (Vec<Vec<u32>>, Vec<Vec<(u32, Side)>>) {
+    let mut by_kind = vec![Vec::new(); Kind::ALL.len()];
+    let mut listeners = vec![Vec::new(); rules.len()];
+    for (i, rule) in rules.iter().enumerate() {
+        match &rule.corroborate {
+            None => by_kind[rule.kind.index()].push(i as u32),
+            Some(corroborate) => {
+                for (name, side) in [
+                    (&corroborate.first, Side::First),
+                    (&corroborate.then, Side::Then),
+                ] {
+                    if let Some(r) = rules.iter().position(|x| &x.id == name) {
+                        listeners[r].push((i as u32, side));
+                    }
+                }
+            }
+        }
+    }
+    (by_kind, listeners)
 }
 
 fn push_timer(timers: &mut BTreeMap<i64, Vec<Timer>>, at: i64, timer: Timer) {

@@ -530,3 +530,94 @@ rules:
         "R1's state is dropped once its data slid out"
     );
 }
+
+#[test]
+fn reload_keeps_the_state_of_unchanged_rules_only() {
+    let rules = |threshold: &str| {
+        format!(
+            r#"
+rules:
+  - id: hourly_count
+    match: {{ kind: discharge, metric: cod }}
+    window: {{ type: tumbling, size: 1h }}
+    aggregates: {{ n: count(cod) }}
+    condition: n >= 4
+    severity: minor
+  - id: high_cod
+    match: {{ kind: discharge, metric: cod }}
+    aggregates: {{ cod: last(cod) }}
+    condition: cod > {threshold}
+    severity: major
+  - id: doomed
+    match: {{ kind: discharge, metric: cod }}
+    aggregates: {{ cod: last(cod) }}
+    condition: cod > 0
+    severity: info
+"#
+        )
+    };
+    let mut engine = engine(&rules("100.0"), event_time());
+    let mut out = Emitted::default();
+    // Two readings into the hour, and a firing `doomed` alert.
+    for m in [1, 2] {
+        engine
+            .process(
+                &reading("A", Kind::Discharge, T0 + m * MIN, &[("cod", 50.0)]),
+                &mut out,
+            )
+            .unwrap();
+    }
+    assert_eq!(
+        summary(&out),
+        vec![("doomed".into(), "A".into(), "firing", "info", 1)]
+    );
+    out.transitions.clear();
+
+    // Reload: `hourly_count` unchanged, `high_cod` changed, `doomed` gone, `fresh` new.
+    let yaml = rules("40.0")
+        .replace("  - id: doomed", "  - id: fresh")
+        .replace("severity: info", "severity: minor");
+    let lookups = LookupTables::from_csv_text("stations", "source,cod_limit\nA,75\n").unwrap();
+    let set = RuleSet::from_sources(&[("t.yaml".into(), yaml)], lookups).unwrap();
+    let summary_of_reload = engine.reload(set, &mut out);
+    assert_eq!(summary_of_reload.kept, vec!["hourly_count".to_string()]);
+    assert_eq!(summary_of_reload.changed, vec!["high_cod".to_string()]);
+    assert_eq!(summary_of_reload.added, vec!["fresh".to_string()]);
+    assert_eq!(summary_of_reload.removed, vec!["doomed".to_string()]);
+    // The removed rule's alert is resolved, not left firing.
+    assert_eq!(
+        summary(&out),
+        vec![("doomed".into(), "A".into(), "resolved", "info", 2)]
+    );
+    out.transitions.clear();
+
+    // Two more readings: the kept window counts 4 (2 from before the reload) and fires at
+    // the hour; the changed rule fires on its new threshold.
+    for m in [3, 4] {
+        engine
+            .process(
+                &reading("A", Kind::Discharge, T0 + m * MIN, &[("cod", 50.0)]),
+                &mut out,
+            )
+            .unwrap();
+    }
+    engine
+        .process(
+            &reading("A", Kind::Discharge, T0 + 61 * MIN, &[("cod", 10.0)]),
+            &mut out,
+        )
+        .unwrap();
+    let got = summary(&out);
+    assert!(
+        got.contains(&("hourly_count".into(), "A".into(), "firing", "minor", 60)),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("high_cod".into(), "A".into(), "firing", "major", 3)),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("fresh".into(), "A".into(), "firing", "minor", 3)),
+        "{got:?}"
+    );
+}

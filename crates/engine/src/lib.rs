@@ -20,7 +20,7 @@ mod window_store;
 pub use alert_id::alert_id;
 pub use engine::{
     Acknowledgement, ActiveAlertView, Emitted, Engine, EngineConfig, EngineError, EngineStats,
-    TimeMode, WindowResult, DUPLICATE_METRIC,
+    ReloadSummary, TimeMode, WindowResult, DUPLICATE_METRIC,
 };
 pub use lookup::LookupTables;
 pub use rule::{Rule, RuleError, RuleErrors, RuleSet, WindowKind};

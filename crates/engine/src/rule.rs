@@ -345,6 +345,12 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The compiled definition as text, without where it is written: two rules with the
+    /// same definition behave the same (used to keep state across a reload).
+    pub fn definition(&self) -> String {
+        format!("{self:?}").replace(&format!("origin: {:?}", self.origin), "")
+    }
+
     /// True when the rule accepts events of this station status.
     #[inline]
     pub fn accepts_status(&self, status: StationStatus) -> bool {

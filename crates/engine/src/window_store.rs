@@ -197,6 +197,22 @@ impl WindowStore {
         }
     }
 
+    /// Renumbers rules after a reload: `map` gives a rule's new index, or `None` to drop
+    /// its state.
+    pub(crate) fn remap(&mut self, map: impl Fn(u32) -> Option<u32>) {
+        let mut count = 0;
+        for slot in &mut self.by_key {
+            let old = std::mem::take(slot);
+            *slot = old
+                .into_iter()
+                .filter_map(|(r, state)| map(r).map(|n| (n, state)))
+                .collect();
+            slot.sort_by_key(|(r, _)| *r);
+            count += slot.len();
+        }
+        self.count = count;
+    }
+
     /// Number of (rule, key) states held.
     pub(crate) fn len(&self) -> usize {
         self.count
