@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod control;
 pub mod decode;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -11,4 +12,5 @@ pub mod pipeline;
 
 pub use broker::{start_embedded_broker, EmbeddedBrokerConfig};
 pub use config::PipelineConfig;
-pub use pipeline::{run_pipeline, PipelineStats};
+pub use control::{EngineCommand, PipelineLink, PipelineObserver};
+pub use pipeline::{run_pipeline, run_pipeline_linked, PipelineStats};

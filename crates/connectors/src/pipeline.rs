@@ -20,6 +20,7 @@ use watchfloor_engine::{Emitted, Engine};
 use watchfloor_model::{format_rfc3339, Rejection};
 
 use crate::config::{ConfigError, PipelineConfig, SourceConfig};
+use crate::control::{EngineCommand, PipelineLink};
 use crate::decode::Decoder;
 use crate::output::{Output, OutputError};
 
@@ -305,7 +306,23 @@ pub async fn run_pipeline(
     stats: Arc<PipelineStats>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), PipelineError> {
-    let (rules, city) = watchfloor_city::load_rules(&config.rules)?;
+    run_pipeline_linked(config, config_path, stats, None, shutdown).await
+}
+
+/// Runs a pipeline until `shutdown` resolves, watched and steered through `link` (the
+/// command-centre server) when there is one.
+pub async fn run_pipeline_linked(
+    config: PipelineConfig,
+    config_path: &Path,
+    stats: Arc<PipelineStats>,
+    link: Option<PipelineLink>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), PipelineError> {
+    let (observer, mut commands) = match link {
+        Some(link) => (Some(link.observer), Some(link.commands)),
+        None => (None, None),
+    };
+    let (rules, mut city) = watchfloor_city::load_rules(&config.rules)?;
     let mut engine = Engine::new(rules, config.engine_config(config_path)?);
     let tick = Duration::from_millis(config.tick_ms(config_path)?.max(1) as u64);
     let limits = config.decode_limits();
@@ -368,7 +385,13 @@ pub async fn run_pipeline(
                             }
                             Ok(event)
                         });
-                        match placed.and_then(|event| engine.process(&event, &mut emitted)) {
+                        match placed.and_then(|event| {
+                            engine.process(&event, &mut emitted)?;
+                            if let Some(observer) = &observer {
+                                observer.on_event(&event);
+                            }
+                            Ok(())
+                        }) {
                             Ok(()) => {
                                 stats.accepted.fetch_add(1, Ordering::Relaxed);
                             }
@@ -387,6 +410,26 @@ pub async fn run_pipeline(
             _ = ticker.tick() => {
                 engine.tick(now_ms(), &mut emitted);
             }
+            command = recv_command(&mut commands) => match command {
+                EngineCommand::Acknowledge { id, ack, reply } => {
+                    let _ = reply.send(engine.acknowledge(&id, ack));
+                }
+                EngineCommand::Resolve { id, at, reply } => {
+                    let _ = reply.send(engine.resolve_manually(&id, at, &mut emitted));
+                }
+                EngineCommand::Reload { rules, city: new_city, reply } => {
+                    let summary = engine.reload(rules, &mut emitted);
+                    city = new_city;
+                    tracing::info!(kept = summary.kept.len(), changed = summary.changed.len(), added = summary.added.len(), removed = summary.removed.len(), "rules reloaded");
+                    let _ = reply.send(summary);
+                }
+                EngineCommand::ActiveAlerts { reply } => {
+                    let _ = reply.send(engine.active_alerts());
+                }
+            },
+        }
+        if let (Some(observer), false) = (&observer, emitted.transitions.is_empty()) {
+            observer.on_transitions(&emitted.transitions);
         }
         // Hand alerts and dead letters over, wait until they are safe, then acknowledge.
         for transition in &emitted.transitions {
@@ -464,6 +507,20 @@ pub async fn run_pipeline(
     }
     tracing::info!(pipeline = %config.name, "pipeline stopped");
     Ok(())
+}
+
+/// The next command, or never when there is no command channel (or it closed).
+async fn recv_command(commands: &mut Option<mpsc::Receiver<EngineCommand>>) -> EngineCommand {
+    match commands {
+        Some(rx) => match rx.recv().await {
+            Some(command) => command,
+            None => {
+                *commands = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// Input whose alerts were handed to the outputs, waiting for them to confirm.

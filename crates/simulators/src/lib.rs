@@ -16,7 +16,7 @@ use watchfloor_city::City;
 use watchfloor_model::Kind;
 
 pub use rng::Rng;
-pub use script::{parse_script, seeded_script, Incident, IncidentKind};
+pub use script::{demo_script, parse_script, seeded_script, Incident, IncidentKind};
 
 /// Why a simulation cannot start.
 #[derive(Debug, Error)]

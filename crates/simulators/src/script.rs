@@ -219,3 +219,50 @@ pub fn seeded_script(seed: u64, duration_ms: i64, city: &City) -> Vec<Incident> 
     }
     out
 }
+
+/// The demo's incidents: a cycle every 45 minutes of simulated time, starting 10 s in, so a
+/// room watching `watchfloor demo` sees something new every few minutes: a camera fire
+/// (with smoke at the nearest air station), a wrong-way driver, an accident, a pH crash,
+/// road flooding, an industrial emission, a silent station and a COD surge. Each cycle
+/// moves to other stations; the first starts at CT-CAM-01 (ward Long Hòa).
+pub fn demo_script(duration_ms: i64, city: &City) -> Vec<Incident> {
+    const CYCLE_MS: i64 = 45 * 60_000;
+    let steps: [(i64, IncidentKind, Kind, i64); 8] = [
+        (10_000, IncidentKind::Fire, Kind::Camera, 20),
+        (40_000, IncidentKind::WrongWay, Kind::Camera, 1),
+        (90_000, IncidentKind::Accident, Kind::Traffic, 15),
+        (180_000, IncidentKind::PhCrash, Kind::Discharge, 10),
+        (300_000, IncidentKind::RoadFlooding, Kind::Camera, 10),
+        (480_000, IncidentKind::IndustrialEmission, Kind::Air, 60),
+        (720_000, IncidentKind::Offline, Kind::Discharge, 30),
+        (900_000, IncidentKind::CodSurge, Kind::Discharge, 70),
+    ];
+    let of_kind = |kind: Kind| -> Vec<&str> {
+        city.stations
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| s.id.as_str())
+            .collect()
+    };
+    let mut out = Vec::new();
+    let mut cycle = 0i64;
+    while cycle * CYCLE_MS < duration_ms {
+        for (n, (offset, kind, station_kind, minutes)) in steps.iter().enumerate() {
+            let stations = of_kind(*station_kind);
+            if stations.is_empty() {
+                continue;
+            }
+            // Different stations per step and per cycle.
+            let pick = (cycle as usize * 7 + n * 5) % stations.len();
+            out.push(Incident {
+                kind: *kind,
+                station: stations[pick].to_string(),
+                at_ms: cycle * CYCLE_MS + offset,
+                duration_ms: minutes * 60_000,
+                magnitude: kind.default_magnitude(),
+            });
+        }
+        cycle += 1;
+    }
+    out
+}

@@ -4,6 +4,7 @@
 //! - `watchfloor replay --rules <dir> --input <file|->` runs recorded telemetry through the
 //!   engine in event time and prints alert transitions as NDJSON.
 
+mod demo;
 mod live;
 mod loadgen;
 mod replay;
@@ -42,6 +43,13 @@ enum Command {
     Loadgen(loadgen::LoadgenArgs),
     /// Simulate the city's stations with scripted incidents (NDJSON or MQTT).
     Simulate(simulate::SimulateArgs),
+    /// The whole command centre in one process: broker, simulators, engine, server.
+    Demo(demo::DemoArgs),
+    /// Print the SHA-256 of a token, for an accounts file.
+    TokenHash {
+        /// The token.
+        token: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -105,6 +113,11 @@ fn main() -> ExitCode {
         Command::Broker(args) => live::broker(&args),
         Command::Loadgen(args) => loadgen::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::TokenHash { token } => {
+            println!("{}", watchfloor_server::token_hash_hex(&token));
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

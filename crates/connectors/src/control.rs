@@ -1,0 +1,64 @@
+//! How a server watches and steers a running pipeline: an observer sees every accepted
+//! event and every alert transition, and commands (acknowledge, resolve, reload) reach the
+//! engine through a channel served by the pipeline's own task, so the engine stays
+//! single-threaded and never waits on a client.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use watchfloor_city::City;
+use watchfloor_engine::{Acknowledgement, ActiveAlertView, EngineError, ReloadSummary, RuleSet};
+use watchfloor_model::{AlertTransition, Event};
+
+/// Sees what the pipeline does. Called on the engine task: implementations must return
+/// quickly and never block (a server takes a short lock and broadcasts).
+pub trait PipelineObserver: Send + Sync {
+    /// An event the engine accepted (after the city placed it).
+    fn on_event(&self, event: &Event);
+    /// Alert transitions, in the order the engine emitted them.
+    fn on_transitions(&self, transitions: &[AlertTransition]);
+}
+
+/// A request to the engine, answered on `reply`.
+pub enum EngineCommand {
+    /// Record an acknowledgement on a firing alert.
+    Acknowledge {
+        /// Alert id.
+        id: String,
+        /// Who, when, why.
+        ack: Acknowledgement,
+        /// The answer.
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    /// Resolve a firing alert by hand.
+    Resolve {
+        /// Alert id.
+        id: String,
+        /// When, epoch ms.
+        at: i64,
+        /// The answer.
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    /// Swap in an already validated rule set (and the city it was compiled with).
+    Reload {
+        /// The new rules.
+        rules: RuleSet,
+        /// The city beside them.
+        city: Option<Arc<City>>,
+        /// What was kept, changed, added and removed.
+        reply: oneshot::Sender<ReloadSummary>,
+    },
+    /// The firing alerts.
+    ActiveAlerts {
+        /// The answer.
+        reply: oneshot::Sender<Vec<ActiveAlertView>>,
+    },
+}
+
+/// The server's link to a pipeline.
+pub struct PipelineLink {
+    /// Sees events and transitions.
+    pub observer: Arc<dyn PipelineObserver>,
+    /// Commands for the engine.
+    pub commands: mpsc::Receiver<EngineCommand>,
+}

@@ -1,0 +1,669 @@
+//! The REST API: alerts (list, get with history, acknowledge, resolve, comment, assign),
+//! stations, KPIs, zones, rules (list, reload), the audit log, `/healthz`, `/metrics` and
+//! the OpenAPI document. Every answer is filtered by the caller's scope.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{async_trait, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use watchfloor_connectors::EngineCommand;
+use watchfloor_engine::Acknowledgement;
+use watchfloor_model::{Kind, Severity};
+
+use crate::auth::{Account, Accounts};
+use crate::hub::{mask, AckInfo, AlertRecord, HistoryEntry, LATENCY_BUCKETS_MS};
+use crate::AppState;
+
+/// An API error: a status and a message, as `{"error": "…"}`.
+pub(crate) struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError(status, message.into())
+}
+
+/// The caller, from `Authorization: Bearer <token>`.
+pub(crate) struct Authed(pub Arc<Account>);
+
+#[async_trait]
+impl<S> FromRequestParts<S> for Authed
+where
+    Arc<Accounts>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let accounts = Arc::<Accounts>::from_ref(state);
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing bearer token"))?;
+        accounts
+            .authenticate(token.trim())
+            .map(Authed)
+            .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "unknown token"))
+    }
+}
+
+impl FromRef<AppState> for Arc<Accounts> {
+    fn from_ref(state: &AppState) -> Self {
+        state.accounts.clone()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/me", get(me))
+        .route("/api/alerts", get(list_alerts))
+        .route("/api/alerts/:id", get(get_alert))
+        .route("/api/alerts/:id/ack", post(acknowledge))
+        .route("/api/alerts/:id/resolve", post(resolve))
+        .route("/api/alerts/:id/comment", post(comment))
+        .route("/api/alerts/:id/assign", post(assign))
+        .route("/api/stations", get(list_stations))
+        .route("/api/stations/:id", get(get_station))
+        .route("/api/kpis", get(kpis))
+        .route("/api/zones", get(zones))
+        .route("/api/rules", get(rules))
+        .route("/api/rules/reload", post(reload))
+        .route("/api/audit", get(audit))
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}
+
+async fn me(Authed(who): Authed) -> Json<Value> {
+    Json(json!({
+        "name": who.name,
+        "role": who.role,
+        "scope": who.scope,
+        "may_act": who.may_act(),
+        "admin": who.is_admin(),
+    }))
+}
+
+/// Filters of `GET /api/alerts`.
+#[derive(Deserialize, Default)]
+pub(crate) struct AlertQuery {
+    /// firing, acknowledged, resolved, or `open` (firing or acknowledged).
+    state: Option<String>,
+    /// Lowest severity.
+    severity: Option<String>,
+    /// A ward or district id.
+    zone: Option<String>,
+    /// Rule id.
+    rule: Option<String>,
+    /// Station kind.
+    kind: Option<String>,
+    /// Fired at or after (epoch ms).
+    since: Option<i64>,
+    /// Fired before (epoch ms).
+    until: Option<i64>,
+    /// At most this many, newest first (default 500).
+    limit: Option<usize>,
+}
+
+fn visible(who: &Account, a: &AlertRecord) -> bool {
+    who.sees(a.ward.as_deref(), a.district.as_deref())
+}
+
+async fn list_alerts(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Query(q): Query<AlertQuery>,
+) -> Result<Json<Vec<AlertRecord>>, ApiError> {
+    let min_severity = match &q.severity {
+        Some(text) => Some(Severity::parse(text).ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("unknown severity `{text}`"),
+            )
+        })?),
+        None => None,
+    };
+    let kind = match &q.kind {
+        Some(text) => Some(
+            Kind::parse(text)
+                .ok_or_else(|| error(StatusCode::BAD_REQUEST, format!("unknown kind `{text}`")))?,
+        ),
+        None => None,
+    };
+    let mut alerts: Vec<AlertRecord> = s
+        .hub
+        .alerts()
+        .into_iter()
+        .filter(|a| visible(&who, a))
+        .filter(|a| match q.state.as_deref() {
+            None => true,
+            Some("open") => a.state != "resolved",
+            Some(state) => a.state == state,
+        })
+        .filter(|a| min_severity.is_none_or(|m| a.severity >= m))
+        .filter(|a| {
+            q.zone
+                .as_deref()
+                .is_none_or(|z| a.ward.as_deref() == Some(z) || a.district.as_deref() == Some(z))
+        })
+        .filter(|a| q.rule.as_deref().is_none_or(|r| a.rule == r))
+        .filter(|a| kind.is_none_or(|k| a.kind == Some(k)))
+        .filter(|a| q.since.is_none_or(|t| a.fired_at >= t))
+        .filter(|a| q.until.is_none_or(|t| a.fired_at < t))
+        .collect();
+    alerts.sort_by_key(|a| std::cmp::Reverse(a.updated_at));
+    alerts.truncate(q.limit.unwrap_or(500));
+    Ok(Json(alerts))
+}
+
+fn visible_alert(s: &AppState, who: &Account, id: &str) -> Result<AlertRecord, ApiError> {
+    s.hub.alert(id).filter(|a| visible(who, a)).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no alert `{id}` in your scope"),
+        )
+    })
+}
+
+async fn get_alert(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<AlertRecord>, ApiError> {
+    visible_alert(&s, &who, &id).map(Json)
+}
+
+/// Body of acknowledge, resolve, comment and assign.
+#[derive(Deserialize, Default)]
+pub(crate) struct ActionBody {
+    note: Option<String>,
+    text: Option<String>,
+    to: Option<String>,
+}
+
+fn may_act(s: &AppState, who: &Account, id: &str) -> Result<AlertRecord, ApiError> {
+    let record = visible_alert(s, who, id)?;
+    if !who.may_act() {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            format!("role {:?} may not change alerts", who.role),
+        ));
+    }
+    Ok(record)
+}
+
+async fn ask_engine<T>(
+    s: &AppState,
+    make: impl FnOnce(oneshot::Sender<T>) -> EngineCommand,
+) -> Result<T, ApiError> {
+    let (reply, answer) = oneshot::channel();
+    s.commands
+        .send(make(reply))
+        .await
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the engine is not running"))?;
+    answer
+        .await
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the engine did not answer"))
+}
+
+async fn acknowledge(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    body: Option<Json<ActionBody>>,
+) -> Result<Json<AlertRecord>, ApiError> {
+    let record = may_act(&s, &who, &id)?;
+    if record.state == "resolved" {
+        return Err(error(StatusCode::CONFLICT, "the alert is already resolved"));
+    }
+    let note = body.and_then(|b| b.0.note);
+    let at = now_ms();
+    let ack = Acknowledgement {
+        by: who.name.clone(),
+        at,
+        note: note.clone(),
+    };
+    ask_engine(&s, |reply| EngineCommand::Acknowledge {
+        id: id.clone(),
+        ack,
+        reply,
+    })
+    .await?
+    .map_err(|e| error(StatusCode::CONFLICT, e.to_string()))?;
+    s.hub
+        .audit(&who.name, "acknowledge", &id, json!({"note": note}));
+    s.hub
+        .update_alert(&id, |a| {
+            if a.state != "resolved" {
+                a.state = "acknowledged";
+            }
+            a.acknowledged = Some(AckInfo {
+                by: who.name.clone(),
+                at,
+                note: note.clone(),
+            });
+            HistoryEntry {
+                at,
+                event: "acknowledged".into(),
+                by: Some(who.name.clone()),
+                detail: note.unwrap_or_default(),
+            }
+        })
+        .map(Json)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "the alert is gone"))
+}
+
+async fn resolve(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    body: Option<Json<ActionBody>>,
+) -> Result<Json<AlertRecord>, ApiError> {
+    let record = may_act(&s, &who, &id)?;
+    if record.state == "resolved" {
+        return Err(error(StatusCode::CONFLICT, "the alert is already resolved"));
+    }
+    let note = body.and_then(|b| b.0.note);
+    let at = now_ms();
+    ask_engine(&s, |reply| EngineCommand::Resolve {
+        id: id.clone(),
+        at,
+        reply,
+    })
+    .await?
+    .map_err(|e| error(StatusCode::CONFLICT, e.to_string()))?;
+    s.hub
+        .audit(&who.name, "resolve", &id, json!({"note": note}));
+    // The engine's resolved transition updates the record; this adds who did it.
+    s.hub
+        .update_alert(&id, |a| {
+            a.state = "resolved";
+            a.resolved_at.get_or_insert(at);
+            HistoryEntry {
+                at,
+                event: "resolved by hand".into(),
+                by: Some(who.name.clone()),
+                detail: note.unwrap_or_default(),
+            }
+        })
+        .map(Json)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "the alert is gone"))
+}
+
+async fn comment(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    Json(body): Json<ActionBody>,
+) -> Result<Json<AlertRecord>, ApiError> {
+    may_act(&s, &who, &id)?;
+    let text = body
+        .text
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "a comment needs `text`"))?;
+    s.hub
+        .audit(&who.name, "comment", &id, json!({"text": text}));
+    let at = now_ms();
+    s.hub
+        .update_alert(&id, |_| HistoryEntry {
+            at,
+            event: "commented".into(),
+            by: Some(who.name.clone()),
+            detail: text,
+        })
+        .map(Json)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "the alert is gone"))
+}
+
+async fn assign(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    Json(body): Json<ActionBody>,
+) -> Result<Json<AlertRecord>, ApiError> {
+    may_act(&s, &who, &id)?;
+    let to = body
+        .to
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "an assignment needs `to`"))?;
+    s.hub.audit(&who.name, "assign", &id, json!({"to": to}));
+    let at = now_ms();
+    s.hub
+        .update_alert(&id, |a| {
+            a.assignee = Some(to.clone());
+            HistoryEntry {
+                at,
+                event: "assigned".into(),
+                by: Some(who.name.clone()),
+                detail: to,
+            }
+        })
+        .map(Json)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "the alert is gone"))
+}
+
+/// Filters of `GET /api/stations`.
+#[derive(Deserialize, Default)]
+pub(crate) struct StationQuery {
+    zone: Option<String>,
+    kind: Option<String>,
+}
+
+fn station_json(s: &AppState, who: &Account, id: &str, with_recent: bool) -> Option<Value> {
+    let city = s.hub.city()?;
+    let station = city.station(id)?;
+    if !who.sees(station.ward.as_deref(), station.district.as_deref()) {
+        return None;
+    }
+    let live = s.hub.station(id);
+    let mut v = json!({
+        "id": station.id,
+        "name": station.name,
+        "kind": station.kind.as_str(),
+        "lat": station.lat,
+        "lon": station.lon,
+        "ward": station.ward,
+        "district": station.district,
+        "limits": station.limits.iter().map(|(k, l)| (k.clone(), json!({"min": l.min, "max": l.max}))).collect::<BTreeMap<_, _>>(),
+        "alarm_levels": station.alarm_levels,
+        "free_flow_kmh": station.free_flow_kmh,
+        "latest": live.as_ref().map(|l| json!({"ts": l.ts, "values": l.values, "status": l.status, "event": l.event, "attrs": l.attrs})),
+    });
+    if with_recent {
+        v["recent"] = json!(live.map(|l| l.recent.iter().map(|(ts, values)| json!({"ts": ts, "values": values.iter().cloned().collect::<BTreeMap<_, _>>()})).collect::<Vec<_>>()).unwrap_or_default());
+    }
+    if !who.sees_personal_data() {
+        if let Some(latest) = v.get_mut("latest").filter(|l| !l.is_null()) {
+            *latest = mask(latest);
+        }
+    }
+    Some(v)
+}
+
+async fn list_stations(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Query(q): Query<StationQuery>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let city = s
+        .hub
+        .city()
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no city registry loaded"))?;
+    Ok(Json(
+        city.stations
+            .iter()
+            .filter(|st| q.kind.as_deref().is_none_or(|k| st.kind.as_str() == k))
+            .filter(|st| {
+                q.zone.as_deref().is_none_or(|z| {
+                    st.ward.as_deref() == Some(z) || st.district.as_deref() == Some(z)
+                })
+            })
+            .filter_map(|st| station_json(&s, &who, &st.id, false))
+            .collect(),
+    ))
+}
+
+async fn get_station(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    station_json(&s, &who, &id, true).map(Json).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no station `{id}` in your scope"),
+        )
+    })
+}
+
+/// Filter of `GET /api/kpis`.
+#[derive(Deserialize, Default)]
+pub(crate) struct KpiQuery {
+    zone: Option<String>,
+}
+
+async fn kpis(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Query(q): Query<KpiQuery>,
+) -> Json<Vec<Value>> {
+    Json(
+        s.hub
+            .kpis()
+            .into_iter()
+            .filter(|z| who.sees(z.ward.as_deref(), z.district.as_deref()))
+            .filter(|z| q.zone.as_deref().is_none_or(|id| z.zone == id))
+            .map(|mut z| {
+                z.history = s.hub.kpi_history(&z.zone);
+                serde_json::to_value(z).expect("kpis serialise")
+            })
+            .collect(),
+    )
+}
+
+async fn zones(State(s): State<AppState>, Authed(_): Authed) -> Result<Json<Value>, ApiError> {
+    let city = s
+        .hub
+        .city()
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no city registry loaded"))?;
+    let text = std::fs::read_to_string(s.rules_dir.join("city/zones.geojson"))
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut geo: Value = serde_json::from_str(&text)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    geo["station_count"] = json!(city.stations.len());
+    Ok(Json(geo))
+}
+
+async fn rules(State(s): State<AppState>, Authed(_): Authed) -> Result<Json<Value>, ApiError> {
+    let (set, _) = watchfloor_city::load_rules(&s.rules_dir)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(json!(set
+        .rules
+        .iter()
+        .map(|r| json!({"id": r.id, "description": r.description, "kind": r.kind.as_str(), "severity": r.severity.as_str(), "origin": r.origin, "labels": r.labels}))
+        .collect::<Vec<_>>())))
+}
+
+async fn reload(State(s): State<AppState>, Authed(who): Authed) -> Result<Response, ApiError> {
+    if !who.is_admin() {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "only an admin may reload rules",
+        ));
+    }
+    // Validate first: a broken set never reaches the engine, whose rules and state stay.
+    let (rules, city) = match watchfloor_city::load_rules(&s.rules_dir) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            let reasons: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+            s.hub.audit(
+                &who.name,
+                "reload rejected",
+                "rules",
+                json!({"reasons": reasons}),
+            );
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"applied": false, "reasons": reasons})),
+            )
+                .into_response());
+        }
+    };
+    let count = rules.rules.len();
+    let summary = ask_engine(&s, |reply| EngineCommand::Reload {
+        rules,
+        city: city.clone(),
+        reply,
+    })
+    .await?;
+    s.hub.set_city(city);
+    s.hub.audit(
+        &who.name,
+        "reload",
+        "rules",
+        json!({"rules": count, "summary": summary}),
+    );
+    Ok(Json(json!({"applied": true, "rules": count, "summary": summary})).into_response())
+}
+
+async fn audit(State(s): State<AppState>, Authed(who): Authed) -> Result<Response, ApiError> {
+    if !who.is_admin() {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "only an admin may read the audit log",
+        ));
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        s.hub.audit_text(),
+    )
+        .into_response())
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let st = &s.stats;
+    let c = &s.hub.counters;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<String>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    };
+    metric(
+        "watchfloor_received_total",
+        "counter",
+        "Messages received from sources.",
+        vec![format!(
+            "watchfloor_received_total {}",
+            st.received.load(Ordering::Relaxed)
+        )],
+    );
+    metric(
+        "watchfloor_ingested_total",
+        "counter",
+        "Events accepted by the engine.",
+        vec![format!(
+            "watchfloor_ingested_total {}",
+            st.accepted.load(Ordering::Relaxed)
+        )],
+    );
+    let rejected = st.rejected.lock().map(|m| m.clone()).unwrap_or_default();
+    let mut lines: Vec<String> = watchfloor_model::Rejection::ALL_CODES
+        .iter()
+        .map(|code| {
+            format!(
+                "watchfloor_rejected_total{{reason=\"{code}\"}} {}",
+                rejected.get(code).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    lines.sort();
+    metric(
+        "watchfloor_rejected_total",
+        "counter",
+        "Messages refused, by reason (late events: reason=\"late\").",
+        lines,
+    );
+    metric(
+        "watchfloor_late_events_total",
+        "counter",
+        "Events refused as late.",
+        vec![format!(
+            "watchfloor_late_events_total {}",
+            rejected.get("late").copied().unwrap_or(0)
+        )],
+    );
+    metric(
+        "watchfloor_alert_transitions_total",
+        "counter",
+        "Alert transitions emitted.",
+        vec![format!(
+            "watchfloor_alert_transitions_total {}",
+            c.transitions.load(Ordering::Relaxed)
+        )],
+    );
+    metric(
+        "watchfloor_queue_depth",
+        "gauge",
+        "Messages waiting for the engine.",
+        vec![format!(
+            "watchfloor_queue_depth {}",
+            st.queue_depth.load(Ordering::Relaxed)
+        )],
+    );
+    metric(
+        "watchfloor_ws_clients",
+        "gauge",
+        "WebSocket clients connected.",
+        vec![format!(
+            "watchfloor_ws_clients {}",
+            c.ws_clients.load(Ordering::Relaxed)
+        )],
+    );
+    metric(
+        "watchfloor_ws_resyncs_total",
+        "counter",
+        "Times a slow client was skipped ahead with a fresh snapshot.",
+        vec![format!(
+            "watchfloor_ws_resyncs_total {}",
+            c.ws_resyncs.load(Ordering::Relaxed)
+        )],
+    );
+    let mut cumulative = 0;
+    let mut lines = Vec::new();
+    for (i, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {
+        cumulative += c.alert_latency_buckets[i].load(Ordering::Relaxed);
+        lines.push(format!(
+            "watchfloor_publish_to_alert_seconds_bucket{{le=\"{}\"}} {cumulative}",
+            *bound as f64 / 1000.0
+        ));
+    }
+    cumulative += c.alert_latency_buckets[7].load(Ordering::Relaxed);
+    lines.push(format!(
+        "watchfloor_publish_to_alert_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+    ));
+    lines.push(format!(
+        "watchfloor_publish_to_alert_seconds_sum {}",
+        c.alert_latency_sum_ms.load(Ordering::Relaxed) as f64 / 1000.0
+    ));
+    lines.push(format!(
+        "watchfloor_publish_to_alert_seconds_count {cumulative}"
+    ));
+    metric(
+        "watchfloor_publish_to_alert_seconds",
+        "histogram",
+        "Event time to alert of per-event alerts (live).",
+        lines,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,206 @@
+//! Who may see and do what: bearer tokens, stored as SHA-256 hashes, each with a role and
+//! a scope in the IOC hierarchy (the city, a district, or a ward).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Watches alerts, KPIs and stations.
+    Viewer,
+    /// A machine client subscribing to alert streams.
+    Integrator,
+    /// Acknowledges, resolves, comments on and assigns alerts.
+    Operator,
+    /// Everything, including rule reloads and the audit log.
+    Admin,
+}
+
+/// The part of the city an account sees.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "level", content = "id", rename_all = "lowercase")]
+pub enum Scope {
+    /// The whole city.
+    City,
+    /// One district and its wards.
+    District(String),
+    /// One ward.
+    Ward(String),
+}
+
+impl Scope {
+    /// Parses `city`, `district:<id>` or `ward:<id>`.
+    pub fn parse(text: &str) -> Option<Scope> {
+        match text.split_once(':') {
+            None if text == "city" => Some(Scope::City),
+            Some(("district", id)) if !id.is_empty() => Some(Scope::District(id.into())),
+            Some(("ward", id)) if !id.is_empty() => Some(Scope::Ward(id.into())),
+            _ => None,
+        }
+    }
+}
+
+/// An authenticated account.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Account {
+    /// Its name, written to the audit log.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// Its scope.
+    pub scope: Scope,
+}
+
+impl Account {
+    /// Whether something placed in `ward` of `district` is within the scope. Things with
+    /// no ward (a city-wide rule) are seen by the city scope only.
+    pub fn sees(&self, ward: Option<&str>, district: Option<&str>) -> bool {
+        match &self.scope {
+            Scope::City => true,
+            Scope::District(d) => district == Some(d.as_str()),
+            Scope::Ward(w) => ward == Some(w.as_str()),
+        }
+    }
+
+    /// May acknowledge, resolve, comment and assign.
+    pub fn may_act(&self) -> bool {
+        matches!(self.role, Role::Operator | Role::Admin)
+    }
+
+    /// May reload rules and read the audit log.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// May see personal data in camera events (licence plates, faces).
+    pub fn sees_personal_data(&self) -> bool {
+        matches!(self.role, Role::Operator | Role::Admin)
+    }
+}
+
+/// A problem in the accounts file.
+#[derive(Debug, Error)]
+#[error("accounts: {0}")]
+pub struct AccountsError(String);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountsFile {
+    account: Vec<AccountSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountSpec {
+    name: String,
+    role: Role,
+    scope: String,
+    token_sha256: String,
+}
+
+/// Every account, by token hash.
+#[derive(Debug, Default)]
+pub struct Accounts {
+    by_hash: HashMap<[u8; 32], Arc<Account>>,
+}
+
+/// The SHA-256 of a token, as stored.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The hex form of [`token_hash`], as written in accounts files.
+pub fn token_hash_hex(token: &str) -> String {
+    token_hash(token)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Accounts {
+    /// Parses an accounts file (`[[account]] name, role, scope, token_sha256`).
+    pub fn from_toml(text: &str) -> Result<Accounts, AccountsError> {
+        let file: AccountsFile = toml::from_str(text).map_err(|e| AccountsError(e.to_string()))?;
+        let mut accounts = Accounts::default();
+        for spec in file.account {
+            let scope = Scope::parse(&spec.scope).ok_or_else(|| {
+                AccountsError(format!(
+                    "`{}`: scope `{}` is not city, district:<id> or ward:<id>",
+                    spec.name, spec.scope
+                ))
+            })?;
+            let bytes: Vec<u8> = (0..spec.token_sha256.len())
+                .step_by(2)
+                .filter_map(|i| u8::from_str_radix(spec.token_sha256.get(i..i + 2)?, 16).ok())
+                .collect();
+            let hash: [u8; 32] = bytes.try_into().map_err(|_| {
+                AccountsError(format!(
+                    "`{}`: token_sha256 must be 64 hex digits",
+                    spec.name
+                ))
+            })?;
+            let account = Arc::new(Account {
+                name: spec.name,
+                role: spec.role,
+                scope,
+            });
+            if accounts.by_hash.insert(hash, account.clone()).is_some() {
+                return Err(AccountsError(format!(
+                    "`{}`: the same token twice",
+                    account.name
+                )));
+            }
+        }
+        Ok(accounts)
+    }
+
+    /// Loads an accounts file.
+    pub fn load(path: &Path) -> Result<Accounts, AccountsError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| AccountsError(format!("{}: {e}", path.display())))?;
+        Self::from_toml(&text)
+    }
+
+    /// The account a bearer token belongs to.
+    pub fn authenticate(&self, token: &str) -> Option<Arc<Account>> {
+        self.by_hash.get(&token_hash(token)).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_checked_by_hash_and_scopes_nest() {
+        let text = format!(
+            "[[account]]\nname = \"w\"\nrole = \"operator\"\nscope = \"ward:tan_an\"\ntoken_sha256 = \"{}\"\n",
+            token_hash_hex("secret")
+        );
+        let accounts = Accounts::from_toml(&text).unwrap();
+        assert!(accounts.authenticate("wrong").is_none());
+        let w = accounts.authenticate("secret").unwrap();
+        assert!(w.sees(Some("tan_an"), Some("ninh_kieu")));
+        assert!(!w.sees(Some("an_binh"), Some("ninh_kieu")));
+        assert!(!w.sees(None, None));
+        let d = Account {
+            name: "d".into(),
+            role: Role::Viewer,
+            scope: Scope::District("ninh_kieu".into()),
+        };
+        assert!(d.sees(Some("an_binh"), Some("ninh_kieu")));
+        assert!(!d.sees(Some("ba_lang"), Some("cai_rang")));
+        assert!(!d.may_act() && !d.sees_personal_data());
+        assert!(Accounts::from_toml(
+            "[[account]]\nname=\"x\"\nrole=\"admin\"\nscope=\"planet\"\ntoken_sha256=\"00\"\n"
+        )
+        .is_err());
+    }
+}

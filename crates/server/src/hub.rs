@@ -1,0 +1,602 @@
+//! The server's live picture of the city, fed by the pipeline (events, alert transitions)
+//! and by operators (acknowledgements, comments, assignments): alert records with their
+//! history, each station's latest readings, and the KPIs. Changes go out on three
+//! broadcast channels (alerts, KPIs, station readings), each with its own sequence numbers
+//! and a bounded replay buffer so a client that reconnects resumes without a gap.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Write;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+use watchfloor_city::City;
+use watchfloor_connectors::PipelineObserver;
+use watchfloor_model::{AlertState, AlertTransition, Event, Kind, Severity};
+
+use crate::kpi::{KpiInputs, ZoneKpis};
+
+/// Deltas kept per channel for resuming clients.
+pub const REPLAY_CAPACITY: usize = 4096;
+/// Resolved alerts kept in memory (the oldest are forgotten first).
+const RESOLVED_KEPT: usize = 5000;
+/// Readings kept per station for drill-down charts.
+const RECENT_READINGS: usize = 240;
+/// Attribute names that carry personal data (masked for roles not entitled to it).
+pub const PERSONAL_ATTRS: [&str; 5] = ["plate", "licence_plate", "face", "person", "face_id"];
+
+/// A stream clients subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// Alert records as they change.
+    Alerts,
+    /// KPIs per zone, conflated.
+    Kpis,
+    /// Station readings.
+    Stations,
+}
+
+impl Channel {
+    fn index(self) -> usize {
+        match self {
+            Channel::Alerts => 0,
+            Channel::Kpis => 1,
+            Channel::Stations => 2,
+        }
+    }
+}
+
+/// One change on a channel.
+#[derive(Debug, Clone)]
+pub struct Delta {
+    /// The channel.
+    pub channel: Channel,
+    /// Its sequence number on the channel (1, 2, …).
+    pub seq: u64,
+    /// Where it happened (for scopes and filters).
+    pub ward: Option<String>,
+    /// The ward's district.
+    pub district: Option<String>,
+    /// For alerts: severity, rule and station kind; for readings: the station.
+    pub severity: Option<Severity>,
+    /// Rule id (alerts).
+    pub rule: Option<String>,
+    /// Station kind (alerts about a station, readings).
+    pub kind: Option<Kind>,
+    /// Station id (readings).
+    pub station: Option<String>,
+    /// The payload.
+    pub data: Value,
+    /// The payload with personal data masked, when it has any.
+    pub masked: Option<Value>,
+}
+
+/// An operator's acknowledgement.
+#[derive(Debug, Clone, Serialize)]
+pub struct AckInfo {
+    /// Account name.
+    pub by: String,
+    /// Epoch ms.
+    pub at: i64,
+    /// Free note.
+    pub note: Option<String>,
+}
+
+/// One line of an alert's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    /// Epoch ms.
+    pub at: i64,
+    /// fired, escalated, acknowledged, commented, assigned, resolved.
+    pub event: String,
+    /// Who (operators' actions).
+    pub by: Option<String>,
+    /// Details: severity, note, comment, assignee.
+    pub detail: String,
+}
+
+/// An alert as operators see it: the engine's latest transition plus what people did.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertRecord {
+    /// Stable alert id.
+    pub alert_id: String,
+    /// Rule id.
+    pub rule: String,
+    /// Key (station or zone).
+    pub key: String,
+    /// firing, acknowledged or resolved.
+    pub state: &'static str,
+    /// Current severity.
+    pub severity: Severity,
+    /// When it fired (event time, epoch ms).
+    pub fired_at: i64,
+    /// Last change (epoch ms).
+    pub updated_at: i64,
+    /// When it resolved.
+    pub resolved_at: Option<i64>,
+    /// The deciding value.
+    pub value: Option<f64>,
+    /// The rule's message.
+    pub message: String,
+    /// The rule's labels.
+    pub labels: BTreeMap<String, String>,
+    /// Ward of the key (station's ward, or the ward itself).
+    pub ward: Option<String>,
+    /// District of the key.
+    pub district: Option<String>,
+    /// Kind of the station the alert is about.
+    pub kind: Option<Kind>,
+    /// Position of the station the alert is about.
+    pub location: Option<[f64; 2]>,
+    /// Acknowledgement.
+    pub acknowledged: Option<AckInfo>,
+    /// Who it is assigned to.
+    pub assignee: Option<String>,
+    /// What happened to it.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// A station's latest state.
+#[derive(Debug, Clone, Serialize)]
+pub struct StationLive {
+    /// Last event time.
+    pub ts: i64,
+    /// Latest value per metric.
+    pub values: BTreeMap<String, f64>,
+    /// Latest status code.
+    pub status: &'static str,
+    /// Cameras: latest detection.
+    pub event: Option<String>,
+    /// Extra attributes of the latest event (personal data masked per role on the way out).
+    pub attrs: serde_json::Map<String, Value>,
+    /// Recent readings, oldest first: (ts, values).
+    #[serde(skip)]
+    pub recent: VecDeque<(i64, Vec<(String, f64)>)>,
+}
+
+struct ChannelState {
+    seq: u64,
+    buffer: VecDeque<Arc<Delta>>,
+    tx: broadcast::Sender<Arc<Delta>>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct HubCounters {
+    /// Events seen.
+    pub events: std::sync::atomic::AtomicU64,
+    /// Alert transitions seen.
+    pub transitions: std::sync::atomic::AtomicU64,
+    /// WebSocket clients connected.
+    pub ws_clients: std::sync::atomic::AtomicI64,
+    /// Deltas dropped for clients that fell behind (they got a snapshot instead).
+    pub ws_resyncs: std::sync::atomic::AtomicU64,
+    /// Event-to-alert latency of live per-event alerts, ms buckets: ≤1,5,10,50,100,500,1000,+Inf.
+    pub alert_latency_buckets: [std::sync::atomic::AtomicU64; 8],
+    /// Sum of the latencies, ms.
+    pub alert_latency_sum_ms: std::sync::atomic::AtomicU64,
+}
+
+/// Upper bounds of [`HubCounters::alert_latency_buckets`], ms.
+pub const LATENCY_BUCKETS_MS: [u64; 7] = [1, 5, 10, 50, 100, 500, 1000];
+
+/// The live picture; see the module docs.
+pub struct Hub {
+    city: RwLock<Option<Arc<City>>>,
+    alerts: Mutex<BTreeMap<String, AlertRecord>>,
+    stations: Mutex<HashMap<String, StationLive>>,
+    kpi_inputs: Mutex<KpiInputs>,
+    channels: [Mutex<ChannelState>; 3],
+    last_kpis: Mutex<Vec<ZoneKpis>>,
+    audit: Mutex<Option<std::io::BufWriter<std::fs::File>>>,
+    audit_recent: Mutex<VecDeque<String>>,
+    /// Counters for `/metrics`.
+    pub counters: HubCounters,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn channel_state() -> Mutex<ChannelState> {
+    Mutex::new(ChannelState {
+        seq: 0,
+        buffer: VecDeque::with_capacity(REPLAY_CAPACITY),
+        tx: broadcast::channel(REPLAY_CAPACITY).0,
+    })
+}
+
+/// Replaces personal attributes by `"***"`.
+pub fn mask(value: &Value) -> Value {
+    let mut v = value.clone();
+    if let Some(attrs) = v.get_mut("attrs").and_then(Value::as_object_mut) {
+        for k in PERSONAL_ATTRS {
+            if let Some(x) = attrs.get_mut(k) {
+                *x = Value::String("***".into());
+            }
+        }
+    }
+    v
+}
+
+impl Hub {
+    /// An empty hub for `city`; `audit` is the audit-log file (NDJSON, appended).
+    pub fn new(city: Option<Arc<City>>, audit: Option<std::fs::File>) -> Arc<Hub> {
+        Arc::new(Hub {
+            kpi_inputs: Mutex::new(KpiInputs::default()),
+            city: RwLock::new(city),
+            alerts: Mutex::new(BTreeMap::new()),
+            stations: Mutex::new(HashMap::new()),
+            channels: [channel_state(), channel_state(), channel_state()],
+            last_kpis: Mutex::new(Vec::new()),
+            audit: Mutex::new(audit.map(std::io::BufWriter::new)),
+            audit_recent: Mutex::new(VecDeque::new()),
+            counters: HubCounters::default(),
+        })
+    }
+
+    /// The city (after a reload, the reloaded one).
+    pub fn city(&self) -> Option<Arc<City>> {
+        self.city.read().expect("city lock").clone()
+    }
+
+    /// Swaps the city after a rule reload.
+    pub fn set_city(&self, city: Option<Arc<City>>) {
+        *self.city.write().expect("city lock") = city;
+    }
+
+    /// Where a key is: a station's ward and district, or a ward's or district's own.
+    pub fn place_of(
+        &self,
+        key: &str,
+    ) -> (
+        Option<String>,
+        Option<String>,
+        Option<Kind>,
+        Option<[f64; 2]>,
+    ) {
+        let Some(city) = self.city() else {
+            return (None, None, None, None);
+        };
+        if let Some(s) = city.station(key) {
+            return (
+                s.ward.clone(),
+                s.district.clone(),
+                Some(s.kind),
+                Some([s.lat, s.lon]),
+            );
+        }
+        match city.zones.get(key) {
+            Some(z) if z.level == watchfloor_city::ZoneLevel::Ward => {
+                (Some(z.id.clone()), z.district.clone(), None, None)
+            }
+            Some(z) => (None, Some(z.id.clone()), None, None),
+            None => (None, None, None, None),
+        }
+    }
+
+    /// Publishes a delta on its channel: numbered, buffered, broadcast.
+    pub fn publish(&self, mut delta: Delta) -> Arc<Delta> {
+        let mut ch = self.channels[delta.channel.index()]
+            .lock()
+            .expect("channel lock");
+        ch.seq += 1;
+        delta.seq = ch.seq;
+        let delta = Arc::new(delta);
+        if ch.buffer.len() == REPLAY_CAPACITY {
+            ch.buffer.pop_front();
+        }
+        ch.buffer.push_back(delta.clone());
+        // No receivers is fine: nobody is listening right now.
+        let _ = ch.tx.send(delta.clone());
+        delta
+    }
+
+    /// A receiver for live deltas, plus the buffered deltas after `since` (or `None` when
+    /// `since` is older than the buffer: the client needs a snapshot), and the channel's
+    /// current sequence number.
+    #[allow(clippy::type_complexity)]
+    pub fn subscribe(
+        &self,
+        channel: Channel,
+        since: Option<u64>,
+    ) -> (
+        broadcast::Receiver<Arc<Delta>>,
+        Option<Vec<Arc<Delta>>>,
+        u64,
+    ) {
+        let ch = self.channels[channel.index()].lock().expect("channel lock");
+        let rx = ch.tx.subscribe();
+        let replay = since.and_then(|since| {
+            let oldest = ch.buffer.front().map_or(ch.seq + 1, |d| d.seq);
+            (since + 1 >= oldest && since <= ch.seq).then(|| {
+                ch.buffer
+                    .iter()
+                    .filter(|d| d.seq > since)
+                    .cloned()
+                    .collect()
+            })
+        });
+        (rx, replay, ch.seq)
+    }
+
+    fn alert_delta(&self, record: &AlertRecord) -> Delta {
+        Delta {
+            channel: Channel::Alerts,
+            seq: 0,
+            ward: record.ward.clone(),
+            district: record.district.clone(),
+            severity: Some(record.severity),
+            rule: Some(record.rule.clone()),
+            kind: record.kind,
+            station: None,
+            data: serde_json::to_value(record).expect("records serialise"),
+            masked: None,
+        }
+    }
+
+    /// Every alert record (callers filter by scope).
+    pub fn alerts(&self) -> Vec<AlertRecord> {
+        self.alerts
+            .lock()
+            .expect("alerts lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// One alert record.
+    pub fn alert(&self, id: &str) -> Option<AlertRecord> {
+        self.alerts.lock().expect("alerts lock").get(id).cloned()
+    }
+
+    /// Applies an operator's action to an alert record and publishes it. `update` returns
+    /// the history line to add.
+    pub fn update_alert(
+        &self,
+        id: &str,
+        update: impl FnOnce(&mut AlertRecord) -> HistoryEntry,
+    ) -> Option<AlertRecord> {
+        let mut alerts = self.alerts.lock().expect("alerts lock");
+        let record = alerts.get_mut(id)?;
+        let entry = update(record);
+        record.updated_at = entry.at;
+        record.history.push(entry);
+        let record = record.clone();
+        drop(alerts);
+        self.publish(self.alert_delta(&record));
+        Some(record)
+    }
+
+    /// Appends one line to the audit log.
+    pub fn audit(&self, who: &str, action: &str, target: &str, detail: Value) {
+        let line = json!({"at": now_ms(), "by": who, "action": action, "target": target, "detail": detail});
+        tracing::info!(by = who, action, target, "audit");
+        if let Some(w) = self.audit.lock().expect("audit lock").as_mut() {
+            let _ = writeln!(w, "{line}");
+            let _ = w.flush();
+        }
+        let mut recent = self.audit_recent.lock().expect("audit lock");
+        if recent.len() == 10_000 {
+            recent.pop_front();
+        }
+        recent.push_back(line.to_string());
+    }
+
+    /// The most recent audit lines (up to 10,000), NDJSON.
+    pub fn audit_text(&self) -> String {
+        let recent = self.audit_recent.lock().expect("audit lock");
+        let mut out = String::new();
+        for line in recent.iter() {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// A zone's KPI history.
+    pub fn kpi_history(&self, zone: &str) -> Vec<crate::kpi::KpiPoint> {
+        self.kpi_inputs.lock().expect("kpi lock").history(zone)
+    }
+
+    /// A station's latest state.
+    pub fn station(&self, id: &str) -> Option<StationLive> {
+        self.stations
+            .lock()
+            .expect("stations lock")
+            .get(id)
+            .cloned()
+    }
+
+    /// Every station's latest state.
+    pub fn stations(&self) -> HashMap<String, StationLive> {
+        self.stations.lock().expect("stations lock").clone()
+    }
+
+    /// Recomputes the KPIs; publishes the zones whose figures changed.
+    pub fn refresh_kpis(&self) {
+        let Some(city) = self.city() else {
+            return;
+        };
+        let now = now_ms();
+        let alerts = self.alerts();
+        let kpis = self
+            .kpi_inputs
+            .lock()
+            .expect("kpi lock")
+            .compute(&city, &alerts, now);
+        let mut last = self.last_kpis.lock().expect("kpi lock");
+        for zone in &kpis {
+            let changed = last
+                .iter()
+                .find(|z| z.zone == zone.zone)
+                .is_none_or(|old| old.figures != zone.figures);
+            if changed {
+                self.publish(Delta {
+                    channel: Channel::Kpis,
+                    seq: 0,
+                    ward: zone.ward.clone(),
+                    district: zone.district.clone(),
+                    severity: None,
+                    rule: None,
+                    kind: None,
+                    station: None,
+                    data: serde_json::to_value(zone).expect("kpis serialise"),
+                    masked: None,
+                });
+            }
+        }
+        *last = kpis;
+    }
+
+    /// The latest KPIs of every zone.
+    pub fn kpis(&self) -> Vec<ZoneKpis> {
+        self.last_kpis.lock().expect("kpi lock").clone()
+    }
+}
+
+impl PipelineObserver for Hub {
+    fn on_event(&self, event: &Event) {
+        self.counters
+            .events
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.kpi_inputs.lock().expect("kpi lock").observe(event);
+        let personal = PERSONAL_ATTRS.iter().any(|k| event.attrs.contains_key(*k));
+        {
+            let mut stations = self.stations.lock().expect("stations lock");
+            let live = stations
+                .entry(event.source.clone())
+                .or_insert_with(|| StationLive {
+                    ts: event.ts,
+                    values: BTreeMap::new(),
+                    status: "00",
+                    event: None,
+                    attrs: Default::default(),
+                    recent: VecDeque::new(),
+                });
+            live.ts = live.ts.max(event.ts);
+            for (k, v) in &event.values {
+                live.values.insert(k.clone(), *v);
+            }
+            live.status = event.status.code();
+            live.event = event.camera_event.clone();
+            live.attrs = event.attrs.clone();
+            if live.recent.len() == RECENT_READINGS {
+                live.recent.pop_front();
+            }
+            live.recent.push_back((event.ts, event.values.clone()));
+        }
+        let data = json!({
+            "station": event.source,
+            "kind": event.kind.as_str(),
+            "ts": event.ts,
+            "values": event.values.iter().cloned().collect::<BTreeMap<_, _>>(),
+            "status": event.status.code(),
+            "event": event.camera_event,
+            "attrs": event.attrs,
+            "ward": event.zone,
+        });
+        let masked = personal.then(|| mask(&data));
+        self.publish(Delta {
+            channel: Channel::Stations,
+            seq: 0,
+            ward: event.zone.clone(),
+            district: event.attr_text("district"),
+            severity: None,
+            rule: None,
+            kind: Some(event.kind),
+            station: Some(event.source.clone()),
+            data,
+            masked,
+        });
+    }
+
+    fn on_transitions(&self, transitions: &[AlertTransition]) {
+        let now = now_ms();
+        for t in transitions {
+            self.counters
+                .transitions
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if t.state == AlertState::Firing && t.window_start == t.window_end {
+                // A per-event alert: event time to now is the pipeline's latency.
+                let ms = (now - t.at).max(0) as u64;
+                let bucket = LATENCY_BUCKETS_MS
+                    .iter()
+                    .position(|b| ms <= *b)
+                    .unwrap_or(7);
+                self.counters.alert_latency_buckets[bucket]
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.counters
+                    .alert_latency_sum_ms
+                    .fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
+            }
+            let (ward, district, kind, location) = self.place_of(&t.key);
+            let value = t.value.is_finite().then_some(t.value);
+            let mut alerts = self.alerts.lock().expect("alerts lock");
+            let record = alerts
+                .entry(t.alert_id.clone())
+                .or_insert_with(|| AlertRecord {
+                    alert_id: t.alert_id.clone(),
+                    rule: t.rule.clone(),
+                    key: t.key.clone(),
+                    state: "firing",
+                    severity: t.severity,
+                    fired_at: t.at,
+                    updated_at: t.at,
+                    resolved_at: None,
+                    value,
+                    message: t.message.clone(),
+                    labels: t.labels.clone(),
+                    ward,
+                    district,
+                    kind,
+                    location,
+                    acknowledged: None,
+                    assignee: None,
+                    history: Vec::new(),
+                });
+            let event = match t.state {
+                AlertState::Resolved => "resolved",
+                _ if record.history.is_empty() => "fired",
+                _ => "escalated",
+            };
+            record.history.push(HistoryEntry {
+                at: t.at,
+                event: event.into(),
+                by: None,
+                detail: format!("{}: {}", t.severity.as_str(), t.message),
+            });
+            record.severity = t.severity;
+            record.updated_at = t.at;
+            record.value = value.or(record.value);
+            record.message = t.message.clone();
+            for (k, v) in &t.labels {
+                record.labels.insert(k.clone(), v.clone());
+            }
+            if t.state == AlertState::Resolved {
+                record.state = "resolved";
+                record.resolved_at = Some(t.at);
+            }
+            let record = record.clone();
+            // Forget the oldest resolved alerts beyond the retention.
+            if alerts.len() > RESOLVED_KEPT * 2 {
+                let mut resolved: Vec<(i64, String)> = alerts
+                    .values()
+                    .filter(|a| a.state == "resolved")
+                    .map(|a| (a.updated_at, a.alert_id.clone()))
+                    .collect();
+                resolved.sort();
+                let excess = resolved.len().saturating_sub(RESOLVED_KEPT);
+                for (_, id) in resolved.into_iter().take(excess) {
+                    alerts.remove(&id);
+                }
+            }
+            drop(alerts);
+            self.publish(self.alert_delta(&record));
+        }
+    }
+}

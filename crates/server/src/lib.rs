@@ -1,0 +1,70 @@
+//! The command-centre surface: a WebSocket API (`/ws`) and a REST API (`/api/…`) over a
+//! running pipeline, with bearer tokens, roles and ward/district/city scopes, live KPIs,
+//! `/metrics`, and the wall-screen dashboard (`web-dashboard/`, compiled into the binary).
+//!
+//! The server never blocks the engine: it sees the stream through [`Hub`] (a
+//! [`watchfloor_connectors::PipelineObserver`]) and steers the engine through
+//! [`watchfloor_connectors::EngineCommand`]s. Protocol: `docs/api.md`.
+
+mod api;
+mod assets;
+pub mod auth;
+pub mod hub;
+pub mod kpi;
+mod ws;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::sync::mpsc;
+use watchfloor_connectors::{EngineCommand, PipelineStats};
+
+pub use auth::{token_hash_hex, Account, Accounts, Role, Scope};
+pub use hub::{Channel, Hub};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The live picture.
+    pub hub: Arc<Hub>,
+    /// Who may log in.
+    pub accounts: Arc<Accounts>,
+    /// Commands for the engine.
+    pub commands: mpsc::Sender<EngineCommand>,
+    /// The rule directory reloads read.
+    pub rules_dir: PathBuf,
+    /// The pipeline's counters, for `/metrics`.
+    pub stats: Arc<PipelineStats>,
+}
+
+/// The HTTP application: API, WebSocket, metrics and dashboard.
+pub fn router(state: AppState) -> Router {
+    api::routes()
+        .merge(ws::routes())
+        .merge(assets::routes())
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` resolves; refreshes the KPIs
+/// twice a second (the conflation rate of the KPI channel).
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let hub = state.hub.clone();
+    let kpis = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            hub.refresh_kpis();
+        }
+    });
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    kpis.abort();
+    result
+}

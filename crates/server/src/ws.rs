@@ -1,0 +1,342 @@
+//! `/ws`: authenticate, subscribe to channels with filters, get a snapshot then numbered
+//! deltas; resume with the last sequence number seen. Slow clients are resynchronised
+//! (their missed deltas replaced by a fresh snapshot) or dropped when their socket stays
+//! blocked, never slowing the engine or other clients. Protocol: `docs/api.md`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::broadcast::{self, error::RecvError};
+use watchfloor_model::{Kind, Severity};
+
+use crate::auth::Account;
+use crate::hub::{mask, Channel, Delta};
+use crate::AppState;
+
+/// How long a client may take to authenticate.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one write may block before the client is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Heartbeat period.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Most alerts in a snapshot (newest first).
+const SNAPSHOT_ALERTS: usize = 2000;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(64 * 1024)
+        .on_upgrade(move |socket| client(state, socket))
+}
+
+/// A subscription's filter.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct Filter {
+    /// A ward or district id.
+    zone: Option<String>,
+    /// Lowest severity (alerts).
+    severity: Option<Severity>,
+    /// Station kind.
+    kind: Option<String>,
+    /// Rule id (alerts).
+    rule: Option<String>,
+    /// Station id (stations).
+    station: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+enum ClientMessage {
+    Auth {
+        token: String,
+    },
+    Subscribe {
+        channel: Channel,
+        #[serde(default)]
+        filter: Filter,
+        since: Option<u64>,
+    },
+    Unsubscribe {
+        channel: Channel,
+    },
+    Ping,
+}
+
+struct Subscription {
+    filter: Filter,
+    kind: Option<Kind>,
+    rx: broadcast::Receiver<Arc<Delta>>,
+    /// Last sequence number delivered (or covered by the snapshot).
+    last: u64,
+}
+
+fn passes(who: &Account, sub: &Subscription, d: &Delta) -> bool {
+    if !who.sees(d.ward.as_deref(), d.district.as_deref()) {
+        return false;
+    }
+    let f = &sub.filter;
+    f.zone.as_deref().is_none_or(|z| {
+        d.ward.as_deref() == Some(z)
+            || d.district.as_deref() == Some(z)
+            || (d.channel == Channel::Kpis && d.data["zone"] == z)
+    }) && f
+        .severity
+        .is_none_or(|m| d.severity.is_some_and(|s| s >= m))
+        && sub.kind.is_none_or(|k| d.kind == Some(k))
+        && f.rule
+            .as_deref()
+            .is_none_or(|r| d.rule.as_deref() == Some(r))
+        && f.station
+            .as_deref()
+            .is_none_or(|s| d.station.as_deref() == Some(s))
+}
+
+fn payload(who: &Account, d: &Delta) -> Value {
+    match (&d.masked, who.sees_personal_data()) {
+        (Some(masked), false) => masked.clone(),
+        _ => d.data.clone(),
+    }
+}
+
+/// The snapshot of a channel for this account and filter.
+fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscription) -> Vec<Value> {
+    let hub = &state.hub;
+    let probe =
+        |ward: Option<String>, district: Option<String>, severity, rule, kind, station, data| {
+            Delta {
+                channel,
+                seq: 0,
+                ward,
+                district,
+                severity,
+                rule,
+                kind,
+                station,
+                data,
+                masked: None,
+            }
+        };
+    match channel {
+        Channel::Alerts => {
+            let mut alerts = hub.alerts();
+            alerts.sort_by_key(|a| std::cmp::Reverse(a.updated_at));
+            alerts
+                .into_iter()
+                .filter(|a| {
+                    passes(
+                        who,
+                        sub,
+                        &probe(
+                            a.ward.clone(),
+                            a.district.clone(),
+                            Some(a.severity),
+                            Some(a.rule.clone()),
+                            a.kind,
+                            None,
+                            Value::Null,
+                        ),
+                    )
+                })
+                .take(SNAPSHOT_ALERTS)
+                .map(|a| serde_json::to_value(a).expect("records serialise"))
+                .collect()
+        }
+        Channel::Kpis => hub
+            .kpis()
+            .into_iter()
+            .filter(|z| {
+                passes(
+                    who,
+                    sub,
+                    &probe(
+                        z.ward.clone(),
+                        z.district.clone(),
+                        None,
+                        None,
+                        None,
+                        None,
+                        json!({"zone": z.zone}),
+                    ),
+                )
+            })
+            .map(|mut z| {
+                z.history = hub.kpi_history(&z.zone);
+                serde_json::to_value(z).expect("kpis serialise")
+            })
+            .collect(),
+        Channel::Stations => {
+            let Some(city) = hub.city() else {
+                return Vec::new();
+            };
+            let live = hub.stations();
+            city.stations
+                .iter()
+                .filter(|s| passes(who, sub, &probe(s.ward.clone(), s.district.clone(), None, None, Some(s.kind), Some(s.id.clone()), Value::Null)))
+                .filter_map(|s| {
+                    let l = live.get(&s.id)?;
+                    let v = json!({"station": s.id, "kind": s.kind.as_str(), "ts": l.ts, "values": l.values, "status": l.status, "event": l.event, "attrs": l.attrs, "ward": s.ward});
+                    Some(if who.sees_personal_data() { v } else { mask(&v) })
+                })
+                .collect()
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, value: Value) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(value.to_string()))).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn next_delta(
+    subs: &mut [Option<Subscription>; 3],
+) -> (usize, Result<Arc<Delta>, RecvError>) {
+    let [a, k, s] = subs;
+    async fn one(sub: &mut Option<Subscription>) -> Result<Arc<Delta>, RecvError> {
+        match sub {
+            Some(sub) => sub.rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+    tokio::select! {
+        r = one(a) => (0, r),
+        r = one(k) => (1, r),
+        r = one(s) => (2, r),
+    }
+}
+
+const CHANNELS: [Channel; 3] = [Channel::Alerts, Channel::Kpis, Channel::Stations];
+
+async fn client(state: AppState, mut socket: WebSocket) {
+    // Authenticate first: {"op":"auth","token":"…"}.
+    let who = match tokio::time::timeout(AUTH_TIMEOUT, socket.recv()).await {
+        Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(ClientMessage::Auth { token }) => state.accounts.authenticate(token.trim()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(who) = who else {
+        let _ = send(&mut socket, json!({"type": "error", "message": "authenticate first: {\"op\":\"auth\",\"token\":\"…\"}"})).await;
+        return;
+    };
+    let counters = &state.hub.counters;
+    counters.ws_clients.fetch_add(1, Ordering::Relaxed);
+    if send(&mut socket, json!({"type": "welcome", "account": *who})).await {
+        run(&state, &who, &mut socket).await;
+    }
+    counters.ws_clients.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn run(state: &AppState, who: &Account, socket: &mut WebSocket) {
+    let mut subs: [Option<Subscription>; 3] = [None, None, None];
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.tick().await;
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => continue,
+                };
+                let message = match serde_json::from_str::<ClientMessage>(&text) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        if !send(socket, json!({"type": "error", "message": format!("bad message: {e}")})).await { return; }
+                        continue;
+                    }
+                };
+                match message {
+                    ClientMessage::Auth { .. } => {}
+                    ClientMessage::Ping => {
+                        if !send(socket, json!({"type": "pong"})).await { return; }
+                    }
+                    ClientMessage::Unsubscribe { channel } => subs[channel_index(channel)] = None,
+                    ClientMessage::Subscribe { channel, filter, since } => {
+                        let kind = match filter.kind.as_deref().map(|k| Kind::parse(k).ok_or(k)) {
+                            Some(Err(k)) => {
+                                if !send(socket, json!({"type": "error", "message": format!("unknown kind `{k}`")})).await { return; }
+                                continue;
+                            }
+                            Some(Ok(k)) => Some(k),
+                            None => None,
+                        };
+                        let (rx, replay, current) = state.hub.subscribe(channel, since);
+                        let mut sub = Subscription { filter, kind, rx, last: current };
+                        let ok = match replay {
+                            // Resume: the deltas missed since `since`, then live.
+                            Some(missed) => {
+                                let mut ok = send(socket, json!({"type": "resumed", "channel": channel, "since": since, "seq": current})).await;
+                                for d in missed.iter().filter(|d| passes(who, &sub, d)) {
+                                    ok = ok && send(socket, json!({"type": "delta", "channel": channel, "seq": d.seq, "data": payload(who, d)})).await;
+                                }
+                                ok
+                            }
+                            None => {
+                                let data = snapshot(state, who, channel, &sub);
+                                send(socket, json!({"type": "snapshot", "channel": channel, "seq": current, "data": data})).await
+                            }
+                        };
+                        sub.last = current;
+                        subs[channel_index(channel)] = Some(sub);
+                        if !ok { return; }
+                    }
+                }
+            }
+            (i, received) = next_delta(&mut subs) => {
+                let channel = CHANNELS[i];
+                match received {
+                    Ok(d) => {
+                        let sub = subs[i].as_mut().expect("a delta comes from a subscription");
+                        if d.seq <= sub.last {
+                            continue;
+                        }
+                        sub.last = d.seq;
+                        if passes(who, sub, &d)
+                            && !send(socket, json!({"type": "delta", "channel": channel, "seq": d.seq, "data": payload(who, &d)})).await
+                        {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        // Too slow for the stream: skip ahead with a fresh snapshot.
+                        state.hub.counters.ws_resyncs.fetch_add(1, Ordering::Relaxed);
+                        let sub = subs[i].take().expect("lagging subscription");
+                        let (rx, _, current) = state.hub.subscribe(channel, None);
+                        let sub = Subscription { rx, last: current, ..sub };
+                        let data = snapshot(state, who, channel, &sub);
+                        subs[i] = Some(sub);
+                        if !send(socket, json!({"type": "snapshot", "channel": channel, "seq": current, "data": data, "resync": true})).await {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+            _ = heartbeat.tick() => {
+                let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+                if !send(socket, json!({"type": "heartbeat", "ts": ts})).await { return; }
+            }
+        }
+    }
+}
+
+fn channel_index(channel: Channel) -> usize {
+    CHANNELS
+        .iter()
+        .position(|c| *c == channel)
+        .expect("known channel")
+}

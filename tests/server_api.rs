@@ -1,0 +1,677 @@
+//! The command-centre server against a real engine running the shipped rule packs: REST
+//! API, the authorization matrix (roles × scopes, masked personal data), rule reloads
+//! (a broken set is rejected and changes nothing; a valid one keeps unchanged rules'
+//! state), and the WebSocket protocol (snapshot then deltas, filters, scopes, resume after
+//! a dropped connection without a gap or a duplicate).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tower::ServiceExt;
+use watchfloor_city::{load_rules, City};
+use watchfloor_connectors::{EngineCommand, PipelineObserver, PipelineStats};
+use watchfloor_engine::{Emitted, Engine, EngineConfig, TimeMode};
+use watchfloor_model::{decode_envelope, DecodeLimits};
+use watchfloor_server::{token_hash_hex, Accounts, AppState, Hub};
+
+const ACCOUNTS: [(&str, &str, &str); 8] = [
+    ("admin", "admin", "city"),
+    ("city-operator", "operator", "city"),
+    ("binh-thuy-viewer", "viewer", "district:binh_thuy"),
+    ("long-hoa-operator", "operator", "ward:long_hoa"),
+    ("long-hoa-viewer", "viewer", "ward:long_hoa"),
+    ("tan-an-operator", "operator", "ward:tan_an"),
+    ("integrator", "integrator", "city"),
+    ("ninh-kieu-operator", "operator", "district:ninh_kieu"),
+];
+
+fn accounts() -> Accounts {
+    let mut text = String::new();
+    for (name, role, scope) in ACCOUNTS {
+        text += &format!(
+            "[[account]]\nname = \"{name}\"\nrole = \"{role}\"\nscope = \"{scope}\"\ntoken_sha256 = \"{}\"\n",
+            token_hash_hex(&format!("token-{name}"))
+        );
+    }
+    Accounts::from_toml(&text).unwrap()
+}
+
+fn shipped_rules() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../alert-rules")
+}
+
+/// A real engine on its own task, fed envelopes by the test, answering the server's
+/// commands, reporting to the hub: the pipeline without its MQTT/Kafka transport.
+struct Harness {
+    feed: mpsc::Sender<Vec<String>>,
+    state: AppState,
+    hub: Arc<Hub>,
+}
+
+const T0: i64 = 1_795_712_400_000; // 2026-11-27T00:00:00+07:00
+
+fn harness(rules_dir: &Path) -> Harness {
+    let (rules, city) = load_rules(rules_dir).unwrap();
+    let city: Arc<City> = city.unwrap();
+    let hub = Hub::new(Some(city.clone()), None);
+    let (commands_tx, mut commands) = mpsc::channel::<EngineCommand>(16);
+    let (feed, mut lines) = mpsc::channel::<Vec<String>>(16);
+    let observer = hub.clone();
+    tokio::spawn(async move {
+        let mut engine = Engine::new(
+            rules,
+            EngineConfig {
+                time_mode: TimeMode::Event,
+                max_out_of_orderness_ms: 0,
+                allowed_lateness_ms: 0,
+                idle_timeout_ms: 60_000,
+                ..EngineConfig::default()
+            },
+        );
+        let mut city = Some(city);
+        let mut out = Emitted::default();
+        loop {
+            tokio::select! {
+                batch = lines.recv() => {
+                    let Some(batch) = batch else { return };
+                    for line in batch {
+                        let mut event = decode_envelope(line.as_bytes(), None, &DecodeLimits::default()).unwrap();
+                        if let Some(c) = &city { c.place(&mut event).unwrap(); }
+                        engine.process(&event, &mut out).unwrap();
+                        observer.on_event(&event);
+                    }
+                }
+                command = commands.recv() => match command {
+                    Some(EngineCommand::Acknowledge { id, ack, reply }) => { let _ = reply.send(engine.acknowledge(&id, ack)); }
+                    Some(EngineCommand::Resolve { id, at, reply }) => { let _ = reply.send(engine.resolve_manually(&id, at, &mut out)); }
+                    Some(EngineCommand::Reload { rules, city: c, reply }) => { let _ = reply.send(engine.reload(rules, &mut out)); city = c; }
+                    Some(EngineCommand::ActiveAlerts { reply }) => { let _ = reply.send(engine.active_alerts()); }
+                    None => return,
+                }
+            }
+            if !out.transitions.is_empty() {
+                observer.on_transitions(&out.transitions);
+                out.transitions.clear();
+            }
+        }
+    });
+    let state = AppState {
+        hub: hub.clone(),
+        accounts: Arc::new(accounts()),
+        commands: commands_tx,
+        rules_dir: rules_dir.to_path_buf(),
+        stats: Arc::new(PipelineStats::default()),
+    };
+    Harness { feed, state, hub }
+}
+
+impl Harness {
+    async fn feed(&self, lines: Vec<String>) {
+        self.feed.send(lines).await.unwrap();
+        // Let the engine task take them and report.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    async fn call(&self, method: &str, path: &str, who: &str, body: Value) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer token-{who}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = watchfloor_server::router(self.state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+fn camera(source: &str, ts: i64, event: &str, confidence: f64, plate: &str) -> String {
+    json!({"source": source, "kind": "camera", "ts": ts, "event": event, "confidence": confidence, "attrs": {"plate": plate}}).to_string()
+}
+
+fn cod(source: &str, ts: i64, value: f64) -> String {
+    json!({"source": source, "kind": "discharge", "ts": ts, "values": {"cod": value}}).to_string()
+}
+
+/// Fires in Long Hòa (CT-CAM-01, district Bình Thủy) and Tân An (CT-CAM-21, Ninh Kiều).
+async fn two_fires(h: &Harness) -> (String, String) {
+    h.feed(vec![
+        camera("CT-CAM-01", T0 + 1_000, "fire_smoke", 0.95, "65A-123.45"),
+        camera("CT-CAM-21", T0 + 2_000, "fire_smoke", 0.9, "65B-999.99"),
+    ])
+    .await;
+    let alerts = h.hub.alerts();
+    let id = |key: &str| {
+        alerts
+            .iter()
+            .find(|a| a.key == key)
+            .unwrap()
+            .alert_id
+            .clone()
+    };
+    (id("CT-CAM-01"), id("CT-CAM-21"))
+}
+
+#[tokio::test]
+async fn authorization_matrix_every_role_and_scope() {
+    let h = harness(&shipped_rules());
+    let (long_hoa, tan_an) = two_fires(&h).await;
+    // (account, sees Long Hòa, sees Tân An, may act, sees plates, is admin)
+    let matrix = [
+        ("admin", true, true, true, true, true),
+        ("city-operator", true, true, true, true, false),
+        ("binh-thuy-viewer", true, false, false, false, false),
+        ("long-hoa-operator", true, false, true, true, false),
+        ("long-hoa-viewer", true, false, false, false, false),
+        ("tan-an-operator", false, true, true, true, false),
+        ("integrator", true, true, false, false, false),
+        ("ninh-kieu-operator", false, true, true, true, false),
+    ];
+    for (who, sees_lh, sees_ta, acts, plates, admin) in matrix {
+        let (status, list) = h.call("GET", "/api/alerts", who, Value::Null).await;
+        assert_eq!(status, StatusCode::OK, "{who}");
+        let keys: BTreeSet<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["key"].as_str().unwrap().to_string())
+            .collect();
+        let mut want = BTreeSet::new();
+        if sees_lh {
+            want.insert("CT-CAM-01".to_string());
+        }
+        if sees_ta {
+            want.insert("CT-CAM-21".to_string());
+        }
+        assert_eq!(keys, want, "{who}: alerts outside the scope must not show");
+        for (id, visible) in [(&long_hoa, sees_lh), (&tan_an, sees_ta)] {
+            let (status, _) = h
+                .call("GET", &format!("/api/alerts/{id}"), who, Value::Null)
+                .await;
+            assert_eq!(
+                status,
+                if visible {
+                    StatusCode::OK
+                } else {
+                    StatusCode::NOT_FOUND
+                },
+                "{who} get {id}"
+            );
+            let (status, _) = h
+                .call(
+                    "POST",
+                    &format!("/api/alerts/{id}/comment"),
+                    who,
+                    json!({"text": "seen"}),
+                )
+                .await;
+            let want = match (visible, acts) {
+                (false, _) => StatusCode::NOT_FOUND,
+                (true, false) => StatusCode::FORBIDDEN,
+                (true, true) => StatusCode::OK,
+            };
+            assert_eq!(status, want, "{who} comment {id}");
+        }
+        let (status, station) = h
+            .call("GET", "/api/stations/CT-CAM-01", who, Value::Null)
+            .await;
+        if sees_lh {
+            assert_eq!(status, StatusCode::OK, "{who}");
+            let plate = station["latest"]["attrs"]["plate"].as_str().unwrap();
+            assert_eq!(plate == "65A-123.45", plates, "{who}: plate {plate}");
+            assert_eq!(plate == "***", !plates, "{who}: plate {plate}");
+        } else {
+            assert_eq!(status, StatusCode::NOT_FOUND, "{who}");
+        }
+        let (status, _) = h.call("POST", "/api/rules/reload", who, Value::Null).await;
+        assert_eq!(status == StatusCode::OK, admin, "{who} reload: {status}");
+        let (status, _) = h.call("GET", "/api/audit", who, Value::Null).await;
+        assert_eq!(status == StatusCode::OK, admin, "{who} audit: {status}");
+        // KPIs: only zones inside the scope.
+        let (_, kpis) = h.call("GET", "/api/kpis", who, Value::Null).await;
+        for z in kpis.as_array().unwrap() {
+            let zone = z["zone"].as_str().unwrap();
+            let ok = match who {
+                "long-hoa-operator" | "long-hoa-viewer" => zone == "long_hoa",
+                "tan-an-operator" => zone == "tan_an",
+                "binh-thuy-viewer" => z["district"] == "binh_thuy",
+                "ninh-kieu-operator" => z["district"] == "ninh_kieu",
+                _ => true,
+            };
+            assert!(ok, "{who} sees KPIs of {zone}");
+        }
+    }
+    // No token, or a wrong one.
+    let (status, _) = h.call("GET", "/api/alerts", "nobody", Value::Null).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn acknowledge_resolve_assign_and_the_alert_history() {
+    let h = harness(&shipped_rules());
+    let (long_hoa, _) = two_fires(&h).await;
+    let (status, a) = h
+        .call(
+            "POST",
+            &format!("/api/alerts/{long_hoa}/ack"),
+            "long-hoa-operator",
+            json!({"note": "crew sent"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(a["state"], "acknowledged");
+    assert_eq!(a["acknowledged"]["by"], "long-hoa-operator");
+    let (status, a) = h
+        .call(
+            "POST",
+            &format!("/api/alerts/{long_hoa}/assign"),
+            "city-operator",
+            json!({"to": "fire brigade 3"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(a["assignee"], "fire brigade 3");
+    let (status, _) = h
+        .call(
+            "POST",
+            &format!("/api/alerts/{long_hoa}/resolve"),
+            "long-hoa-operator",
+            json!({"note": "out"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (_, a) = h
+        .call(
+            "GET",
+            &format!("/api/alerts/{long_hoa}"),
+            "admin",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(a["state"], "resolved");
+    let events: Vec<&str> = a["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            "fired",
+            "acknowledged",
+            "assigned",
+            "resolved",
+            "resolved by hand"
+        ],
+        "{a}"
+    );
+    let (status, _) = h
+        .call(
+            "POST",
+            &format!("/api/alerts/{long_hoa}/ack"),
+            "admin",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a resolved alert cannot be acknowledged"
+    );
+    let (_, list) = h
+        .call("GET", "/api/alerts?state=open", "admin", Value::Null)
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (_, list) = h
+        .call("GET", "/api/alerts?severity=critical", "admin", Value::Null)
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 0);
+    let (status, _) = h
+        .call(
+            "GET",
+            "/api/alerts?severity=catastrophic",
+            "admin",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let audit = h.hub.audit_text();
+    for action in ["acknowledge", "assign", "resolve"] {
+        assert!(
+            audit.contains(&format!("\"action\":\"{action}\"")),
+            "{audit}"
+        );
+    }
+    let (status, doc) = h
+        .call("GET", "/api/openapi.json", "admin", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["paths"]["/api/alerts/{id}/ack"].is_object());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_broken_reload_is_rejected_and_a_valid_one_keeps_unchanged_rules_state() {
+    let dir = std::env::temp_dir().join(format!("watchfloor-server-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&shipped_rules(), &dir);
+    let h = harness(&dir);
+    // Four readings of an hour's six needed: COD 300 at CT-DIS-01 (Cmax 150) from 00:00.
+    h.feed(
+        (0..4)
+            .map(|i| cod("CT-DIS-01", T0 + i * 300_000 + 1_000, 300.0))
+            .collect(),
+    )
+    .await;
+
+    std::fs::write(dir.join("broken.yaml"), "rules:\n  - id: oops\n    match: { kind: discharge }\n    condition: cod >\n    severity: major\n").unwrap();
+    let (status, body) = h
+        .call("POST", "/api/rules/reload", "admin", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["applied"], false);
+    assert!(
+        body["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("broken.yaml:4"),
+        "{body}"
+    );
+
+    // A valid change: the broken file becomes a new rule; the discharge rules are unchanged.
+    std::fs::write(dir.join("broken.yaml"), "rules:\n  - id: extra_rule\n    match: { kind: camera, event: crowd }\n    aggregates: { c: max(confidence) }\n    condition: c > 0.99\n    severity: info\n").unwrap();
+    let (status, body) = h
+        .call("POST", "/api/rules/reload", "admin", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["summary"]["added"], json!(["extra_rule"]));
+    assert!(body["summary"]["kept"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("discharge_cod_hourly_mean")));
+
+    // Two more readings and the hour closes: the alert needs all six, so the four from
+    // before both reloads were kept.
+    h.feed(
+        (4..6)
+            .map(|i| cod("CT-DIS-01", T0 + i * 300_000 + 1_000, 300.0))
+            .collect(),
+    )
+    .await;
+    h.feed(vec![cod("CT-DIS-01", T0 + 3_600_000 + 1_000, 300.0)])
+        .await;
+    let fired: Vec<_> = h
+        .hub
+        .alerts()
+        .into_iter()
+        .filter(|a| a.rule == "discharge_cod_hourly_mean")
+        .collect();
+    assert_eq!(fired.len(), 1, "the hourly mean over six readings fired");
+    assert!(h.hub.audit_text().contains("reload rejected"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn serve(h: &Harness) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(watchfloor_server::serve(
+        h.state.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    format!("ws://{addr}/ws")
+}
+
+async fn connect(url: &str, who: &str) -> Socket {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::Text(
+        json!({"op": "auth", "token": format!("token-{who}")}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let welcome = next(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    ws
+}
+
+/// The next message that is not a heartbeat.
+async fn next(ws: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["type"] != "heartbeat" {
+                return v;
+            }
+        }
+    }
+}
+
+/// Messages until none arrives for 300 ms.
+async fn drain(ws: &mut Socket) -> Vec<Value> {
+    let mut out = Vec::new();
+    while let Ok(Some(Ok(Message::Text(text)))) =
+        tokio::time::timeout(Duration::from_millis(300), ws.next()).await
+    {
+        out.push(serde_json::from_str(&text).unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn websocket_snapshot_deltas_filters_scopes_and_resume_without_gap() {
+    let h = harness(&shipped_rules());
+    let url = serve(&h).await;
+    two_fires(&h).await;
+
+    // Snapshot first.
+    let mut city = connect(&url, "city-operator").await;
+    city.send(Message::Text(
+        json!({"op": "subscribe", "channel": "alerts"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let snapshot = next(&mut city).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["data"].as_array().unwrap().len(), 2);
+    let mut last = snapshot["seq"].as_u64().unwrap();
+
+    // A ward operator filtered to critical alerts, and a ward viewer of Tân An.
+    let mut ward = connect(&url, "long-hoa-operator").await;
+    ward.send(Message::Text(
+        json!({"op": "subscribe", "channel": "alerts", "filter": {"severity": "critical"}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        next(&mut ward).await["data"],
+        json!([]),
+        "no critical alert yet"
+    );
+    let mut tan_an = connect(&url, "tan-an-operator").await;
+    tan_an
+        .send(Message::Text(
+            json!({"op": "subscribe", "channel": "alerts"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut tan_an).await["data"].as_array().unwrap().len(), 1);
+
+    // Deltas: wrong-way drivers in Long Hòa (CT-CAM-02) and, critical, smoke confirmed
+    // next to CT-CAM-01 by a PM2.5 jump at CT-AIR-01.
+    let air = |ts: i64, pm25: f64| {
+        json!({"source": "CT-AIR-01", "kind": "air", "ts": ts, "values": {"pm25": pm25}})
+            .to_string()
+    };
+    h.feed(vec![
+        camera("CT-CAM-02", T0 + 60_000, "wrong_way", 0.95, "x"),
+        air(T0 + 61_000, 15.0),
+        air(T0 + 3 * 60_000, 15.0),
+        air(T0 + 6 * 60_000, 180.0),
+        // Closes the 15-minute window ending 00:10, 10 minutes after the fire (the quiet
+        // cameras stop holding the watermark back after a minute).
+        air(T0 + 11 * 60_000 + 1_000, 180.0),
+    ])
+    .await;
+    let mut seen = BTreeSet::new();
+    for m in drain(&mut city).await {
+        assert_eq!(m["type"], "delta");
+        let seq = m["seq"].as_u64().unwrap();
+        assert_eq!(seq, last + 1, "consecutive sequence numbers");
+        last = seq;
+        seen.insert(m["data"]["alert_id"].as_str().unwrap().to_string());
+    }
+    let ward_deltas = drain(&mut ward).await;
+    assert!(!ward_deltas.is_empty());
+    assert!(
+        ward_deltas
+            .iter()
+            .all(|m| m["data"]["severity"] == "critical" && m["data"]["ward"] == "long_hoa"),
+        "{ward_deltas:?}"
+    );
+    assert!(ward_deltas
+        .iter()
+        .any(|m| m["data"]["rule"] == "fire_confirmed"));
+    assert!(
+        drain(&mut tan_an).await.is_empty(),
+        "nothing from Long Hòa reaches Tân An"
+    );
+
+    // The city client drops; alerts change while it is away; it resumes from `last`.
+    drop(city);
+    let ids: Vec<String> = h
+        .hub
+        .alerts()
+        .iter()
+        .filter(|a| a.state != "resolved")
+        .map(|a| a.alert_id.clone())
+        .take(2)
+        .collect();
+    for id in &ids {
+        let (status, _) = h
+            .call(
+                "POST",
+                &format!("/api/alerts/{id}/ack"),
+                "city-operator",
+                Value::Null,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    h.feed(vec![camera(
+        "CT-CAM-03",
+        T0 + 20 * 60_000,
+        "road_flooding",
+        0.9,
+        "y",
+    )])
+    .await;
+    let mut city = connect(&url, "city-operator").await;
+    city.send(Message::Text(
+        json!({"op": "subscribe", "channel": "alerts", "since": last}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let resumed = next(&mut city).await;
+    assert_eq!(resumed["type"], "resumed", "{resumed}");
+    let missed = drain(&mut city).await;
+    // Two acknowledgements, the road-flooding alert, and the wrong-way alert resolving
+    // after its 10 quiet minutes (event time moved to 00:20).
+    assert_eq!(missed.len(), 4, "{missed:?}");
+    for m in &missed {
+        let seq = m["seq"].as_u64().unwrap();
+        assert_eq!(seq, last + 1, "no gap and no duplicate after the resume");
+        last = seq;
+        seen.insert(m["data"]["alert_id"].as_str().unwrap().to_string());
+    }
+    // Everything the hub holds reached the client: snapshot, deltas, resumed deltas.
+    let all: BTreeSet<String> = h.hub.alerts().iter().map(|a| a.alert_id.clone()).collect();
+    let first_two: BTreeSet<String> = snapshot["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        seen.union(&first_two).cloned().collect::<BTreeSet<_>>(),
+        all
+    );
+
+    // A resume point older than the replay buffer gets a fresh snapshot instead.
+    let mut stale = connect(&url, "city-operator").await;
+    stale
+        .send(Message::Text(
+            json!({"op": "subscribe", "channel": "alerts", "since": 0}).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next(&mut stale).await["type"].as_str(),
+        Some("resumed" | "snapshot")
+    ));
+
+    // KPIs arrive conflated for the scope; bad input gets an error, not a disconnect.
+    ward.send(Message::Text(
+        json!({"op": "subscribe", "channel": "kpis"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let kpis = next(&mut ward).await;
+    assert_eq!(kpis["type"], "snapshot");
+    assert!(
+        kpis["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|z| z["zone"] == "long_hoa"),
+        "{kpis}"
+    );
+    ward.send(Message::Text("{\"op\":\"launch\"}".into()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ward).await["type"], "error");
+    ward.send(Message::Text(json!({"op": "ping"}).to_string()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ward).await["type"], "pong");
+}
