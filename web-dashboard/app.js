@@ -99,6 +99,16 @@ async function buildMap() {
     state.markers.set(s.id, marker);
   }
   renderLegend();
+  // Stations that start reporting turn from grey to green: a light refresh, restyling only
+  // the markers whose state changed.
+  setInterval(async () => {
+    try {
+      for (const s of await api("/api/stations")) {
+        const known = state.stations.get(s.id);
+        if (known && s.latest && !known.latest) { known.latest = s.latest; refreshMarker(s.id); }
+      }
+    } catch (e) { /* offline: the connection indicator says so */ }
+  }, 20000);
 }
 
 function renderLegend() {

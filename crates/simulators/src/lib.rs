@@ -43,6 +43,9 @@ pub struct SimConfig {
     pub incidents: Vec<Incident>,
     /// Synthetic stations added beyond the registry (ids `SIM-<kind>-<n>`), for scale runs.
     pub extra_stations: usize,
+    /// How often a camera may report a detection, ms (default 1 minute; the demo uses
+    /// 10 s so incidents show within seconds).
+    pub camera_cadence_ms: Option<i64>,
 }
 
 /// One simulated message.
@@ -127,7 +130,7 @@ impl Simulator {
                     ward: s.ward.clone(),
                     cadence_ms: match s.kind {
                         Kind::Traffic => MINUTE,
-                        Kind::Camera => MINUTE,
+                        Kind::Camera => config.camera_cadence_ms.unwrap_or(MINUTE).max(1_000),
                         _ => 5 * MINUTE,
                     },
                     // Readings land a little after the minute, each station its own offset.
@@ -541,13 +544,14 @@ impl SimStation {
         } else if let Some(i) = accidents.iter().find(|i| i.active(t)) {
             ((t - i.at_ms) / MINUTE % 2 == 0).then(|| ("congestion".to_string(), 0.9))
         } else if let Some(i) = self.active(IncidentKind::RoadFlooding, t) {
-            ((t - i.at_ms) % (5 * MINUTE) < MINUTE)
+            ((t - i.at_ms) % (5 * MINUTE) < self.cadence_ms)
                 .then(|| ("road_flooding".to_string(), i.magnitude))
         } else if let Some(i) = self.active(IncidentKind::WrongWay, t) {
-            (t - i.at_ms < MINUTE).then(|| ("wrong_way".to_string(), i.magnitude))
+            (t - i.at_ms < self.cadence_ms).then(|| ("wrong_way".to_string(), i.magnitude))
         } else {
             // Everyday detections that raise no alert: red-light runs and small crowds.
-            let roll = self.rng.unit();
+            // Rates per minute, scaled to the camera's cadence.
+            let roll = self.rng.unit() * MINUTE as f64 / self.cadence_ms as f64;
             if roll < 0.03 {
                 event("red_light", self.rng.range(0.6, 0.95))
             } else if roll < 0.04 {

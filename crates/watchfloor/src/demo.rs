@@ -177,6 +177,7 @@ path = "{data}/dead-letters.ndjson"
                 duration_ms,
                 incidents: demo_script(duration_ms, &city),
                 extra_stations: 0,
+                camera_cadence_ms: Some(10_000),
             },
         );
         let mut sink = Sink::mqtt(&format!("127.0.0.1:{}", args.mqtt_port), false)?;

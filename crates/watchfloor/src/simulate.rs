@@ -99,6 +99,7 @@ pub fn build(args: &SimulateArgs, start_ms: i64) -> Result<Simulator> {
             duration_ms,
             incidents,
             extra_stations: args.extra_stations,
+            camera_cadence_ms: None,
         },
     ))
 }
