@@ -154,7 +154,7 @@ function connect() {
     } else if (msg.type === "delta") {
       state.seq[msg.channel] = Math.max(state.seq[msg.channel] || 0, msg.seq);
       if (msg.channel === "alerts") { upsertAlert(msg.data); renderAlerts(); refreshMarker(msg.data.key); if (state.detailAlert === msg.data.alert_id) showAlert(msg.data); }
-      else if (msg.channel === "kpis") { updateKpi(msg.data, false); renderKpis(); }
+      else if (msg.channel === "kpis") { msg.data.forEach((z) => updateKpi(z, false)); renderKpis(); }
       else if (msg.channel === "stations") { onReading(msg.data); }
     } else if (msg.type === "error") {
       console.warn(msg.message);

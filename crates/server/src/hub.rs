@@ -71,6 +71,36 @@ pub struct Delta {
     pub data: Value,
     /// The payload with personal data masked, when it has any.
     pub masked: Option<Value>,
+    /// The whole `delta` message, serialised once for every client that gets it as is.
+    pub text: String,
+    /// The same with personal data masked.
+    pub masked_text: Option<String>,
+}
+
+/// A delta before it is numbered: the fields of [`Delta`] the publisher fills in.
+pub struct NewDelta {
+    /// The channel.
+    pub channel: Channel,
+    /// Where it happened.
+    pub ward: Option<String>,
+    /// The ward's district.
+    pub district: Option<String>,
+    /// Severity (alerts).
+    pub severity: Option<Severity>,
+    /// Rule id (alerts).
+    pub rule: Option<String>,
+    /// Station kind.
+    pub kind: Option<Kind>,
+    /// Station id (readings).
+    pub station: Option<String>,
+    /// The payload.
+    pub data: Value,
+    /// The payload with personal data masked.
+    pub masked: Option<Value>,
+}
+
+fn delta_text(channel: Channel, seq: u64, data: &Value) -> String {
+    json!({"type": "delta", "channel": channel, "seq": seq, "data": data}).to_string()
 }
 
 /// An operator's acknowledgement.
@@ -279,14 +309,27 @@ impl Hub {
         }
     }
 
-    /// Publishes a delta on its channel: numbered, buffered, broadcast.
-    pub fn publish(&self, mut delta: Delta) -> Arc<Delta> {
-        let mut ch = self.channels[delta.channel.index()]
+    /// Publishes a delta on its channel: numbered, serialised once, buffered, broadcast.
+    pub fn publish(&self, new: NewDelta) -> Arc<Delta> {
+        let mut ch = self.channels[new.channel.index()]
             .lock()
             .expect("channel lock");
         ch.seq += 1;
-        delta.seq = ch.seq;
-        let delta = Arc::new(delta);
+        let seq = ch.seq;
+        let delta = Arc::new(Delta {
+            text: delta_text(new.channel, seq, &new.data),
+            masked_text: new.masked.as_ref().map(|m| delta_text(new.channel, seq, m)),
+            channel: new.channel,
+            seq,
+            ward: new.ward,
+            district: new.district,
+            severity: new.severity,
+            rule: new.rule,
+            kind: new.kind,
+            station: new.station,
+            data: new.data,
+            masked: new.masked,
+        });
         if ch.buffer.len() == REPLAY_CAPACITY {
             ch.buffer.pop_front();
         }
@@ -324,10 +367,9 @@ impl Hub {
         (rx, replay, ch.seq)
     }
 
-    fn alert_delta(&self, record: &AlertRecord) -> Delta {
-        Delta {
+    fn alert_delta(&self, record: &AlertRecord) -> NewDelta {
+        NewDelta {
             channel: Channel::Alerts,
-            seq: 0,
             ward: record.ward.clone(),
             district: record.district.clone(),
             severity: Some(record.severity),
@@ -430,25 +472,27 @@ impl Hub {
             .expect("kpi lock")
             .compute(&city, &alerts, now);
         let mut last = self.last_kpis.lock().expect("kpi lock");
-        for zone in &kpis {
-            let changed = last
-                .iter()
-                .find(|z| z.zone == zone.zone)
-                .is_none_or(|old| old.figures != zone.figures);
-            if changed {
-                self.publish(Delta {
-                    channel: Channel::Kpis,
-                    seq: 0,
-                    ward: zone.ward.clone(),
-                    district: zone.district.clone(),
-                    severity: None,
-                    rule: None,
-                    kind: None,
-                    station: None,
-                    data: serde_json::to_value(zone).expect("kpis serialise"),
-                    masked: None,
-                });
-            }
+        // Conflated: one delta per refresh holding every zone whose figures changed.
+        let changed: Vec<&ZoneKpis> = kpis
+            .iter()
+            .filter(|zone| {
+                last.iter()
+                    .find(|z| z.zone == zone.zone)
+                    .is_none_or(|old| old.figures != zone.figures)
+            })
+            .collect();
+        if !changed.is_empty() {
+            self.publish(NewDelta {
+                channel: Channel::Kpis,
+                ward: None,
+                district: None,
+                severity: None,
+                rule: None,
+                kind: None,
+                station: None,
+                data: serde_json::to_value(&changed).expect("kpis serialise"),
+                masked: None,
+            });
         }
         *last = kpis;
     }
@@ -501,9 +545,8 @@ impl PipelineObserver for Hub {
             "ward": event.zone,
         });
         let masked = personal.then(|| mask(&data));
-        self.publish(Delta {
+        self.publish(NewDelta {
             channel: Channel::Stations,
-            seq: 0,
             ward: event.zone.clone(),
             district: event.attr_text("district"),
             severity: None,

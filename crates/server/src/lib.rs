@@ -48,7 +48,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves; refreshes the KPIs
-/// twice a second (the conflation rate of the KPI channel).
+/// once a second (the conflation rate of the KPI channel).
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -56,7 +56,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let hub = state.hub.clone();
     let kpis = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             hub.refresh_kpis();

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::{self, error::RecvError};
 use watchfloor_model::{Kind, Severity};
 
-use crate::auth::Account;
+use crate::auth::{Account, Scope};
 use crate::hub::{mask, Channel, Delta};
 use crate::AppState;
 
@@ -86,13 +86,11 @@ fn passes(who: &Account, sub: &Subscription, d: &Delta) -> bool {
         return false;
     }
     let f = &sub.filter;
-    f.zone.as_deref().is_none_or(|z| {
-        d.ward.as_deref() == Some(z)
-            || d.district.as_deref() == Some(z)
-            || (d.channel == Channel::Kpis && d.data["zone"] == z)
-    }) && f
-        .severity
-        .is_none_or(|m| d.severity.is_some_and(|s| s >= m))
+    f.zone
+        .as_deref()
+        .is_none_or(|z| d.ward.as_deref() == Some(z) || d.district.as_deref() == Some(z))
+        && f.severity
+            .is_none_or(|m| d.severity.is_some_and(|s| s >= m))
         && sub.kind.is_none_or(|k| d.kind == Some(k))
         && f.rule
             .as_deref()
@@ -102,10 +100,40 @@ fn passes(who: &Account, sub: &Subscription, d: &Delta) -> bool {
             .is_none_or(|s| d.station.as_deref() == Some(s))
 }
 
-fn payload(who: &Account, d: &Delta) -> Value {
-    match (&d.masked, who.sees_personal_data()) {
-        (Some(masked), false) => masked.clone(),
-        _ => d.data.clone(),
+/// Whether a zone's KPIs (as JSON: `zone`, `ward`, `district`) are for this client.
+fn kpi_visible(who: &Account, filter: &Filter, z: &Value) -> bool {
+    who.sees(z["ward"].as_str(), z["district"].as_str())
+        && filter
+            .zone
+            .as_deref()
+            .is_none_or(|f| z["zone"] == f || z["ward"] == f || z["district"] == f)
+}
+
+/// The text this client gets for a delta, if any: the delta's own serialisation when the
+/// client may see all of it (serialised once for every such client), else a filtered or
+/// masked one.
+fn message_for(who: &Account, sub: &Subscription, d: &Delta) -> Option<String> {
+    match d.channel {
+        Channel::Kpis => {
+            if matches!(who.scope, Scope::City) && sub.filter.zone.is_none() {
+                return Some(d.text.clone());
+            }
+            let zones: Vec<&Value> = d
+                .data
+                .as_array()?
+                .iter()
+                .filter(|z| kpi_visible(who, &sub.filter, z))
+                .collect();
+            (!zones.is_empty()).then(|| {
+                json!({"type": "delta", "channel": d.channel, "seq": d.seq, "data": zones})
+                    .to_string()
+            })
+        }
+        _ if !passes(who, sub, d) => None,
+        _ => Some(match (&d.masked_text, who.sees_personal_data()) {
+            (Some(masked), false) => masked.clone(),
+            _ => d.text.clone(),
+        }),
     }
 }
 
@@ -125,6 +153,8 @@ fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscriptio
                 station,
                 data,
                 masked: None,
+                text: String::new(),
+                masked_text: None,
             }
         };
     match channel {
@@ -155,25 +185,11 @@ fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscriptio
         Channel::Kpis => hub
             .kpis()
             .into_iter()
-            .filter(|z| {
-                passes(
-                    who,
-                    sub,
-                    &probe(
-                        z.ward.clone(),
-                        z.district.clone(),
-                        None,
-                        None,
-                        None,
-                        None,
-                        json!({"zone": z.zone}),
-                    ),
-                )
-            })
             .map(|mut z| {
                 z.history = hub.kpi_history(&z.zone);
                 serde_json::to_value(z).expect("kpis serialise")
             })
+            .filter(|z| kpi_visible(who, &sub.filter, z))
             .collect(),
         Channel::Stations => {
             let Some(city) = hub.city() else {
@@ -194,8 +210,13 @@ fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscriptio
 }
 
 async fn send(socket: &mut WebSocket, value: Value) -> bool {
+    send_text(socket, value.to_string()).await
+}
+
+/// Sends one text frame; `false` when the client is gone or blocked for `WRITE_TIMEOUT`.
+async fn send_text(socket: &mut WebSocket, text: String) -> bool {
     matches!(
-        tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(value.to_string()))).await,
+        tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(text))).await,
         Ok(Ok(()))
     )
 }
@@ -280,8 +301,10 @@ async fn run(state: &AppState, who: &Account, socket: &mut WebSocket) {
                             // Resume: the deltas missed since `since`, then live.
                             Some(missed) => {
                                 let mut ok = send(socket, json!({"type": "resumed", "channel": channel, "since": since, "seq": current})).await;
-                                for d in missed.iter().filter(|d| passes(who, &sub, d)) {
-                                    ok = ok && send(socket, json!({"type": "delta", "channel": channel, "seq": d.seq, "data": payload(who, d)})).await;
+                                for d in &missed {
+                                    if let Some(text) = message_for(who, &sub, d) {
+                                        ok = ok && send_text(socket, text).await;
+                                    }
                                 }
                                 ok
                             }
@@ -305,10 +328,10 @@ async fn run(state: &AppState, who: &Account, socket: &mut WebSocket) {
                             continue;
                         }
                         sub.last = d.seq;
-                        if passes(who, sub, &d)
-                            && !send(socket, json!({"type": "delta", "channel": channel, "seq": d.seq, "data": payload(who, &d)})).await
-                        {
-                            return;
+                        if let Some(text) = message_for(who, sub, &d) {
+                            if !send_text(socket, text).await {
+                                return;
+                            }
                         }
                     }
                     Err(RecvError::Lagged(_)) => {

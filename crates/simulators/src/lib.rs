@@ -91,6 +91,19 @@ pub struct Simulator {
     minute: i64,
     /// Cameras (station index) that report congestion because of an accident, with it.
     accident_cameras: Vec<(usize, Incident)>,
+    /// Stations that take turns in burst mode (all but cameras).
+    burst_turns: Vec<usize>,
+}
+
+fn burst_turns(stations: &[SimStation]) -> Vec<usize> {
+    let sensors: Vec<usize> = (0..stations.len())
+        .filter(|i| stations[*i].kind != Kind::Camera)
+        .collect();
+    if sensors.is_empty() {
+        (0..stations.len()).collect()
+    } else {
+        sensors
+    }
 }
 
 fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
@@ -204,6 +217,7 @@ impl Simulator {
             stations[i].incidents.push(incident);
         }
         Simulator {
+            burst_turns: burst_turns(&stations),
             stations,
             start_ms: config.start_ms,
             end_ms: config.start_ms + config.duration_ms,
@@ -214,10 +228,12 @@ impl Simulator {
 
     /// `stations` synthetic stations (ids `SIM-<kind>-<n>`, no city), for load runs.
     pub fn synthetic(seed: u64, stations: usize, start_ms: i64) -> Simulator {
+        let stations: Vec<SimStation> = (0..stations.max(1))
+            .map(|n| synthetic_station(seed, n))
+            .collect();
         Simulator {
-            stations: (0..stations.max(1))
-                .map(|n| synthetic_station(seed, n))
-                .collect(),
+            burst_turns: burst_turns(&stations),
+            stations,
             start_ms,
             end_ms: i64::MAX,
             minute: 0,
@@ -230,38 +246,24 @@ impl Simulator {
         self.stations.len()
     }
 
-    /// Burst mode: the `n`-th message of a stream at any rate, a reading of station
-    /// `n mod stations` stamped `ts` (the caller keeps each station's stamps increasing).
-    /// Cameras, which only speak when they detect something, are skipped over.
+    /// Burst mode: the `n`-th message of a stream at any rate: a reading of station
+    /// [`Simulator::burst_station`]`(n)` stamped `ts` (the caller keeps each station's
+    /// stamps increasing). Cameras, which only speak when they detect something, take no
+    /// turn; a station silenced by an incident sends its last values.
     pub fn burst_record(&mut self, n: u64, ts: i64) -> SimRecord {
-        let count = self.stations.len() as u64;
-        for step in 0..count {
-            let i = ((n + step) % count) as usize;
-            let t = ts - self.start_ms;
-            if self.stations[i].kind == Kind::Camera {
-                continue;
-            }
-            if let Some(record) = self.stations[i].reading(ts, t, &[]) {
-                return record;
-            }
-        }
-        // Only cameras (or every station offline): a camera detection, so a burst never stalls.
-        SimRecord {
-            ts,
-            source: self.stations[(n % count) as usize].id.clone(),
-            kind: Kind::Camera,
-            ward: None,
-            json: format!(
-                r#"{{"source":"{}","kind":"camera","ts":{ts},"event":"crowd","confidence":0.5}}"#,
-                self.stations[(n % count) as usize].id
-            ),
-            tt10: None,
-        }
+        let i = self.burst_station(n);
+        let t = ts - self.start_ms;
+        let station = &mut self.stations[i];
+        station.reading(ts, t, &[]).unwrap_or_else(|| {
+            let values = station.frozen.clone().unwrap_or_default();
+            station.record(ts, &values, "00")
+        })
     }
 
-    /// The station index `burst_record(n, _)` would use first (for per-station stamps).
+    /// The station `burst_record(n, _)` reads: the stations other than cameras in turn
+    /// (all of them when there are only cameras).
     pub fn burst_station(&self, n: u64) -> usize {
-        (n % self.stations.len() as u64) as usize
+        self.burst_turns[(n % self.burst_turns.len() as u64) as usize]
     }
 
     /// Appends the messages of the next simulated minute to `out`, in event-time order;

@@ -5,6 +5,7 @@
 //!   engine in event time and prints alert transitions as NDJSON.
 
 mod demo;
+mod fanout;
 mod live;
 mod loadgen;
 mod replay;
@@ -45,6 +46,8 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// The whole command centre in one process: broker, simulators, engine, server.
     Demo(demo::DemoArgs),
+    /// Measure WebSocket fan-out: many clients, probe alerts, delivery lag and server CPU.
+    FanoutBench(fanout::FanoutArgs),
     /// Print the SHA-256 of a token, for an accounts file.
     TokenHash {
         /// The token.
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Loadgen(args) => loadgen::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::FanoutBench(args) => fanout::run(&args),
         Command::TokenHash { token } => {
             println!("{}", watchfloor_server::token_hash_hex(&token));
             Ok(ExitCode::SUCCESS)

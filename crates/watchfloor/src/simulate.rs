@@ -77,6 +77,8 @@ pub fn build(args: &SimulateArgs, start_ms: i64) -> Result<Simulator> {
                 .with_context(|| format!("cannot read {}", path.display()))?;
             parse_script(&text, &city)?
         }
+        // Burst mode is for load: steady readings, no incidents.
+        None if args.burst.is_some() => Vec::new(),
         None => seeded_script(args.seed, duration_ms, &city),
     };
     if args.list_incidents {
