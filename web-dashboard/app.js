@@ -115,6 +115,21 @@ function renderLegend() {
   $("#legend").innerHTML = ["critical", "major", "minor", "ok", "none"].map((k) => `<span style="background:${COLOURS[k]}"></span>${t(k === "none" ? "noData" : k)}`).join("");
 }
 
+// After a snapshot: one pass over the alerts, then every marker once.
+function refreshAllMarkers() {
+  const worst = new Map();
+  for (const a of state.alerts.values()) {
+    if (a.state === "resolved") continue;
+    const w = worst.get(a.key);
+    if (!w || SEVERITY_RANK[a.severity] > SEVERITY_RANK[w]) worst.set(a.key, a.severity);
+  }
+  state.markers.forEach((marker, id) => {
+    const s = state.stations.get(id);
+    const sev = worst.get(id);
+    marker.setStyle({ fillColor: sev ? COLOURS[sev] : (s && (s.latest || s.seen) ? COLOURS.ok : COLOURS.none) });
+  });
+}
+
 // The worst open alert of a station colours its marker; only that marker is restyled.
 function refreshMarker(stationId) {
   const marker = state.markers.get(stationId);
@@ -146,7 +161,7 @@ function connect() {
       if (state.detailStation) subscribeStation(state.detailStation);
     } else if (msg.type === "snapshot") {
       state.seq[msg.channel] = msg.seq;
-      if (msg.channel === "alerts") { state.alerts.clear(); msg.data.forEach(upsertAlert); renderAlerts(); state.markers.forEach((_, id) => refreshMarker(id)); }
+      if (msg.channel === "alerts") { state.alerts.clear(); msg.data.forEach(upsertAlert); renderAlerts(); refreshAllMarkers(); }
       else if (msg.channel === "kpis") { msg.data.forEach((z) => updateKpi(z, true)); renderKpis(); }
       else if (msg.channel === "stations") { msg.data.forEach(onReading); }
     } else if (msg.type === "resumed") {
@@ -329,6 +344,9 @@ function drawSpark(id, el, history, field) {
     state.sparks[id].setData([xs, ys]);
   }
 }
+
+// For benchmarks and debugging from the console: the live state, read-only by convention.
+window.__wf = { get markers() { return state.markers; }, get alerts() { return state.alerts; }, refreshAll: () => refreshAllMarkers() };
 
 // ---- boot ------------------------------------------------------------------------------
 applyLanguage();
