@@ -220,6 +220,34 @@ fn may_act(s: &AppState, who: &Account, id: &str) -> Result<AlertRecord, ApiErro
     Ok(record)
 }
 
+/// Records an operator's action on an alert: the audit line (`action`), the change, a
+/// history entry (`event`, `detail`) with who and when; the updated record goes out as a
+/// delta.
+fn record_action(
+    s: &AppState,
+    who: &Account,
+    id: &str,
+    (action, event): (&str, &str),
+    detail: String,
+    change: impl FnOnce(&mut AlertRecord),
+) -> Result<Json<AlertRecord>, ApiError> {
+    let at = now_ms();
+    s.hub
+        .audit(&who.name, action, id, json!({"detail": detail}));
+    s.hub
+        .update_alert(id, |a| {
+            change(a);
+            HistoryEntry {
+                at,
+                event: event.into(),
+                by: Some(who.name.clone()),
+                detail,
+            }
+        })
+        .map(Json)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "the alert is gone"))
+}
+
 async fn ask_engine<T>(
     s: &AppState,
     make: impl FnOnce(oneshot::Sender<T>) -> EngineCommand,
@@ -258,27 +286,20 @@ async fn acknowledge(
     })
     .await?
     .map_err(|e| error(StatusCode::CONFLICT, e.to_string()))?;
-    s.hub
-        .audit(&who.name, "acknowledge", &id, json!({"note": note}));
-    s.hub
-        .update_alert(&id, |a| {
+    let by = who.name.clone();
+    record_action(
+        &s,
+        &who,
+        &id,
+        ("acknowledge", "acknowledged"),
+        note.clone().unwrap_or_default(),
+        |a| {
             if a.state != "resolved" {
                 a.state = "acknowledged";
             }
-            a.acknowledged = Some(AckInfo {
-                by: who.name.clone(),
-                at,
-                note: note.clone(),
-            });
-            HistoryEntry {
-                at,
-                event: "acknowledged".into(),
-                by: Some(who.name.clone()),
-                detail: note.unwrap_or_default(),
-            }
-        })
-        .map(Json)
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, "the alert is gone"))
+            a.acknowledged = Some(AckInfo { by, at, note });
+        },
+    )
 }
 
 async fn resolve(
@@ -300,22 +321,18 @@ async fn resolve(
     })
     .await?
     .map_err(|e| error(StatusCode::CONFLICT, e.to_string()))?;
-    s.hub
-        .audit(&who.name, "resolve", &id, json!({"note": note}));
     // The engine's resolved transition updates the record; this adds who did it.
-    s.hub
-        .update_alert(&id, |a| {
+    record_action(
+        &s,
+        &who,
+        &id,
+        ("resolve", "resolved by hand"),
+        note.unwrap_or_default(),
+        |a| {
             a.state = "resolved";
             a.resolved_at.get_or_insert(at);
-            HistoryEntry {
-                at,
-                event: "resolved by hand".into(),
-                by: Some(who.name.clone()),
-                detail: note.unwrap_or_default(),
-            }
-        })
-        .map(Json)
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, "the alert is gone"))
+        },
+    )
 }
 
 async fn comment(
@@ -329,18 +346,7 @@ async fn comment(
         .text
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| error(StatusCode::BAD_REQUEST, "a comment needs `text`"))?;
-    s.hub
-        .audit(&who.name, "comment", &id, json!({"text": text}));
-    let at = now_ms();
-    s.hub
-        .update_alert(&id, |_| HistoryEntry {
-            at,
-            event: "commented".into(),
-            by: Some(who.name.clone()),
-            detail: text,
-        })
-        .map(Json)
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, "the alert is gone"))
+    record_action(&s, &who, &id, ("comment", "commented"), text, |_| {})
 }
 
 async fn assign(
@@ -354,20 +360,9 @@ async fn assign(
         .to
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| error(StatusCode::BAD_REQUEST, "an assignment needs `to`"))?;
-    s.hub.audit(&who.name, "assign", &id, json!({"to": to}));
-    let at = now_ms();
-    s.hub
-        .update_alert(&id, |a| {
-            a.assignee = Some(to.clone());
-            HistoryEntry {
-                at,
-                event: "assigned".into(),
-                by: Some(who.name.clone()),
-                detail: to,
-            }
-        })
-        .map(Json)
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, "the alert is gone"))
+    record_action(&s, &who, &id, ("assign", "assigned"), to.clone(), |a| {
+        a.assignee = Some(to)
+    })
 }
 
 /// Filters of `GET /api/stations`.
