@@ -48,18 +48,16 @@ impl Channel {
     }
 }
 
-/// One change on a channel.
+/// What changed and where: a channel's item before it is numbered.
 #[derive(Debug, Clone)]
-pub struct Delta {
+pub struct DeltaItem {
     /// The channel.
     pub channel: Channel,
-    /// Its sequence number on the channel (1, 2, …).
-    pub seq: u64,
     /// Where it happened (for scopes and filters).
     pub ward: Option<String>,
     /// The ward's district.
     pub district: Option<String>,
-    /// For alerts: severity, rule and station kind; for readings: the station.
+    /// Severity (alerts).
     pub severity: Option<Severity>,
     /// Rule id (alerts).
     pub rule: Option<String>,
@@ -71,32 +69,19 @@ pub struct Delta {
     pub data: Value,
     /// The payload with personal data masked, when it has any.
     pub masked: Option<Value>,
-    /// The whole `delta` message, serialised once for every client that gets it as is.
+}
+
+/// One numbered change on a channel, serialised once for every client that gets it as is.
+#[derive(Debug, Clone)]
+pub struct Delta {
+    /// What changed and where.
+    pub item: DeltaItem,
+    /// Its sequence number on the channel (1, 2, …).
+    pub seq: u64,
+    /// The whole `delta` message.
     pub text: String,
     /// The same with personal data masked.
     pub masked_text: Option<String>,
-}
-
-/// A delta before it is numbered: the fields of [`Delta`] the publisher fills in.
-pub struct NewDelta {
-    /// The channel.
-    pub channel: Channel,
-    /// Where it happened.
-    pub ward: Option<String>,
-    /// The ward's district.
-    pub district: Option<String>,
-    /// Severity (alerts).
-    pub severity: Option<Severity>,
-    /// Rule id (alerts).
-    pub rule: Option<String>,
-    /// Station kind.
-    pub kind: Option<Kind>,
-    /// Station id (readings).
-    pub station: Option<String>,
-    /// The payload.
-    pub data: Value,
-    /// The payload with personal data masked.
-    pub masked: Option<Value>,
 }
 
 fn delta_text(channel: Channel, seq: u64, data: &Value) -> String {
@@ -310,7 +295,7 @@ impl Hub {
     }
 
     /// Publishes a delta on its channel: numbered, serialised once, buffered, broadcast.
-    pub fn publish(&self, new: NewDelta) -> Arc<Delta> {
+    pub fn publish(&self, new: DeltaItem) -> Arc<Delta> {
         let mut ch = self.channels[new.channel.index()]
             .lock()
             .expect("channel lock");
@@ -319,16 +304,8 @@ impl Hub {
         let delta = Arc::new(Delta {
             text: delta_text(new.channel, seq, &new.data),
             masked_text: new.masked.as_ref().map(|m| delta_text(new.channel, seq, m)),
-            channel: new.channel,
             seq,
-            ward: new.ward,
-            district: new.district,
-            severity: new.severity,
-            rule: new.rule,
-            kind: new.kind,
-            station: new.station,
-            data: new.data,
-            masked: new.masked,
+            item: new,
         });
         if ch.buffer.len() == REPLAY_CAPACITY {
             ch.buffer.pop_front();
@@ -367,8 +344,8 @@ impl Hub {
         (rx, replay, ch.seq)
     }
 
-    fn alert_delta(&self, record: &AlertRecord) -> NewDelta {
-        NewDelta {
+    fn alert_delta(&self, record: &AlertRecord) -> DeltaItem {
+        DeltaItem {
             channel: Channel::Alerts,
             ward: record.ward.clone(),
             district: record.district.clone(),
@@ -482,7 +459,7 @@ impl Hub {
             })
             .collect();
         if !changed.is_empty() {
-            self.publish(NewDelta {
+            self.publish(DeltaItem {
                 channel: Channel::Kpis,
                 ward: None,
                 district: None,
@@ -545,7 +522,7 @@ impl PipelineObserver for Hub {
             "ward": event.zone,
         });
         let masked = personal.then(|| mask(&data));
-        self.publish(NewDelta {
+        self.publish(DeltaItem {
             channel: Channel::Stations,
             ward: event.zone.clone(),
             district: event.attr_text("district"),

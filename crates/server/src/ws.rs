@@ -18,7 +18,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use watchfloor_model::{Kind, Severity};
 
 use crate::auth::{Account, Scope};
-use crate::hub::{mask, Channel, Delta};
+use crate::hub::{mask, Channel, Delta, DeltaItem};
 use crate::AppState;
 
 /// How long a client may take to authenticate.
@@ -81,7 +81,7 @@ struct Subscription {
     last: u64,
 }
 
-fn passes(who: &Account, sub: &Subscription, d: &Delta) -> bool {
+fn passes(who: &Account, sub: &Subscription, d: &DeltaItem) -> bool {
     if !who.sees(d.ward.as_deref(), d.district.as_deref()) {
         return false;
     }
@@ -113,23 +113,24 @@ fn kpi_visible(who: &Account, filter: &Filter, z: &Value) -> bool {
 /// client may see all of it (serialised once for every such client), else a filtered or
 /// masked one.
 fn message_for(who: &Account, sub: &Subscription, d: &Delta) -> Option<String> {
-    match d.channel {
+    match d.item.channel {
         Channel::Kpis => {
             if matches!(who.scope, Scope::City) && sub.filter.zone.is_none() {
                 return Some(d.text.clone());
             }
             let zones: Vec<&Value> = d
+                .item
                 .data
                 .as_array()?
                 .iter()
                 .filter(|z| kpi_visible(who, &sub.filter, z))
                 .collect();
             (!zones.is_empty()).then(|| {
-                json!({"type": "delta", "channel": d.channel, "seq": d.seq, "data": zones})
+                json!({"type": "delta", "channel": d.item.channel, "seq": d.seq, "data": zones})
                     .to_string()
             })
         }
-        _ if !passes(who, sub, d) => None,
+        _ if !passes(who, sub, &d.item) => None,
         _ => Some(match (&d.masked_text, who.sees_personal_data()) {
             (Some(masked), false) => masked.clone(),
             _ => d.text.clone(),
@@ -142,9 +143,8 @@ fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscriptio
     let hub = &state.hub;
     let probe =
         |ward: Option<String>, district: Option<String>, severity, rule, kind, station, data| {
-            Delta {
+            DeltaItem {
                 channel,
-                seq: 0,
                 ward,
                 district,
                 severity,
@@ -153,8 +153,6 @@ fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscriptio
                 station,
                 data,
                 masked: None,
-                text: String::new(),
-                masked_text: None,
             }
         };
     match channel {
