@@ -71,7 +71,7 @@ impl AggFn {
 }
 
 /// Running statistics of one metric over a pane or window. Constant size.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Accumulator {
     n: u64,
     sum: f64,
@@ -296,7 +296,7 @@ const SKETCH_OFFSET: i32 = 100_000;
 
 /// A mergeable quantile sketch with bounded relative error (the DDSketch scheme):
 /// values fall into logarithmic buckets of ratio γ = (1+α)/(1−α), α = 1 %.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QuantileSketch {
     buckets: BTreeMap<i32, u64>,
     count: u64,

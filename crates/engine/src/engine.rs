@@ -92,7 +92,7 @@ pub struct Emitted {
 }
 
 /// Counters the engine keeps.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineStats {
     /// Events accepted.
     pub events: u64,
@@ -109,7 +109,7 @@ pub struct EngineStats {
 }
 
 /// Who acknowledged an alert, when, and why.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Acknowledgement {
     /// Operator id.
     pub by: String,
@@ -165,7 +165,7 @@ enum TimerKind {
 }
 
 /// A pending timer, packed into 16 bytes (one exists per open window per key).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Timer {
     /// Rule index << 3 | timer kind.
     rule_and_kind: u32,
@@ -199,7 +199,7 @@ impl Timer {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct ActiveAlert {
     id: String,
     since: i64,
@@ -208,7 +208,7 @@ struct ActiveAlert {
     ack: Option<Acknowledgement>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct AlertTrack {
     streak: u32,
     streak_start: i64,
@@ -218,7 +218,7 @@ struct AlertTrack {
     active: Option<ActiveAlert>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct AbsenceTrack {
     last_seen: i64,
     last_ts: i64,
@@ -237,7 +237,7 @@ struct RuleRuntime {
     absence: FxHashMap<u32, AbsenceTrack>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct SourceState {
     max_ts: i64,
     recent: [u64; 4],
@@ -297,6 +297,87 @@ pub struct Engine {
     stats: EngineStats,
 }
 
+/// Version of the checkpoint format; a checkpoint of another version is not read.
+const CHECKPOINT_VERSION: u32 = 1;
+
+/// What [`Engine::restore`] brought back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// The source positions the checkpoint covers (as given to [`Engine::checkpoint`]).
+    pub positions: BTreeMap<String, String>,
+    /// Rules whose state came back.
+    pub kept: Vec<String>,
+    /// Rules in the checkpoint that no longer exist or changed: their state was dropped.
+    pub dropped: Vec<String>,
+}
+
+/// Why a checkpoint could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CheckpointError {
+    /// The bytes are not a checkpoint (truncated, corrupt).
+    #[error("the checkpoint is unreadable: {0}")]
+    Corrupt(String),
+    /// Written by another version of the format.
+    #[error(
+        "the checkpoint has format version {0}, this engine reads version {CHECKPOINT_VERSION}"
+    )]
+    Version(u32),
+}
+
+#[derive(serde::Serialize)]
+struct RuleStateOut<'a> {
+    id: &'a str,
+    definition: String,
+    alerts: Vec<(&'a u32, &'a AlertTrack)>,
+    absence: Vec<(&'a u32, &'a AbsenceTrack)>,
+}
+
+#[derive(serde::Deserialize)]
+struct RuleStateIn {
+    id: String,
+    definition: String,
+    alerts: Vec<(u32, AlertTrack)>,
+    absence: Vec<(u32, AbsenceTrack)>,
+}
+
+/// The serialised form of an engine (field order is the format: keep it in step with
+/// [`SnapshotIn`]).
+#[derive(serde::Serialize)]
+struct SnapshotOut<'a> {
+    version: u32,
+    rules: Vec<RuleStateOut<'a>>,
+    keys: &'a [Arc<str>],
+    sources: &'a [Option<SourceState>],
+    windows: &'a WindowStore,
+    clock: i64,
+    watermark: i64,
+    next_recompute: i64,
+    wm_timers: &'a BTreeMap<i64, Vec<Timer>>,
+    clock_timers: &'a BTreeMap<i64, Vec<Timer>>,
+    active_index: Vec<(&'a String, &'a (u32, u32))>,
+    sightings: Vec<(&'a u32, &'a Vec<Sighting>)>,
+    stats: &'a EngineStats,
+    positions: &'a BTreeMap<String, String>,
+}
+
+#[derive(serde::Deserialize)]
+struct SnapshotIn {
+    version: u32,
+    rules: Vec<RuleStateIn>,
+    keys: Vec<Arc<str>>,
+    sources: Vec<Option<SourceState>>,
+    windows: WindowStore,
+    clock: i64,
+    watermark: i64,
+    next_recompute: i64,
+    wm_timers: BTreeMap<i64, Vec<Timer>>,
+    clock_timers: BTreeMap<i64, Vec<Timer>>,
+    active_index: Vec<(String, (u32, u32))>,
+    sightings: Vec<(u32, Vec<Sighting>)>,
+    stats: EngineStats,
+    positions: BTreeMap<String, String>,
+}
+
 /// What a [`Engine::reload`] did, by rule id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReloadSummary {
@@ -313,13 +394,13 @@ pub struct ReloadSummary {
 /// The metric under which refused duplicates are shown to rules that watch for them.
 pub const DUPLICATE_METRIC: &str = "duplicate_timestamps";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Side {
     First,
     Then,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Sighting {
     side: Side,
     key: u32,
@@ -454,7 +535,13 @@ impl Engine {
             .lookups
             .position("station", "lat")
             .zip(rules.lookups.position("station", "lon"));
-        let map = |r: u32| new_index.get(r as usize).copied().flatten();
+        self.remap_rules(&|r: u32| new_index.get(r as usize).copied().flatten());
+        summary
+    }
+
+    /// Renumbers every piece of per-rule state after the rule list changed: `map` gives a
+    /// rule's new index, or `None` to drop its state.
+    fn remap_rules(&mut self, map: &dyn Fn(u32) -> Option<u32>) {
         self.windows.remap(map);
         for timers in [&mut self.wm_timers, &mut self.clock_timers] {
             for list in timers.values_mut() {
@@ -476,7 +563,94 @@ impl Engine {
             .into_iter()
             .filter_map(|(c, s)| map(c).map(|n| (n, s)))
             .collect();
-        summary
+    }
+
+    /// The engine's whole state (windows, alerts, timers, watermarks, duplicate memory) with
+    /// the source `positions` it covers, as bytes for [`Engine::restore`].
+    pub fn checkpoint(&self, positions: &BTreeMap<String, String>) -> Vec<u8> {
+        let snapshot = SnapshotOut {
+            version: CHECKPOINT_VERSION,
+            rules: self
+                .rules
+                .iter()
+                .map(|rt| RuleStateOut {
+                    id: &rt.rule.id,
+                    definition: rt.rule.definition(),
+                    alerts: rt.alerts.iter().collect(),
+                    absence: rt.absence.iter().collect(),
+                })
+                .collect(),
+            keys: &self.keys.names,
+            sources: &self.sources,
+            windows: &self.windows,
+            clock: self.clock,
+            watermark: self.watermark,
+            next_recompute: self.next_recompute,
+            wm_timers: &self.wm_timers,
+            clock_timers: &self.clock_timers,
+            active_index: self.active_index.iter().collect(),
+            sightings: self.sightings.iter().collect(),
+            stats: &self.stats,
+            positions,
+        };
+        postcard::to_stdvec(&snapshot).expect("engine state serialises")
+    }
+
+    /// An engine running `rules` that resumes from a [`Engine::checkpoint`]. Rules whose
+    /// definition is unchanged get their state back; others start empty.
+    pub fn restore(
+        rules: RuleSet,
+        config: EngineConfig,
+        bytes: &[u8],
+    ) -> Result<(Engine, Restored), CheckpointError> {
+        let snapshot: SnapshotIn =
+            postcard::from_bytes(bytes).map_err(|e| CheckpointError::Corrupt(e.to_string()))?;
+        if snapshot.version != CHECKPOINT_VERSION {
+            return Err(CheckpointError::Version(snapshot.version));
+        }
+        let mut engine = Engine::new(rules, config);
+        let mut restored = Restored {
+            positions: snapshot.positions,
+            ..Restored::default()
+        };
+        let mut map: Vec<Option<u32>> = Vec::with_capacity(snapshot.rules.len());
+        for state in snapshot.rules {
+            let found = engine
+                .rules
+                .iter()
+                .position(|rt| rt.rule.id == state.id && rt.rule.definition() == state.definition);
+            match found {
+                Some(n) => {
+                    let rt = &mut engine.rules[n];
+                    rt.alerts = state.alerts.into_iter().collect();
+                    rt.absence = state.absence.into_iter().collect();
+                    restored.kept.push(state.id);
+                }
+                None => restored.dropped.push(state.id),
+            }
+            map.push(found.map(|n| n as u32));
+        }
+        engine.keys = KeyInterner {
+            ids: snapshot
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.clone(), i as u32))
+                .collect(),
+            names: snapshot.keys,
+        };
+        engine.sources = snapshot.sources;
+        engine.windows = snapshot.windows;
+        engine.clock = snapshot.clock;
+        engine.watermark = snapshot.watermark;
+        engine.next_recompute = snapshot.next_recompute;
+        engine.wm_timers = snapshot.wm_timers;
+        engine.clock_timers = snapshot.clock_timers;
+        engine.active_index = snapshot.active_index.into_iter().collect();
+        engine.sightings = snapshot.sightings.into_iter().collect();
+        engine.stats = snapshot.stats;
+        engine.remap_rules(&|r: u32| map.get(r as usize).copied().flatten());
+        Ok((engine, restored))
     }
 
     /// Counters so far.

@@ -19,8 +19,8 @@ mod window_store;
 
 pub use alert_id::alert_id;
 pub use engine::{
-    Acknowledgement, ActiveAlertView, Emitted, Engine, EngineConfig, EngineError, EngineStats,
-    ReloadSummary, TimeMode, WindowResult, DUPLICATE_METRIC,
+    Acknowledgement, ActiveAlertView, CheckpointError, Emitted, Engine, EngineConfig, EngineError,
+    EngineStats, ReloadSummary, Restored, TimeMode, WindowResult, DUPLICATE_METRIC,
 };
 pub use lookup::LookupTables;
 pub use rule::{Rule, RuleError, RuleErrors, RuleSet, WindowKind};

@@ -6,7 +6,7 @@ use crate::aggregate::Accumulator;
 
 /// A FIFO of pane aggregates (one accumulator per metric) that can answer
 /// "merge of everything in the queue" without re-merging every pane.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PaneQueue {
     /// Older panes, each entry the merge of itself and every newer pane in `front`.
     front: Vec<Box<[Accumulator]>>,

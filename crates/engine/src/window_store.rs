@@ -7,7 +7,7 @@ use crate::aggregate::Accumulator;
 use crate::two_stacks::PaneQueue;
 
 /// Accumulators of one pane or session: one per metric (plus an event counter).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) enum PaneAccs {
     One(Accumulator),
     Many(Box<[Accumulator]>),
@@ -43,14 +43,14 @@ impl PaneAccs {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct OpenPane {
     pub(crate) start: i64,
     pub(crate) accs: PaneAccs,
 }
 
 /// Panes not yet closed, earliest first; the earliest is kept inline.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct OpenPanes {
     first: Option<OpenPane>,
     rest: Vec<OpenPane>,
@@ -102,7 +102,7 @@ impl OpenPanes {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Session {
     pub(crate) start: i64,
     pub(crate) last: i64,
@@ -110,7 +110,7 @@ pub(crate) struct Session {
 }
 
 /// What sliding (hopping) windows keep after their panes close.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Sliding {
     /// Closed panes still inside the window.
     pub(crate) queue: Option<PaneQueue>,
@@ -118,7 +118,7 @@ pub(crate) struct Sliding {
     pub(crate) cursor: i64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) enum WindowState {
     Panes {
         open: OpenPanes,
@@ -144,7 +144,7 @@ impl WindowState {
 }
 
 /// Every (rule, key) window state, grouped by key.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WindowStore {
     by_key: Vec<Vec<(u32, WindowState)>>,
     count: usize,
