@@ -63,6 +63,11 @@ pub struct EngineSettings {
     pub idle_timeout: String,
     /// How often the clock ticks timers (absence, escalation) while the stream is silent.
     pub tick_interval: String,
+    /// File of the engine's checkpoint (window and alert state with source positions),
+    /// written periodically and at a clean shutdown, read at start. None: no checkpoints.
+    pub checkpoint: Option<String>,
+    /// How often the checkpoint is written.
+    pub checkpoint_interval: String,
 }
 
 impl Default for EngineSettings {
@@ -72,6 +77,8 @@ impl Default for EngineSettings {
             allowed_lateness: "30s".into(),
             idle_timeout: "2m".into(),
             tick_interval: "1s".into(),
+            checkpoint: None,
+            checkpoint_interval: "30s".into(),
         }
     }
 }
@@ -233,6 +240,9 @@ impl PipelineConfig {
         })?;
         let base = path.parent().unwrap_or(std::path::Path::new("."));
         config.rules = base.join(&config.rules);
+        if let Some(checkpoint) = &mut config.engine.checkpoint {
+            *checkpoint = base.join(&*checkpoint).display().to_string();
+        }
         for output in config
             .outputs
             .iter_mut()
@@ -253,6 +263,7 @@ impl PipelineConfig {
             message,
         };
         self.engine_config(path)?;
+        self.checkpoint_ms(path)?;
         if self.sources.is_empty() {
             return Err(invalid("a pipeline needs at least one [[source]]".into()));
         }
@@ -299,6 +310,15 @@ impl PipelineConfig {
     /// Clock tick interval in milliseconds.
     pub fn tick_ms(&self, path: &std::path::Path) -> Result<i64, ConfigError> {
         duration(path, "tick_interval", &self.engine.tick_interval)
+    }
+
+    /// Checkpoint interval in milliseconds.
+    pub fn checkpoint_ms(&self, path: &std::path::Path) -> Result<i64, ConfigError> {
+        duration(
+            path,
+            "checkpoint_interval",
+            &self.engine.checkpoint_interval,
+        )
     }
 
     /// Decoder limits.

@@ -323,7 +323,17 @@ pub async fn run_pipeline_linked(
         None => (None, None),
     };
     let (rules, mut city) = watchfloor_city::load_rules(&config.rules)?;
-    let mut engine = Engine::new(rules, config.engine_config(config_path)?);
+    let engine_config = config.engine_config(config_path)?;
+    let checkpoint_every =
+        Duration::from_millis(config.checkpoint_ms(config_path)?.max(100) as u64);
+    let checkpoint_path = config
+        .engine
+        .checkpoint
+        .as_ref()
+        .map(std::path::PathBuf::from);
+    let (mut engine, mut positions) =
+        start_engine(rules, engine_config, checkpoint_path.as_deref());
+    let mut last_checkpoint = std::time::Instant::now();
     let tick = Duration::from_millis(config.tick_ms(config_path)?.max(1) as u64);
     let limits = config.decode_limits();
     let max_payload = config.limits.max_payload_bytes;
@@ -473,7 +483,22 @@ pub async fn run_pipeline_linked(
                 && dead_letters.confirmed(p.dead_letter_mark)
         }) {
             let done = pending.pop_front().expect("checked");
-            release(done.acks);
+            release_and_track(done.acks, &mut positions);
+        }
+        // Checkpoint: when every processed message is safe and acknowledged, so the state
+        // covers exactly the input the sources will not send again.
+        if let Some(path) = &checkpoint_path {
+            if last_checkpoint.elapsed() >= checkpoint_every {
+                for output in outputs.iter_mut() {
+                    retry!("alert output flush", output.flush());
+                }
+                retry!("dead-letter flush", dead_letters.flush());
+                for done in pending.drain(..) {
+                    release_and_track(done.acks, &mut positions);
+                }
+                write_checkpoint(path, &engine, &positions);
+                last_checkpoint = std::time::Instant::now();
+            }
         }
         // Progress, also under full load (the ticker branch above can starve then).
         if last_report.elapsed() >= REPORT_EVERY {
@@ -502,7 +527,10 @@ pub async fn run_pipeline_linked(
     }
     if dead_letters.flush().await.is_ok() {
         for done in pending.drain(..) {
-            release(done.acks);
+            release_and_track(done.acks, &mut positions);
+        }
+        if let Some(path) = &checkpoint_path {
+            write_checkpoint(path, &engine, &positions);
         }
     }
     tracing::info!(pipeline = %config.name, "pipeline stopped");
@@ -528,6 +556,96 @@ struct PendingBatch {
     marks: Vec<u64>,
     dead_letter_mark: u64,
     acks: Vec<Ack>,
+}
+
+/// The engine, resumed from the checkpoint at `path` when there is a readable one (an
+/// unreadable one is set aside as `<path>.unreadable` and the engine starts empty), with the
+/// source positions the checkpoint covered.
+fn start_engine(
+    rules: watchfloor_engine::RuleSet,
+    config: watchfloor_engine::EngineConfig,
+    path: Option<&Path>,
+) -> (Engine, BTreeMap<String, String>) {
+    let Some(path) = path.filter(|p| p.exists()) else {
+        return (Engine::new(rules, config), BTreeMap::new());
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot read the checkpoint; starting empty");
+            return (Engine::new(rules, config), BTreeMap::new());
+        }
+    };
+    match Engine::restore(rules.clone(), config.clone(), &bytes) {
+        Ok((engine, restored)) => {
+            tracing::info!(
+                path = %path.display(),
+                rules_resumed = restored.kept.len(),
+                rules_dropped = ?restored.dropped,
+                positions = ?restored.positions,
+                "engine state restored from the checkpoint"
+            );
+            (engine, restored.positions)
+        }
+        Err(e) => {
+            let aside = path.with_extension("unreadable");
+            let _ = std::fs::rename(path, &aside);
+            tracing::error!(path = %path.display(), error = %e, kept_as = %aside.display(), "checkpoint unreadable; starting empty");
+            (Engine::new(rules, config), BTreeMap::new())
+        }
+    }
+}
+
+/// Writes the checkpoint atomically (a temporary file, synced, then renamed over the old
+/// one), so a crash while writing leaves the previous checkpoint intact.
+fn write_checkpoint(path: &Path, engine: &Engine, positions: &BTreeMap<String, String>) {
+    let bytes = engine.checkpoint(positions);
+    let tmp = path.with_extension("tmp");
+    let result = (|| -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, &bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    match result {
+        Ok(()) => {
+            tracing::debug!(path = %path.display(), bytes = bytes.len(), "checkpoint written")
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "checkpoint not written; the previous one stays")
+        }
+    }
+}
+
+/// Acknowledges processed input and records how far the sources got: MQTT, the number of
+/// messages acknowledged (MQTT has no offsets: the broker redelivers what was not
+/// acknowledged); Kafka, the next offset of each partition.
+fn release_and_track(acks: Vec<Ack>, positions: &mut BTreeMap<String, String>) {
+    for ack in &acks {
+        match ack {
+            Ack::Mqtt(..) => {
+                let key = "mqtt:acknowledged".to_string();
+                let n: u64 = positions
+                    .get(&key)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                positions.insert(key, (n + 1).to_string());
+            }
+            #[cfg(feature = "kafka")]
+            Ack::Kafka(ack) => {
+                let (partition, offset) = ack.position();
+                positions.insert(
+                    format!("kafka:partition-{partition}"),
+                    (offset + 1).to_string(),
+                );
+            }
+            Ack::None => {}
+        }
+    }
+    release(acks);
 }
 
 /// Acknowledges processed input.
