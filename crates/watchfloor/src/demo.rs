@@ -87,8 +87,6 @@ max_out_of_orderness = "2s"
 allowed_lateness = "5s"
 idle_timeout = "2m"
 tick_interval = "200ms"
-checkpoint = "engine.checkpoint"
-checkpoint_interval = "30s"
 
 [[source]]
 type = "mqtt"
