@@ -331,8 +331,9 @@ pub async fn run_pipeline_linked(
         .checkpoint
         .as_ref()
         .map(std::path::PathBuf::from);
-    let (mut engine, mut positions) =
+    let (mut engine, restored_positions) =
         start_engine(rules, engine_config, checkpoint_path.as_deref());
+    let mut positions = Positions::from_map(&restored_positions);
     let mut last_checkpoint = std::time::Instant::now();
     let tick = Duration::from_millis(config.tick_ms(config_path)?.max(1) as u64);
     let limits = config.decode_limits();
@@ -598,8 +599,8 @@ fn start_engine(
 
 /// Writes the checkpoint atomically (a temporary file, synced, then renamed over the old
 /// one), so a crash while writing leaves the previous checkpoint intact.
-fn write_checkpoint(path: &Path, engine: &Engine, positions: &BTreeMap<String, String>) {
-    let bytes = engine.checkpoint(positions);
+fn write_checkpoint(path: &Path, engine: &Engine, positions: &Positions) {
+    let bytes = engine.checkpoint(&positions.to_map());
     let tmp = path.with_extension("tmp");
     let result = (|| -> std::io::Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -620,27 +621,57 @@ fn write_checkpoint(path: &Path, engine: &Engine, positions: &BTreeMap<String, S
     }
 }
 
-/// Acknowledges processed input and records how far the sources got: MQTT, the number of
-/// messages acknowledged (MQTT has no offsets: the broker redelivers what was not
-/// acknowledged); Kafka, the next offset of each partition.
-fn release_and_track(acks: Vec<Ack>, positions: &mut BTreeMap<String, String>) {
+/// How far the sources got, as acknowledged: MQTT, the number of messages (MQTT has no
+/// offsets: the broker redelivers what was not acknowledged); Kafka, the next offset of
+/// each partition. Counted per acknowledgement, written out only with a checkpoint.
+#[derive(Debug, Default)]
+struct Positions {
+    mqtt_acknowledged: u64,
+    kafka_next: BTreeMap<i32, i64>,
+}
+
+impl Positions {
+    fn from_map(map: &BTreeMap<String, String>) -> Positions {
+        let mut p = Positions::default();
+        for (k, v) in map {
+            if k == "mqtt:acknowledged" {
+                p.mqtt_acknowledged = v.parse().unwrap_or(0);
+            } else if let (Some(partition), Ok(offset)) = (
+                k.strip_prefix("kafka:partition-")
+                    .and_then(|n| n.parse().ok()),
+                v.parse(),
+            ) {
+                p.kafka_next.insert(partition, offset);
+            }
+        }
+        p
+    }
+
+    fn to_map(&self) -> BTreeMap<String, String> {
+        let mut map = BTreeMap::new();
+        if self.mqtt_acknowledged > 0 {
+            map.insert(
+                "mqtt:acknowledged".into(),
+                self.mqtt_acknowledged.to_string(),
+            );
+        }
+        for (partition, offset) in &self.kafka_next {
+            map.insert(format!("kafka:partition-{partition}"), offset.to_string());
+        }
+        map
+    }
+}
+
+/// Acknowledges processed input and counts how far the sources got.
+fn release_and_track(acks: Vec<Ack>, positions: &mut Positions) {
     for ack in &acks {
         match ack {
-            Ack::Mqtt(..) => {
-                let key = "mqtt:acknowledged".to_string();
-                let n: u64 = positions
-                    .get(&key)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                positions.insert(key, (n + 1).to_string());
-            }
+            Ack::Mqtt(..) => positions.mqtt_acknowledged += 1,
             #[cfg(feature = "kafka")]
             Ack::Kafka(ack) => {
                 let (partition, offset) = ack.position();
-                positions.insert(
-                    format!("kafka:partition-{partition}"),
-                    (offset + 1).to_string(),
-                );
+                let next = positions.kafka_next.entry(partition).or_insert(0);
+                *next = (*next).max(offset + 1);
             }
             Ack::None => {}
         }
@@ -660,5 +691,31 @@ fn release(acks: Vec<Ack>) {
             Ack::Kafka(ack) => ack.ack(),
             Ack::None => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod positions_tests {
+    use super::*;
+
+    #[test]
+    fn positions_survive_the_checkpoint_map() {
+        let mut p = Positions {
+            mqtt_acknowledged: 42,
+            ..Positions::default()
+        };
+        p.kafka_next.insert(3, 1007);
+        p.kafka_next.insert(0, 12);
+        let map = p.to_map();
+        assert_eq!(map["mqtt:acknowledged"], "42");
+        assert_eq!(map["kafka:partition-3"], "1007");
+        let back = Positions::from_map(&map);
+        assert_eq!(back.mqtt_acknowledged, 42);
+        assert_eq!(back.kafka_next, p.kafka_next);
+        assert!(
+            Positions::from_map(&BTreeMap::from([("junk".into(), "x".into())]))
+                .kafka_next
+                .is_empty()
+        );
     }
 }
