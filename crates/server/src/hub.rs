@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -67,24 +67,42 @@ pub struct DeltaItem {
     pub station: Option<String>,
     /// The payload.
     pub data: Value,
-    /// The payload with personal data masked, when it has any.
-    pub masked: Option<Value>,
+    /// Whether the payload carries personal data (masked for roles not entitled to it).
+    pub personal: bool,
 }
 
-/// One numbered change on a channel, serialised once for every client that gets it as is.
-#[derive(Debug, Clone)]
+/// One numbered change on a channel. Its message is serialised once, when it is published
+/// to listening clients (or later, for a client resuming on a channel nobody listened to),
+/// and shared by every client that gets it as is.
+#[derive(Debug)]
 pub struct Delta {
     /// What changed and where.
     pub item: DeltaItem,
     /// Its sequence number on the channel (1, 2, …).
     pub seq: u64,
-    /// The whole `delta` message.
-    pub text: String,
-    /// The same with personal data masked.
-    pub masked_text: Option<String>,
+    text: OnceLock<String>,
+    masked_text: OnceLock<String>,
 }
 
-fn delta_text(channel: Channel, seq: u64, data: &Value) -> String {
+impl Delta {
+    /// The whole `delta` message.
+    pub fn text(&self) -> &str {
+        self.text
+            .get_or_init(|| delta_text(self.item.channel, self.seq, &self.item.data))
+    }
+
+    /// The message with personal data masked (the same message when it carries none).
+    pub fn masked_text(&self) -> &str {
+        if !self.item.personal {
+            return self.text();
+        }
+        self.masked_text
+            .get_or_init(|| delta_text(self.item.channel, self.seq, &mask(&self.item.data)))
+    }
+}
+
+/// A `delta` message of `channel` numbered `seq` carrying `data`.
+pub fn delta_text(channel: Channel, seq: u64, data: &impl Serialize) -> String {
     json!({"type": "delta", "channel": channel, "seq": seq, "data": data}).to_string()
 }
 
@@ -294,7 +312,7 @@ impl Hub {
         }
     }
 
-    /// Publishes a delta on its channel: numbered, serialised once, buffered, broadcast.
+    /// Publishes a delta on its channel: numbered, buffered, broadcast.
     pub fn publish(&self, new: DeltaItem) -> Arc<Delta> {
         let mut ch = self.channels[new.channel.index()]
             .lock()
@@ -302,11 +320,17 @@ impl Hub {
         ch.seq += 1;
         let seq = ch.seq;
         let delta = Arc::new(Delta {
-            text: delta_text(new.channel, seq, &new.data),
-            masked_text: new.masked.as_ref().map(|m| delta_text(new.channel, seq, m)),
             seq,
             item: new,
+            text: OnceLock::new(),
+            masked_text: OnceLock::new(),
         });
+        // Serialised here, once, while someone listens; a channel nobody subscribes to
+        // (station readings, usually) costs no serialisation until a resuming client asks.
+        if ch.tx.receiver_count() > 0 {
+            delta.text();
+            delta.masked_text();
+        }
         if ch.buffer.len() == REPLAY_CAPACITY {
             ch.buffer.pop_front();
         }
@@ -354,7 +378,7 @@ impl Hub {
             kind: record.kind,
             station: None,
             data: serde_json::to_value(record).expect("records serialise"),
-            masked: None,
+            personal: false,
         }
     }
 
@@ -422,18 +446,25 @@ impl Hub {
         self.kpi_inputs.lock().expect("kpi lock").history(zone)
     }
 
-    /// A station's latest state.
-    pub fn station(&self, id: &str) -> Option<StationLive> {
-        self.stations
-            .lock()
-            .expect("stations lock")
-            .get(id)
-            .cloned()
+    /// A station's latest reading (`ts`, `values`, `status`, `event`, `attrs`), built under
+    /// the lock without copying its history.
+    pub fn latest(&self, id: &str) -> Option<Value> {
+        let stations = self.stations.lock().expect("stations lock");
+        let l = stations.get(id)?;
+        Some(
+            json!({"ts": l.ts, "values": l.values, "status": l.status, "event": l.event, "attrs": l.attrs}),
+        )
     }
 
-    /// Every station's latest state.
-    pub fn stations(&self) -> HashMap<String, StationLive> {
-        self.stations.lock().expect("stations lock").clone()
+    /// A station's recent readings, oldest first (`ts`, `values`).
+    pub fn recent(&self, id: &str) -> Vec<Value> {
+        let stations = self.stations.lock().expect("stations lock");
+        stations.get(id).map_or_else(Vec::new, |l| {
+            l.recent
+                .iter()
+                .map(|(ts, values)| json!({"ts": ts, "values": values.iter().cloned().collect::<BTreeMap<_, _>>()}))
+                .collect()
+        })
     }
 
     /// Recomputes the KPIs; publishes the zones whose figures changed.
@@ -468,7 +499,7 @@ impl Hub {
                 kind: None,
                 station: None,
                 data: serde_json::to_value(&changed).expect("kpis serialise"),
-                masked: None,
+                personal: false,
             });
         }
         *last = kpis;
@@ -521,7 +552,7 @@ impl PipelineObserver for Hub {
             "attrs": event.attrs,
             "ward": event.zone,
         });
-        let masked = personal.then(|| mask(&data));
+
         self.publish(DeltaItem {
             channel: Channel::Stations,
             ward: event.zone.clone(),
@@ -531,7 +562,7 @@ impl PipelineObserver for Hub {
             kind: Some(event.kind),
             station: Some(event.source.clone()),
             data,
-            masked,
+            personal,
         });
     }
 

@@ -18,7 +18,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use watchfloor_model::{Kind, Severity};
 
 use crate::auth::{Account, Scope};
-use crate::hub::{mask, Channel, Delta, DeltaItem};
+use crate::hub::{delta_text, mask, Channel, Delta, DeltaItem};
 use crate::AppState;
 
 /// How long a client may take to authenticate.
@@ -116,7 +116,7 @@ fn message_for(who: &Account, sub: &Subscription, d: &Delta) -> Option<String> {
     match d.item.channel {
         Channel::Kpis => {
             if matches!(who.scope, Scope::City) && sub.filter.zone.is_none() {
-                return Some(d.text.clone());
+                return Some(d.text().to_string());
             }
             let zones: Vec<&Value> = d
                 .item
@@ -125,16 +125,11 @@ fn message_for(who: &Account, sub: &Subscription, d: &Delta) -> Option<String> {
                 .iter()
                 .filter(|z| kpi_visible(who, &sub.filter, z))
                 .collect();
-            (!zones.is_empty()).then(|| {
-                json!({"type": "delta", "channel": d.item.channel, "seq": d.seq, "data": zones})
-                    .to_string()
-            })
+            (!zones.is_empty()).then(|| delta_text(d.item.channel, d.seq, &zones))
         }
         _ if !passes(who, sub, &d.item) => None,
-        _ => Some(match (&d.masked_text, who.sees_personal_data()) {
-            (Some(masked), false) => masked.clone(),
-            _ => d.text.clone(),
-        }),
+        _ if who.sees_personal_data() => Some(d.text().to_string()),
+        _ => Some(d.masked_text().to_string()),
     }
 }
 
@@ -152,7 +147,7 @@ fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscriptio
                 kind,
                 station,
                 data,
-                masked: None,
+                personal: false,
             }
         };
     match channel {
@@ -193,14 +188,33 @@ fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscriptio
             let Some(city) = hub.city() else {
                 return Vec::new();
             };
-            let live = hub.stations();
             city.stations
                 .iter()
-                .filter(|s| passes(who, sub, &probe(s.ward.clone(), s.district.clone(), None, None, Some(s.kind), Some(s.id.clone()), Value::Null)))
+                .filter(|s| {
+                    passes(
+                        who,
+                        sub,
+                        &probe(
+                            s.ward.clone(),
+                            s.district.clone(),
+                            None,
+                            None,
+                            Some(s.kind),
+                            Some(s.id.clone()),
+                            Value::Null,
+                        ),
+                    )
+                })
                 .filter_map(|s| {
-                    let l = live.get(&s.id)?;
-                    let v = json!({"station": s.id, "kind": s.kind.as_str(), "ts": l.ts, "values": l.values, "status": l.status, "event": l.event, "attrs": l.attrs, "ward": s.ward});
-                    Some(if who.sees_personal_data() { v } else { mask(&v) })
+                    let mut v = hub.latest(&s.id)?;
+                    v["station"] = json!(s.id);
+                    v["kind"] = json!(s.kind.as_str());
+                    v["ward"] = json!(s.ward);
+                    Some(if who.sees_personal_data() {
+                        v
+                    } else {
+                        mask(&v)
+                    })
                 })
                 .collect()
         }
