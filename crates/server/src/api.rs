@@ -220,18 +220,25 @@ fn may_act(s: &AppState, who: &Account, id: &str) -> Result<AlertRecord, ApiErro
     Ok(record)
 }
 
+/// [`may_act`] on an alert that is still open (409 once it is resolved).
+fn may_act_on_open(s: &AppState, who: &Account, id: &str) -> Result<(), ApiError> {
+    if may_act(s, who, id)?.state == "resolved" {
+        return Err(error(StatusCode::CONFLICT, "the alert is already resolved"));
+    }
+    Ok(())
+}
+
 /// Records an operator's action on an alert: the audit line (`action`), the change, a
-/// history entry (`event`, `detail`) with who and when; the updated record goes out as a
-/// delta.
+/// history entry (`event`, `detail`) with who and when (`at`); the updated record goes out
+/// as a delta.
 fn record_action(
     s: &AppState,
     who: &Account,
     id: &str,
     (action, event): (&str, &str),
-    detail: String,
+    (at, detail): (i64, String),
     change: impl FnOnce(&mut AlertRecord),
 ) -> Result<Json<AlertRecord>, ApiError> {
-    let at = now_ms();
     s.hub
         .audit(&who.name, action, id, json!({"detail": detail}));
     s.hub
@@ -268,10 +275,7 @@ async fn acknowledge(
     Path(id): Path<String>,
     body: Option<Json<ActionBody>>,
 ) -> Result<Json<AlertRecord>, ApiError> {
-    let record = may_act(&s, &who, &id)?;
-    if record.state == "resolved" {
-        return Err(error(StatusCode::CONFLICT, "the alert is already resolved"));
-    }
+    may_act_on_open(&s, &who, &id)?;
     let note = body.and_then(|b| b.0.note);
     let at = now_ms();
     let ack = Acknowledgement {
@@ -292,7 +296,7 @@ async fn acknowledge(
         &who,
         &id,
         ("acknowledge", "acknowledged"),
-        note.clone().unwrap_or_default(),
+        (at, note.clone().unwrap_or_default()),
         |a| {
             if a.state != "resolved" {
                 a.state = "acknowledged";
@@ -308,10 +312,7 @@ async fn resolve(
     Path(id): Path<String>,
     body: Option<Json<ActionBody>>,
 ) -> Result<Json<AlertRecord>, ApiError> {
-    let record = may_act(&s, &who, &id)?;
-    if record.state == "resolved" {
-        return Err(error(StatusCode::CONFLICT, "the alert is already resolved"));
-    }
+    may_act_on_open(&s, &who, &id)?;
     let note = body.and_then(|b| b.0.note);
     let at = now_ms();
     ask_engine(&s, |reply| EngineCommand::Resolve {
@@ -327,7 +328,7 @@ async fn resolve(
         &who,
         &id,
         ("resolve", "resolved by hand"),
-        note.unwrap_or_default(),
+        (at, note.unwrap_or_default()),
         |a| {
             a.state = "resolved";
             a.resolved_at.get_or_insert(at);
@@ -346,7 +347,14 @@ async fn comment(
         .text
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| error(StatusCode::BAD_REQUEST, "a comment needs `text`"))?;
-    record_action(&s, &who, &id, ("comment", "commented"), text, |_| {})
+    record_action(
+        &s,
+        &who,
+        &id,
+        ("comment", "commented"),
+        (now_ms(), text),
+        |_| {},
+    )
 }
 
 async fn assign(
@@ -360,9 +368,14 @@ async fn assign(
         .to
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| error(StatusCode::BAD_REQUEST, "an assignment needs `to`"))?;
-    record_action(&s, &who, &id, ("assign", "assigned"), to.clone(), |a| {
-        a.assignee = Some(to)
-    })
+    record_action(
+        &s,
+        &who,
+        &id,
+        ("assign", "assigned"),
+        (now_ms(), to.clone()),
+        |a| a.assignee = Some(to),
+    )
 }
 
 /// Filters of `GET /api/stations`.
@@ -378,7 +391,6 @@ fn station_json(s: &AppState, who: &Account, id: &str, with_recent: bool) -> Opt
     if !who.sees(station.ward.as_deref(), station.district.as_deref()) {
         return None;
     }
-    let live = s.hub.station(id);
     let mut v = json!({
         "id": station.id,
         "name": station.name,
@@ -390,10 +402,10 @@ fn station_json(s: &AppState, who: &Account, id: &str, with_recent: bool) -> Opt
         "limits": station.limits.iter().map(|(k, l)| (k.clone(), json!({"min": l.min, "max": l.max}))).collect::<BTreeMap<_, _>>(),
         "alarm_levels": station.alarm_levels,
         "free_flow_kmh": station.free_flow_kmh,
-        "latest": live.as_ref().map(|l| json!({"ts": l.ts, "values": l.values, "status": l.status, "event": l.event, "attrs": l.attrs})),
+        "latest": s.hub.latest(id),
     });
     if with_recent {
-        v["recent"] = json!(live.map(|l| l.recent.iter().map(|(ts, values)| json!({"ts": ts, "values": values.iter().cloned().collect::<BTreeMap<_, _>>()})).collect::<Vec<_>>()).unwrap_or_default());
+        v["recent"] = json!(s.hub.recent(id));
     }
     if !who.sees_personal_data() {
         if let Some(latest) = v.get_mut("latest").filter(|l| !l.is_null()) {
