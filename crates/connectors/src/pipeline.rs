@@ -469,8 +469,13 @@ pub async fn run_pipeline_linked(
                 acks: batch.drain(..).map(|m| m.ack).collect(),
             });
         }
-        if pending.len() > MAX_PENDING_BATCHES {
-            // Outputs fell behind: wait for them (bounded memory, backpressure).
+        // A checkpoint must cover exactly the input the sources will not send again: every
+        // processed message safe at the outputs and acknowledged.
+        let checkpoint_due =
+            checkpoint_path.is_some() && last_checkpoint.elapsed() >= checkpoint_every;
+        if pending.len() > MAX_PENDING_BATCHES || checkpoint_due {
+            // Outputs fell behind (bounded memory, backpressure), or a checkpoint is due:
+            // wait for them, so every pending batch below is confirmed and released.
             for output in outputs.iter_mut() {
                 retry!("alert output flush", output.flush());
             }
@@ -486,20 +491,10 @@ pub async fn run_pipeline_linked(
             let done = pending.pop_front().expect("checked");
             release_and_track(done.acks, &mut positions);
         }
-        // Checkpoint: when every processed message is safe and acknowledged, so the state
-        // covers exactly the input the sources will not send again.
-        if let Some(path) = &checkpoint_path {
-            if last_checkpoint.elapsed() >= checkpoint_every {
-                for output in outputs.iter_mut() {
-                    retry!("alert output flush", output.flush());
-                }
-                retry!("dead-letter flush", dead_letters.flush());
-                for done in pending.drain(..) {
-                    release_and_track(done.acks, &mut positions);
-                }
-                write_checkpoint(path, &engine, &positions);
-                last_checkpoint = std::time::Instant::now();
-            }
+        if let (true, Some(path)) = (checkpoint_due, &checkpoint_path) {
+            debug_assert!(pending.is_empty(), "flushed outputs confirm every batch");
+            write_checkpoint(path, &engine, &positions);
+            last_checkpoint = std::time::Instant::now();
         }
         // Progress, also under full load (the ticker branch above can starve then).
         if last_report.elapsed() >= REPORT_EVERY {
