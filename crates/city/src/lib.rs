@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use thiserror::Error;
 use watchfloor_engine::{LookupTables, RuleError, RuleErrors, RuleSet};
-use watchfloor_model::{Event, Kind, Rejection};
+use watchfloor_model::{Event, Kind, Location, Rejection};
 
 pub use qcvn40::{Column, Limit, Regulation};
 pub use zones::{Zone, ZoneLevel, ZoneMap};
@@ -128,6 +128,16 @@ fn parse_number(row: &Row, column: &str, file: &Path, line: u64) -> Result<Optio
                     format!("`{cell}` in `{column}` is not a number"),
                 )
             }),
+    }
+}
+
+impl Station {
+    /// Where it stands.
+    pub fn location(&self) -> Location {
+        Location {
+            lat: self.lat,
+            lon: self.lon,
+        }
     }
 }
 

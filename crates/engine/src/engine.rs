@@ -16,7 +16,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 use thiserror::Error;
-use watchfloor_model::{AlertState, AlertTransition, Event, Kind, Rejection, Severity};
+use watchfloor_model::{AlertState, AlertTransition, Event, Kind, Location, Rejection, Severity};
 
 use crate::aggregate::{Accumulator, AggFn};
 use crate::alert_id::alert_id;
@@ -405,13 +405,7 @@ struct Sighting {
     side: Side,
     key: u32,
     at: i64,
-    lat: f64,
-    lon: f64,
-}
-
-fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let at = |(lat, lon): (f64, f64)| watchfloor_model::Location { lat, lon };
-    at(a).distance_m(&at(b))
+    place: Location,
 }
 
 impl Engine {
@@ -1336,6 +1330,7 @@ impl Engine {
         ) else {
             return;
         };
+        let place = Location { lat, lon };
         for (c, side) in self.listeners[r as usize].clone() {
             let spec = self.rules[c as usize]
                 .rule
@@ -1347,15 +1342,14 @@ impl Engine {
             let partner = sightings
                 .iter()
                 .filter(|s| s.side != side && (s.at - at).abs() <= spec.within_ms)
-                .map(|s| (distance_m((lat, lon), (s.lat, s.lon)), s.clone()))
+                .map(|s| (place.distance_m(&s.place), s.clone()))
                 .filter(|(d, _)| *d <= spec.distance_m)
                 .min_by(|a, b| a.0.total_cmp(&b.0));
             sightings.push(Sighting {
                 side,
                 key,
                 at,
-                lat,
-                lon,
+                place,
             });
             let Some((distance, partner)) = partner else {
                 continue;

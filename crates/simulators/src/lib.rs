@@ -106,11 +106,6 @@ fn burst_turns(stations: &[SimStation]) -> Vec<usize> {
     }
 }
 
-fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let at = |(lat, lon): (f64, f64)| watchfloor_model::Location { lat, lon };
-    at(a).distance_m(&at(b))
-}
-
 fn round(v: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (v * f).round() / f
@@ -162,7 +157,7 @@ impl Simulator {
             .collect();
         stations.extend((0..config.extra_stations).map(|n| synthetic_station(config.seed, n)));
         let index = |id: &str| stations.iter().position(|s| s.id == id);
-        let position = |id: &str| city.station(id).map(|s| (s.lat, s.lon));
+        let position = |id: &str| city.station(id).map(|s| s.location());
         let mut accident_cameras = Vec::new();
         let mut derived = Vec::new();
         for incident in &config.incidents {
@@ -174,7 +169,7 @@ impl Simulator {
                             .stations
                             .iter()
                             .filter(|s| s.kind == Kind::Air)
-                            .map(|s| (distance_m(at, (s.lat, s.lon)), s))
+                            .map(|s| (at.distance_m(&s.location()), s))
                             .filter(|(d, _)| *d <= 2_000.0)
                             .min_by(|a, b| a.0.total_cmp(&b.0));
                         if let Some((_, air)) = nearest {
@@ -196,8 +191,8 @@ impl Simulator {
                             .iter()
                             .filter(|s| s.kind == Kind::Camera)
                             .min_by(|a, b| {
-                                distance_m(at, (a.lat, a.lon))
-                                    .total_cmp(&distance_m(at, (b.lat, b.lon)))
+                                at.distance_m(&a.location())
+                                    .total_cmp(&at.distance_m(&b.location()))
                             });
                         if let Some(i) = nearest.and_then(|c| index(&c.id)) {
                             accident_cameras.push((i, incident.clone()));
