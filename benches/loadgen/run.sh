@@ -15,6 +15,7 @@ allow_anonymous true
 persistence false
 max_queued_messages 0
 max_inflight_messages 0
+set_tcp_nodelay true
 CONF
 mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 "$mosquitto" -c "$work/mosquitto.conf" >/dev/null 2>&1 &

@@ -7,10 +7,12 @@ pub mod control;
 pub mod decode;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod mqtt;
 pub mod output;
 pub mod pipeline;
 
 pub use broker::{start_embedded_broker, EmbeddedBrokerConfig};
 pub use config::PipelineConfig;
 pub use control::{EngineCommand, PipelineLink, PipelineObserver};
+pub use mqtt::mqtt_client;
 pub use pipeline::{run_pipeline, run_pipeline_linked, PipelineStats};

@@ -81,7 +81,7 @@ impl Output {
                 options.set_clean_session(false);
                 options.set_max_packet_size(max_payload + 64 * 1024, max_payload * 2 + 64 * 1024);
                 options.set_inflight(1000);
-                let (client, mut event_loop) = AsyncClient::new(options, 1024);
+                let (client, mut event_loop) = crate::mqtt::mqtt_client(options, 1024);
                 let acked = Arc::new(AtomicU64::new(0));
                 let acked_signal = Arc::new(Notify::new());
                 let (counter, signal) = (acked.clone(), acked_signal.clone());

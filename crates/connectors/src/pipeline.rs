@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
 use serde_json::json;
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -183,7 +183,7 @@ fn spawn_mqtt_source(
         options.set_manual_acks(true);
         options.set_inflight(inflight);
         options.set_max_packet_size(MQTT_MAX_PACKET, 1024 * 1024);
-        let (client, mut event_loop) = AsyncClient::new(options, 256);
+        let (client, mut event_loop) = crate::mqtt::mqtt_client(options, 256);
         // Acks go through their own task; their number is bounded by the messages in
         // flight (queue capacity + one batch).
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Publish>();

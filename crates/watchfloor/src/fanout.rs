@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::{MqttOptions, QoS};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Options of `watchfloor fanout-bench`.
@@ -146,7 +146,7 @@ async fn bench(args: &FanoutArgs) -> Result<ExitCode> {
         args.mqtt_port,
     );
     options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut event_loop) = AsyncClient::new(options, 1000);
+    let (client, mut event_loop) = watchfloor_connectors::mqtt_client(options, 1000);
     tokio::spawn(async move { while event_loop.poll().await.is_ok() {} });
     let cpu_before = args.server_pid.and_then(cpu_ticks);
     let started = Instant::now();

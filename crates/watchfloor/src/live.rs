@@ -66,7 +66,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread: the sources' socket reads, the engine and the outputs hand messages to
+    // each other through channels, and a cross-thread wake-up per message cost more CPU
+    // than the engine itself (benches/loadgen, docs/performance.md).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let stats = Arc::new(PipelineStats::default());

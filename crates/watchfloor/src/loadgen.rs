@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use hdrhistogram::Histogram;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{Event, MqttOptions, Packet, QoS};
 
 /// Options of `watchfloor loadgen`.
 #[derive(Args, Debug)]
@@ -42,6 +42,10 @@ pub struct LoadgenArgs {
     /// QoS of the published telemetry (0 or 1).
     #[arg(long, default_value_t = 1)]
     pub qos: u8,
+    /// Measure the broker alone: subscribe to the telemetry itself (at `--qos`) and time
+    /// each probe from its publish to its arrival, with no pipeline running.
+    #[arg(long)]
+    pub sink: bool,
 }
 
 struct StepResult {
@@ -69,8 +73,8 @@ fn ms(us: u64) -> f64 {
 
 /// Runs the rate steps and prints one line per step plus a summary.
 pub fn run(args: &LoadgenArgs) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the generator shares the machine with the broker and the pipeline.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let mut best = None;
@@ -121,19 +125,28 @@ async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepRe
     );
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(1 << 20, 1 << 20);
-    let (listener, mut listener_loop) = AsyncClient::new(options, 64);
-    listener
-        .subscribe("ioc/alerts/+/load_probe", QoS::AtMostOnce)
-        .await?;
+    let (listener, mut listener_loop) = watchfloor_connectors::mqtt_client(options, 64);
+    if args.sink {
+        listener.subscribe("ioc/load/+/telemetry", qos).await?;
+    } else {
+        listener
+            .subscribe("ioc/alerts/+/load_probe", QoS::AtMostOnce)
+            .await?;
+    }
     let (times, lat) = (sent_at.clone(), latencies.clone());
     let listening = tokio::spawn(async move {
         while let Ok(event) = listener_loop.poll().await {
             if let Event::Incoming(Packet::Publish(p)) = event {
                 let now = Instant::now();
-                let Ok(alert) = serde_json::from_slice::<serde_json::Value>(&p.payload) else {
+                // An alert names its probe in `key`; a probe itself (--sink) in `attrs.seq`.
+                if p.topic.starts_with("ioc/load/") && p.topic != "ioc/load/probe/telemetry" {
+                    continue;
+                }
+                let Ok(message) = serde_json::from_slice::<serde_json::Value>(&p.payload) else {
                     continue;
                 };
-                let Some(seq) = alert["key"].as_str().and_then(|k| k.parse::<u64>().ok()) else {
+                let seq = message["key"].as_str().or(message["attrs"]["seq"].as_str());
+                let Some(seq) = seq.and_then(|k| k.parse::<u64>().ok()) else {
                     continue;
                 };
                 if let Some(sent) = times.lock().expect("lock").get(&seq) {
@@ -146,16 +159,14 @@ async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepRe
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // The publisher: paced in 1 ms slots.
-    let mut options = MqttOptions::new(
-        format!("loadgen-publisher-{step_index}"),
-        args.host.clone(),
+    // The publisher: paced in 1 ms slots, every message due in a slot written at once.
+    let mut publisher = BatchPublisher::connect(
+        &args.host,
         args.port,
-    );
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_inflight(u16::MAX);
-    let (publisher, mut publisher_loop) = AsyncClient::new(options, 10_000);
-    tokio::spawn(async move { while publisher_loop.poll().await.is_ok() {} });
+        &format!("loadgen-publisher-{step_index}"),
+        qos,
+    )
+    .await?;
     let total = rate * args.seconds;
     let start = Instant::now();
     let base_ms = std::time::SystemTime::now()
@@ -163,8 +174,6 @@ async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepRe
         .as_millis() as i64;
     let seq_base = (step_index as u64 + 1) * 1_000_000_000;
     let mut probes = 0;
-    // Each station's readings get strictly increasing timestamps (a real station never
-    // sends two readings in the same millisecond; the engine refuses that as a duplicate).
     // The bulk of the traffic is the city simulator's burst mode (discharge, air, hydrology
     // and traffic readings of synthetic stations); one message in `probe_every` is a probe.
     let mut sim = watchfloor_simulators::Simulator::synthetic(
@@ -174,39 +183,43 @@ async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepRe
     );
     let mut last_ts = vec![i64::MIN; sim.station_count()];
     let mut last_probe_ts = i64::MIN;
-    for n in 0..total {
-        let due = Duration::from_nanos(n * 1_000_000_000 / rate);
+    let mut n = 0;
+    while n < total {
         let elapsed = start.elapsed();
-        if due > elapsed {
-            tokio::time::sleep(due - elapsed).await;
-        }
-        let is_probe = n % args.probe_every == 0;
-        let seq = seq_base + n;
-        let now_ms = base_ms + start.elapsed().as_millis() as i64;
-        // Each source's readings get strictly increasing timestamps (a real station never
-        // sends two readings in the same millisecond; the engine refuses that as a duplicate).
-        let (topic, payload) = if is_probe {
-            let ts = now_ms.max(last_probe_ts + 1);
-            last_probe_ts = ts;
-            probes += 1;
-            sent_at.lock().expect("lock").insert(seq, Instant::now());
-            (
-                "ioc/load/probe/telemetry".to_string(),
-                format!(
+        let due = ((elapsed.as_nanos() as u64).saturating_mul(rate) / 1_000_000_000 + 1).min(total);
+        let now_ms = base_ms + elapsed.as_millis() as i64;
+        while n < due {
+            let seq = seq_base + n;
+            // Each source's readings get strictly increasing timestamps (a real station
+            // never sends two readings in the same millisecond; the engine refuses that as
+            // a duplicate).
+            if n % args.probe_every == 0 {
+                let ts = now_ms.max(last_probe_ts + 1);
+                last_probe_ts = ts;
+                probes += 1;
+                sent_at.lock().expect("lock").insert(seq, Instant::now());
+                let payload = format!(
                     r#"{{"source":"LOAD-PROBE","kind":"traffic","ts":{ts},"values":{{"speed":1000}},"attrs":{{"seq":"{seq}"}}}}"#
-                ),
-            )
-        } else {
-            let station = sim.burst_station(n);
-            let ts = now_ms.max(last_ts[station] + 1);
-            last_ts[station] = ts;
-            let record = sim.burst_record(n, ts);
-            (format!("ioc/load/{}/telemetry", record.source), record.json)
-        };
-        publisher
-            .publish(topic, qos, false, payload.into_bytes())
-            .await
-            .context("publishing")?;
+                );
+                publisher.queue("ioc/load/probe/telemetry", payload.as_bytes())?;
+            } else {
+                let station = sim.burst_station(n);
+                let ts = now_ms.max(last_ts[station] + 1);
+                last_ts[station] = ts;
+                let record = sim.burst_record(n, ts);
+                publisher.queue(
+                    &format!("ioc/load/{}/telemetry", record.source),
+                    record.json.as_bytes(),
+                )?;
+            }
+            n += 1;
+        }
+        publisher.flush().await?;
+        // Sleep to the next 1 ms slot (or on at once when behind).
+        let next = Duration::from_millis(start.elapsed().as_millis() as u64 + 1);
+        if let Some(wait) = next.checked_sub(start.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
     }
     let send_time = start.elapsed();
     // Wait for the probes to come back (or give up after 10 s of silence).
@@ -224,7 +237,7 @@ async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepRe
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     listening.abort();
-    let _ = publisher.disconnect().await;
+    publisher.disconnect().await;
     let mut samples = latencies.lock().expect("lock").clone();
     samples.sort();
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
@@ -255,4 +268,124 @@ async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepRe
         first_tenth_p50_us: first,
         last_tenth_p50_us: last,
     })
+}
+
+/// A load publisher that encodes the messages of a pacing slot with rumqttc's MQTT 3.1.1
+/// codec and writes them with one system call. rumqttc's client writes and flushes one
+/// packet per request, which made the generator, not the system under test, the limit.
+struct BatchPublisher {
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    buffer: bytes::BytesMut,
+    qos: QoS,
+    next_pkid: u16,
+    sent: u64,
+    acked: Arc<std::sync::atomic::AtomicU64>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+/// QoS 1 publishes awaiting their PUBACK at most (packet ids must not be reused in flight).
+const MAX_UNACKED: u64 = 30_000;
+
+impl BatchPublisher {
+    async fn connect(host: &str, port: u16, client_id: &str, qos: QoS) -> Result<Self> {
+        use rumqttc::mqttbytes::v4::{Connect, Packet as Wire};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let stream = tokio::net::TcpStream::connect((host, port))
+            .await
+            .with_context(|| format!("connecting to {host}:{port}"))?;
+        stream.set_nodelay(true)?;
+        let (mut read_half, mut writer) = stream.into_split();
+        let mut buffer = bytes::BytesMut::with_capacity(1 << 20);
+        let mut connect = Connect::new(client_id);
+        connect.keep_alive = 0;
+        Wire::Connect(connect).write(&mut buffer, 1 << 20)?;
+        writer.write_all(&buffer).await?;
+        buffer.clear();
+        // The CONNACK, then PUBACKs counted by a reader task.
+        let mut incoming = bytes::BytesMut::with_capacity(64 * 1024);
+        loop {
+            if read_half.read_buf(&mut incoming).await? == 0 {
+                anyhow::bail!("broker closed the connection before CONNACK");
+            }
+            match Wire::read(&mut incoming, 1 << 20) {
+                Ok(Wire::ConnAck(ack)) if ack.code == rumqttc::ConnectReturnCode::Success => break,
+                Ok(other) => anyhow::bail!("broker refused the connection: {other:?}"),
+                Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => continue,
+                Err(e) => anyhow::bail!("bad CONNACK: {e}"),
+            }
+        }
+        let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = acked.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                loop {
+                    match Wire::read(&mut incoming, 1 << 20) {
+                        Ok(Wire::PubAck(_)) => {
+                            counter.fetch_add(1, std::sync::atomic::Ordering::Release);
+                        }
+                        Ok(_) => {}
+                        Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => break,
+                        Err(e) => {
+                            eprintln!("loadgen: unreadable packet from the broker: {e}");
+                            return;
+                        }
+                    }
+                }
+                match read_half.read_buf(&mut incoming).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        });
+        Ok(Self {
+            writer,
+            buffer,
+            qos,
+            next_pkid: 0,
+            sent: 0,
+            acked,
+            reader,
+        })
+    }
+
+    /// Encodes one message into the slot's buffer.
+    fn queue(&mut self, topic: &str, payload: &[u8]) -> Result<()> {
+        let mut publish = rumqttc::Publish::new(topic, self.qos, payload.to_vec());
+        if self.qos != QoS::AtMostOnce {
+            self.next_pkid = self.next_pkid % u16::MAX + 1;
+            publish.pkid = self.next_pkid;
+            self.sent += 1;
+        }
+        publish.write(&mut self.buffer)?;
+        Ok(())
+    }
+
+    /// Writes the slot's messages; with QoS 1, first waits while too many are unacknowledged.
+    async fn flush(&mut self) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let waiting_since = Instant::now();
+        while self
+            .sent
+            .saturating_sub(self.acked.load(std::sync::atomic::Ordering::Acquire))
+            > MAX_UNACKED
+        {
+            if waiting_since.elapsed() > Duration::from_secs(30) || self.reader.is_finished() {
+                anyhow::bail!(
+                    "the broker stopped acknowledging: {} published at QoS 1, {} acknowledged",
+                    self.sent,
+                    self.acked.load(std::sync::atomic::Ordering::Acquire)
+                );
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        self.writer.write_all(&self.buffer).await?;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    async fn disconnect(mut self) {
+        use tokio::io::AsyncWriteExt;
+        let _ = self.writer.write_all(&[0xE0, 0x00]).await;
+        self.reader.abort();
+    }
 }

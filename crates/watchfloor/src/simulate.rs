@@ -223,7 +223,7 @@ impl Sink {
         );
         options.set_keep_alive(Duration::from_secs(30));
         options.set_inflight(1000);
-        let (client, mut event_loop) = AsyncClient::new(options, 10_000);
+        let (client, mut event_loop) = watchfloor_connectors::mqtt_client(options, 10_000);
         // The event loop runs in its own task; the caller only publishes.
         tokio::spawn(async move {
             loop {
