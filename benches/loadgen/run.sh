@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # End-to-end load benchmark: Mosquitto → watchfloor run → MQTT alerts, timed by
 # `watchfloor loadgen` (hdrhistogram percentiles). Results go to docs/performance.md.
-#   benches/loadgen/run.sh [rates] [seconds] [qos]
+#   benches/loadgen/run.sh [rates] [seconds] [qos] [pipeline|sink]
+# `sink` measures Mosquitto alone: no pipeline, the generator subscribes to its own telemetry.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rates=${1:-10000,50000,100000}
 seconds=${2:-10}
 qos=${3:-1}
+mode=${4:-pipeline}
 cargo build --release -q
 work=$(mktemp -d)
 cat > "$work/mosquitto.conf" <<CONF
@@ -20,8 +22,13 @@ CONF
 mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 "$mosquitto" -c "$work/mosquitto.conf" >/dev/null 2>&1 &
 broker=$!
-trap 'kill $engine $broker 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill ${engine:-} $broker 2>/dev/null || true; rm -rf "$work"' EXIT
 sleep 0.5
+engine=
+if [ "$mode" = sink ]; then
+  target/release/watchfloor loadgen --port 18830 --rates "$rates" --seconds "$seconds" --qos "$qos" --sink
+  exit
+fi
 RUST_LOG=warn target/release/watchfloor run --pipeline benches/loadgen/pipeline.toml 2>"$work/watchfloor.log" &
 engine=$!
 sleep 1.5

@@ -66,12 +66,24 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    // One thread: the sources' socket reads, the engine and the outputs hand messages to
-    // each other through channels, and a cross-thread wake-up per message cost more CPU
-    // than the engine itself (benches/loadgen, docs/performance.md).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    // MQTT-only pipelines run on one thread: the source, the engine and the outputs hand
+    // messages to each other through channels, and a cross-thread wake-up per message cost
+    // more CPU than the engine itself (benches/loadgen, docs/performance.md). A Kafka source
+    // needs a second thread: librdkafka's rebalance callback blocks the task polling the
+    // consumer until the engine has drained the revoked partitions.
+    let has_kafka = config
+        .sources
+        .iter()
+        .any(|s| matches!(s, watchfloor_connectors::config::SourceConfig::Kafka { .. }));
+    let runtime = if has_kafka {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    };
     let stats = Arc::new(PipelineStats::default());
     let path = args.pipeline.clone();
     runtime.block_on(async {

@@ -50,6 +50,7 @@ pub struct LoadgenArgs {
 
 struct StepResult {
     rate: u64,
+    seconds: u64,
     sent: u64,
     achieved_rate: f64,
     probes: u64,
@@ -62,6 +63,7 @@ struct StepResult {
 impl StepResult {
     fn sustained(&self) -> bool {
         self.received == self.probes
+            && self.sent == self.rate * self.seconds
             && self.achieved_rate >= self.rate as f64 * 0.95
             && self.last_tenth_p50_us <= self.first_tenth_p50_us * 3 + 20_000
     }
@@ -214,7 +216,11 @@ async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepRe
             }
             n += 1;
         }
-        publisher.flush().await?;
+        if let Err(e) = publisher.flush().await {
+            // Beyond what the broker can take: the step ends here, not sustained.
+            println!("rate {rate:>7}/s: stopped after {n} messages: {e}");
+            break;
+        }
         // Sleep to the next 1 ms slot (or on at once when behind).
         let next = Duration::from_millis(start.elapsed().as_millis() as u64 + 1);
         if let Some(wait) = next.checked_sub(start.elapsed()) {
@@ -260,8 +266,9 @@ async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepRe
     };
     Ok(StepResult {
         rate,
-        sent: total,
-        achieved_rate: total as f64 / send_time.as_secs_f64(),
+        seconds: args.seconds,
+        sent: n,
+        achieved_rate: n as f64 / send_time.as_secs_f64(),
         probes,
         received: samples.len() as u64,
         histogram,
