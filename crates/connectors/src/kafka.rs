@@ -76,7 +76,27 @@ pub struct GroupContext {
     in_flight: Arc<InFlight>,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// librdkafka's own log lines, in Watchfloor's log (its `debug` setting adds more).
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as Level;
+        match level {
+            Level::Emerg | Level::Alert | Level::Critical | Level::Error => {
+                tracing::error!(target: "librdkafka", facility, "{message}")
+            }
+            Level::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+            Level::Notice | Level::Info => {
+                tracing::info!(target: "librdkafka", facility, "{message}")
+            }
+            Level::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+        }
+    }
+
+    /// Errors of the client as a whole (broker down, all brokers unreachable, …).
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", %error, "{reason}");
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -129,10 +149,18 @@ pub struct KafkaAck {
 impl KafkaAck {
     /// Marks the message processed.
     pub fn ack(self) {
-        if let Err(e) = self
-            .consumer
-            .store_offset(&self.topic, self.partition, self.offset + 1)
-        {
+        // The offset to commit is the next one to read. (librdkafka's older single-offset
+        // `rd_kafka_offset_store` adds the 1 itself; passing `offset + 1` to it committed one
+        // past, and the partition's next owner skipped a message at every hand-over.)
+        let mut next = rdkafka::TopicPartitionList::new();
+        let stored = next
+            .add_partition_offset(
+                &self.topic,
+                self.partition,
+                rdkafka::Offset::Offset(self.offset + 1),
+            )
+            .and_then(|()| self.consumer.store_offsets(&next));
+        if let Err(e) = stored {
             // The partition was revoked meanwhile: its new owner re-reads from the commit.
             tracing::debug!(error = %e, "offset not stored");
         }
@@ -287,5 +315,71 @@ impl KafkaOutput {
         Err(OutputError::Kafka(format!(
             "{count} record(s) not delivered; re-sent"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    /// Acknowledging messages 0..5 of a partition commits 5, the next offset to read: a
+    /// partition's next owner (or a restarted instance) resumes exactly after them.
+    #[tokio::test]
+    async fn acknowledged_messages_commit_the_next_offset_to_read() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("telemetry", 1, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .unwrap();
+        for i in 0..5 {
+            producer
+                .send(
+                    BaseRecord::to("telemetry")
+                        .key("s")
+                        .payload(&format!("{i}")),
+                )
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+
+        let consumer: StreamConsumer<GroupContext> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "acks")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .create_with_context(GroupContext {
+                in_flight: Arc::default(),
+            })
+            .unwrap();
+        consumer.subscribe(&["telemetry"]).unwrap();
+        let consumer = Arc::new(consumer);
+        for expected in 0..5 {
+            let message = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+                .await
+                .expect("a message within 20 s")
+                .unwrap();
+            assert_eq!(message.offset(), expected);
+            let ack = KafkaAck {
+                consumer: consumer.clone(),
+                in_flight: Arc::default(),
+                topic: "telemetry".into(),
+                partition: message.partition(),
+                offset: message.offset(),
+            };
+            drop(message);
+            ack.ack();
+        }
+        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+        let committed = consumer.committed(Duration::from_secs(10)).unwrap();
+        let offset = committed
+            .find_partition("telemetry", 0)
+            .expect("partition 0 committed")
+            .offset();
+        assert_eq!(offset, rdkafka::Offset::Offset(5));
     }
 }
