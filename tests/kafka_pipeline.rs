@@ -9,7 +9,8 @@
 //!   partitions and together emit the full alert set;
 //! - takeover: one of the two is stopped (SIGTERM) mid-stream and the survivor takes its
 //!   partitions over from the committed offsets; the alert set is still complete. The same
-//!   with SIGKILL is ignored: tansu 0.6 keeps the dead member in the group.
+//!   with SIGKILL is ignored: tansu 0.6 keeps the old assignment after the dead member's
+//!   session expires.
 
 #[path = "support/mod.rs"]
 mod support;
