@@ -6,9 +6,11 @@
 //! processing time: in [`TimeMode::Processing`] the caller sets it with [`Engine::tick`]
 //! (wall clock, live), in [`TimeMode::Event`] it follows the largest event time seen
 //! (replay, fully deterministic). Absence timers run on the clock, so "no data for 15
-//! minutes" fires on time even when every source is silent; the watermark never lags the
-//! clock by more than `max_out_of_orderness + idle_timeout`, so an idle or lagging source
-//! cannot hold back the windows of the others.
+//! minutes" fires on time even when every source is silent. The watermark never lags the
+//! freshest event time seen by more than `max_out_of_orderness + idle_timeout`, so an idle
+//! or lagging source cannot hold back the windows of the others, and a backlog worked off
+//! after a restart is not refused as late; once nothing has arrived for `idle_timeout`, the
+//! clock takes the freshest event time's place, so windows close in a silent stream too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -282,6 +284,9 @@ pub struct Engine {
     metric_ids: FxHashMap<Box<str>, u16>,
     event_values: Vec<f64>,
     clock: i64,
+    /// The clock when the last event arrived (`NONE` before the first event or tick): the
+    /// stream counts as silent once the clock is `idle_timeout` past it.
+    last_arrival: i64,
     watermark: i64,
     next_recompute: i64,
     flushing: bool,
@@ -438,6 +443,7 @@ impl Engine {
             event_values: vec![f64::NAN; metric_ids.len()],
             metric_ids,
             clock: NONE,
+            last_arrival: NONE,
             watermark: NONE,
             next_recompute: NONE,
             flushing: false,
@@ -674,6 +680,7 @@ impl Engine {
         if self.config.time_mode == TimeMode::Event && event.ts > self.clock {
             self.clock = event.ts;
         }
+        self.last_arrival = self.clock;
         let lateness = self.config.allowed_lateness_ms;
         if self.watermark != NONE && event.ts < self.watermark.saturating_sub(lateness) {
             self.stats.late += 1;
@@ -751,6 +758,10 @@ impl Engine {
     pub fn tick(&mut self, now: i64, out: &mut Emitted) {
         if now > self.clock {
             self.clock = now;
+        }
+        if self.last_arrival == NONE {
+            // Silence is counted from the first tick (a start, or a restore).
+            self.last_arrival = now;
         }
         self.after_clock_change(out);
     }
@@ -1613,18 +1624,30 @@ impl Engine {
 
     fn recompute_watermark(&mut self) {
         let bound = self.config.max_out_of_orderness_ms;
-        let floor = self
-            .clock
-            .saturating_sub(bound)
-            .saturating_sub(self.config.idle_timeout_ms);
-        let slowest = self
-            .sources
-            .iter()
-            .flatten()
-            .map(|s| s.max_ts.saturating_sub(bound))
-            .min()
-            .unwrap_or(floor);
-        let candidate = slowest.max(floor);
+        let idle = self.config.idle_timeout_ms;
+        let (mut slowest, mut freshest) = (i64::MAX, NONE);
+        for source in self.sources.iter().flatten() {
+            slowest = slowest.min(source.max_ts);
+            freshest = freshest.max(source.max_ts);
+        }
+        // Idle or lagging sources are floored at the freshest event time seen, less the
+        // out-of-orderness and the idle timeout, so they cannot hold back the others. That
+        // reference is the stream's own time, not the clock: a backlog worked off after a
+        // restart is hours behind the clock and still on time. Only when nothing has arrived
+        // for `idle_timeout` does the clock move the floor, so windows close in a silent
+        // stream too.
+        if freshest == NONE {
+            return; // no event yet: nothing to hold back, nothing to close
+        }
+        let silent =
+            self.last_arrival == NONE || self.clock.saturating_sub(self.last_arrival) >= idle;
+        let reference = if silent {
+            self.clock
+        } else {
+            freshest.min(self.clock)
+        };
+        let floor = reference.saturating_sub(bound).saturating_sub(idle);
+        let candidate = slowest.saturating_sub(bound).max(floor);
         if candidate > self.watermark {
             self.watermark = candidate;
         }

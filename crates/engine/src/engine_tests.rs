@@ -367,6 +367,70 @@ rules:
 }
 
 #[test]
+fn a_backlog_worked_off_after_a_restart_is_on_time_and_a_silent_stream_still_closes() {
+    // Live (processing-time) engine restarted at T0 + 2 h: the broker hands it the readings
+    // it kept meanwhile, from T0 on. They are in order and must not be refused as late
+    // although they are two hours behind the clock.
+    let yaml = r#"
+rules:
+  - id: pm
+    match: { kind: air }
+    window: { type: tumbling, size: 1m }
+    aggregates: { pm: avg(pm25) }
+    condition: pm > 100
+    severity: minor
+"#;
+    let config = EngineConfig {
+        max_out_of_orderness_ms: 1_000,
+        allowed_lateness_ms: 5_000,
+        idle_timeout_ms: 30_000,
+        time_mode: TimeMode::Processing,
+        ..EngineConfig::default()
+    };
+    let mut e = engine(yaml, config);
+    let mut out = Emitted::default();
+    let now = T0 + 120 * MIN;
+    e.tick(now, &mut out);
+    for s in 0..600 {
+        for source in ["A", "B"] {
+            let pm = if s < 60 { 150.0 } else { 10.0 };
+            e.process(
+                &reading(source, Kind::Air, T0 + s * 1_000, &[("pm25", pm)]),
+                &mut out,
+            )
+            .unwrap_or_else(|r| panic!("reading {s} s of {source} refused: {r}"));
+        }
+        if s % 50 == 0 {
+            e.tick(now + s * 10, &mut out); // the catch-up takes a few seconds of clock
+        }
+    }
+    // The windows closed as event time advanced: the first minute fired for both
+    // stations, and resolved in the second.
+    let fired: Vec<_> = summary(&out)
+        .into_iter()
+        .filter(|(_, _, state, _, minute)| *state == "firing" && *minute == 1)
+        .collect();
+    assert_eq!(fired.len(), 2, "{:?}", summary(&out));
+    assert!(
+        e.watermark() < now - 100 * MIN,
+        "the watermark follows event time"
+    );
+
+    // Then nothing arrives: after the idle timeout the clock moves the watermark, so the
+    // last open window (minute 9) closes without new data, and a straggler from the
+    // backlog's time is now late.
+    let resolved_before = out.transitions.len();
+    e.tick(now + 6_000 + 31_000, &mut out);
+    assert!(e.watermark() >= now - 1_000 - 30_000 + 6_000);
+    let straggler = reading("A", Kind::Air, T0 + 599_500, &[("pm25", 1.0)]);
+    assert!(matches!(
+        e.process(&straggler, &mut out),
+        Err(Rejection::Late { .. })
+    ));
+    assert!(out.transitions.len() >= resolved_before);
+}
+
+#[test]
 fn late_and_duplicate_events_are_refused_and_counted() {
     let yaml = "rules:\n  - id: pm\n    match: { kind: air }\n    window: { type: tumbling, size: 1m }\n    aggregates: { pm: avg(pm25) }\n    condition: pm > 100\n    severity: minor\n";
     let config = EngineConfig {
