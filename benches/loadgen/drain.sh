@@ -9,23 +9,7 @@ cd "$(dirname "$0")/../.."
 rate=${1:-30000}
 seconds=${2:-30}
 total=$((rate * seconds))
-cargo build --release -q
-work=$(mktemp -d)
-cat > "$work/mosquitto.conf" <<CONF
-listener 18830 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 0
-max_queued_bytes 0
-max_inflight_messages 0
-set_tcp_nodelay true
-CONF
-mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-"$mosquitto" -c "$work/mosquitto.conf" >/dev/null 2>&1 &
-broker=$!
-engine=
-trap 'kill ${engine:-} $broker 2>/dev/null || true; rm -rf "$work"' EXIT
-sleep 0.5
+source benches/loadgen/broker.sh
 # Subscribe once (persistent session), then go away.
 target/release/watchfloor run --pipeline benches/loadgen/pipeline.toml 2>/dev/null &
 engine=$!

@@ -9,22 +9,7 @@ rates=${1:-10000,50000,100000}
 seconds=${2:-10}
 qos=${3:-1}
 mode=${4:-pipeline}
-cargo build --release -q
-work=$(mktemp -d)
-cat > "$work/mosquitto.conf" <<CONF
-listener 18830 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 0
-max_inflight_messages 0
-set_tcp_nodelay true
-CONF
-mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-"$mosquitto" -c "$work/mosquitto.conf" >/dev/null 2>&1 &
-broker=$!
-trap 'kill ${engine:-} $broker 2>/dev/null || true; rm -rf "$work"' EXIT
-sleep 0.5
-engine=
+source benches/loadgen/broker.sh
 if [ "$mode" = sink ]; then
   target/release/watchfloor loadgen --port 18830 --rates "$rates" --seconds "$seconds" --qos "$qos" --sink
   exit
