@@ -49,10 +49,10 @@ impl InFlight {
         }
     }
 
-    fn done(&self, topic: &str, partition: i32) {
+    fn done(&self, topic: &str, partition: i32, messages: u64) {
         if let Ok(mut counts) = self.counts.lock() {
             if let Some(n) = counts.get_mut(&(topic.to_string(), partition)) {
-                *n = n.saturating_sub(1);
+                *n = n.saturating_sub(messages);
             }
             self.drained.notify_all();
         }
@@ -147,24 +147,59 @@ pub struct KafkaAck {
 }
 
 impl KafkaAck {
-    /// Marks the message processed.
-    pub fn ack(self) {
-        // The offset to commit is the next one to read. (librdkafka's older single-offset
-        // `rd_kafka_offset_store` adds the 1 itself; passing `offset + 1` to it committed one
-        // past, and the partition's next owner skipped a message at every hand-over.)
-        let mut next = rdkafka::TopicPartitionList::new();
-        let stored = next
-            .add_partition_offset(
-                &self.topic,
-                self.partition,
-                rdkafka::Offset::Offset(self.offset + 1),
-            )
-            .and_then(|()| self.consumer.store_offsets(&next));
-        if let Err(e) = stored {
-            // The partition was revoked meanwhile: its new owner re-reads from the commit.
-            tracing::debug!(error = %e, "offset not stored");
+    /// Marks processed messages: for each consumer one offset store holding, per partition,
+    /// the next offset to read, then the messages leave the in-flight count a rebalance
+    /// waits on. (librdkafka's older single-offset `rd_kafka_offset_store` adds 1 itself;
+    /// passing it `offset + 1` once committed one past, and a partition's next owner skipped
+    /// a message at every hand-over.)
+    pub fn ack_all(acks: impl IntoIterator<Item = KafkaAck>) {
+        /// One consumer's share of the batch: per (topic, partition), the next offset to
+        /// read and how many messages are done.
+        struct ConsumerBatch {
+            consumer: Arc<StreamConsumer<GroupContext>>,
+            in_flight: Arc<InFlight>,
+            partitions: HashMap<(String, i32), (i64, u64)>,
         }
-        self.in_flight.done(&self.topic, self.partition);
+        let mut batches: Vec<ConsumerBatch> = Vec::new();
+        for ack in acks {
+            let batch = match batches
+                .iter()
+                .position(|b| Arc::ptr_eq(&b.consumer, &ack.consumer))
+            {
+                Some(i) => &mut batches[i],
+                None => {
+                    batches.push(ConsumerBatch {
+                        consumer: ack.consumer,
+                        in_flight: ack.in_flight,
+                        partitions: HashMap::new(),
+                    });
+                    batches.last_mut().expect("just pushed")
+                }
+            };
+            let (next, messages) = batch
+                .partitions
+                .entry((ack.topic, ack.partition))
+                .or_insert((0, 0));
+            *next = (*next).max(ack.offset + 1);
+            *messages += 1;
+        }
+        for batch in batches {
+            let mut list = rdkafka::TopicPartitionList::new();
+            for ((topic, partition), (next, _)) in &batch.partitions {
+                if let Err(e) =
+                    list.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*next))
+                {
+                    tracing::warn!(error = %e, "offset not stored; the input will be redelivered");
+                }
+            }
+            if let Err(e) = batch.consumer.store_offsets(&list) {
+                // A partition was revoked meanwhile: its new owner re-reads from the commit.
+                tracing::debug!(error = %e, "offsets not stored");
+            }
+            for ((topic, partition), (_, messages)) in &batch.partitions {
+                batch.in_flight.done(topic, *partition, *messages);
+            }
+        }
     }
 
     /// Where the message came from: (partition, offset).
@@ -358,22 +393,25 @@ mod tests {
             .unwrap();
         consumer.subscribe(&["telemetry"]).unwrap();
         let consumer = Arc::new(consumer);
+        let mut acks = Vec::new();
         for expected in 0..5 {
             let message = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
                 .await
                 .expect("a message within 20 s")
                 .unwrap();
             assert_eq!(message.offset(), expected);
-            let ack = KafkaAck {
+            acks.push(KafkaAck {
                 consumer: consumer.clone(),
                 in_flight: Arc::default(),
                 topic: "telemetry".into(),
                 partition: message.partition(),
                 offset: message.offset(),
-            };
-            drop(message);
-            ack.ack();
+            });
         }
+        // Acknowledged in two batches, as the pipeline releases them.
+        let later = acks.split_off(2);
+        KafkaAck::ack_all(acks);
+        KafkaAck::ack_all(later);
         consumer.commit_consumer_state(CommitMode::Sync).unwrap();
         let committed = consumer.committed(Duration::from_secs(10)).unwrap();
         let offset = committed

@@ -674,8 +674,10 @@ fn release_and_track(acks: Vec<Ack>, positions: &mut Positions) {
     release(acks);
 }
 
-/// Acknowledges processed input.
+/// Acknowledges processed input (Kafka offsets stored once per batch).
 fn release(acks: Vec<Ack>) {
+    #[cfg(feature = "kafka")]
+    let mut kafka = Vec::new();
     for ack in acks {
         match ack {
             // Fails only if the source task is gone; the broker then redelivers.
@@ -683,10 +685,12 @@ fn release(acks: Vec<Ack>) {
                 let _ = acker.send(*publish);
             }
             #[cfg(feature = "kafka")]
-            Ack::Kafka(ack) => ack.ack(),
+            Ack::Kafka(ack) => kafka.push(ack),
             Ack::None => {}
         }
     }
+    #[cfg(feature = "kafka")]
+    crate::kafka::KafkaAck::ack_all(kafka);
 }
 
 #[cfg(test)]
