@@ -251,8 +251,8 @@ fn kafka_no_loss_across_sigkill() {
     wf.0.kill().unwrap();
     wf.0.wait().unwrap();
     rt.block_on(publish(&brokers, TOTAL / 2, TOTAL / 2));
-    // Restart once the dead incarnation's session (10 s) has expired: tansu 0.6 fences a
-    // restarted static member when the old session expires after it rejoined.
+    // Restart once the dead incarnation's session (10 s) has expired, so that its expiry
+    // cannot set off tansu 0.6's broken rebalance (docs/pipelines.md) after the restart.
     std::thread::sleep(Duration::from_secs(15));
     let _wf = start_watchfloor(&pipeline, "watchfloor-2");
     let last = wait_for_alert_set(&brokers, TOTAL, "every expected alert on the alert topic");
@@ -313,11 +313,16 @@ fn kafka_two_instances_in_one_group_emit_the_full_alert_set() {
 /// stopped with `signal` (`victim` 0: the first started, the group's leader; 1: the other),
 /// the other half is published; the alert topic must hold every expected alert. Returns how
 /// many records repeat an `alert_id`.
-fn survivor_takes_over(name: &str, signal: &str, victim: usize, options: &str) -> u32 {
+fn survivor_takes_over(name: &str, signal: &str, victim: usize) -> u32 {
     const TOTAL: u64 = 10_000;
     let dir = scratch("kafka", name);
     let (_broker, brokers) = tansu(&dir, &["telemetry", "alerts"]);
-    let pipeline = write_pipeline_named(&dir, &brokers, "pipeline.toml", options);
+    let pipeline = write_pipeline_named(
+        &dir,
+        &brokers,
+        "pipeline.toml",
+        r#""max.poll.interval.ms" = "20000""#,
+    );
     let rt = runtime();
     let first = start_watchfloor(&pipeline, "instance-a");
     std::thread::sleep(Duration::from_secs(2)); // the first to join leads the group
@@ -342,12 +347,7 @@ fn survivor_takes_over(name: &str, signal: &str, victim: usize, options: &str) -
 #[test]
 fn kafka_survivor_takes_over_the_partitions_of_a_stopped_instance() {
     // SIGTERM: the instance finishes what it took, commits and leaves the group.
-    let duplicates = survivor_takes_over(
-        "takeover",
-        "-TERM",
-        0,
-        r#""max.poll.interval.ms" = "20000""#,
-    );
+    let duplicates = survivor_takes_over("takeover", "-TERM", 0);
     eprintln!("kafka takeover (SIGTERM): 10000 alerts complete; {duplicates} duplicate records");
 }
 
@@ -356,12 +356,7 @@ fn kafka_survivor_takes_over_the_partitions_of_a_stopped_instance() {
 fn kafka_survivor_takes_over_the_partitions_of_a_killed_instance() {
     // SIGKILL: no leave, no final commit; the group notices when the session (10 s)
     // expires, and the leader reassigns the dead member's partitions from their last commit.
-    let duplicates = survivor_takes_over(
-        "takeover-kill",
-        "-KILL",
-        1,
-        r#""max.poll.interval.ms" = "20000""#,
-    );
+    let duplicates = survivor_takes_over("takeover-kill", "-KILL", 1);
     eprintln!("kafka takeover (SIGKILL): 10000 alerts complete; {duplicates} duplicate records");
 }
 
