@@ -20,7 +20,7 @@ use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::mpsc;
 
 use crate::output::OutputError;
-use crate::pipeline::{enqueue, Ack, Inbound, PipelineStats};
+use crate::pipeline::{enqueue, Ack, ChannelEvent, Inbound, PipelineStats};
 
 /// Watchfloor's defaults for a client, then the pipeline's own `options` over them.
 fn client_config(defaults: &[(&str, &str)], options: &BTreeMap<String, String>) -> ClientConfig {
@@ -74,6 +74,24 @@ impl InFlight {
 /// Commits what was processed before partitions are revoked.
 pub struct GroupContext {
     in_flight: Arc<InFlight>,
+    /// Index of the source, and where assignments and revocations are told to the engine
+    /// (its per-partition watermarks).
+    source: usize,
+    channels: Option<mpsc::UnboundedSender<ChannelEvent>>,
+}
+
+impl GroupContext {
+    fn tell(&self, partitions: &[(String, i32)], open: bool) {
+        if let Some(channels) = &self.channels {
+            for (_, partition) in partitions {
+                let _ = channels.send(ChannelEvent {
+                    source: self.source,
+                    partition: *partition,
+                    open,
+                });
+            }
+        }
+    }
 }
 
 impl ClientContext for GroupContext {
@@ -125,6 +143,7 @@ impl ConsumerContext for GroupContext {
                     tracing::warn!(error = %e, "commit before rebalance failed; the new owner re-reads from the last commit")
                 }
             }
+            self.tell(&partitions, false);
             tracing::info!(?partitions, "partitions revoked after commit");
         } else if let Rebalance::Assign(list) = rebalance {
             let partitions: Vec<(String, i32)> = list
@@ -132,6 +151,7 @@ impl ConsumerContext for GroupContext {
                 .iter()
                 .map(|e| (e.topic().to_string(), e.partition()))
                 .collect();
+            self.tell(&partitions, true);
             tracing::info!(?partitions, "partitions assigned");
         }
     }
@@ -218,6 +238,7 @@ pub fn spawn_kafka_source(
     topics: &[String],
     options: &BTreeMap<String, String>,
     tx: mpsc::Sender<Inbound>,
+    channels: mpsc::UnboundedSender<ChannelEvent>,
     stats: Arc<PipelineStats>,
 ) -> Result<(), OutputError> {
     let in_flight = Arc::new(InFlight::default());
@@ -234,6 +255,8 @@ pub fn spawn_kafka_source(
     let consumer: StreamConsumer<GroupContext> = client_config(&group_settings, options)
         .create_with_context(GroupContext {
             in_flight: in_flight.clone(),
+            source: index,
+            channels: Some(channels),
         })
         .map_err(|e| OutputError::Kafka(e.to_string()))?;
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -389,6 +412,8 @@ mod tests {
             .set("auto.offset.reset", "earliest")
             .create_with_context(GroupContext {
                 in_flight: Arc::default(),
+                source: 0,
+                channels: None,
             })
             .unwrap();
         consumer.subscribe(&["telemetry"]).unwrap();

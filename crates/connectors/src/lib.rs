@@ -5,6 +5,7 @@ pub mod broker;
 pub mod config;
 pub mod control;
 pub mod decode;
+pub mod durable;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod mqtt;

@@ -27,6 +27,7 @@ use crate::lookup::LookupTables;
 use crate::rule::{KeyBy, Rule, RuleSet, WindowKind};
 use crate::template::TemplateVars;
 use crate::two_stacks::PaneQueue;
+use crate::watermark::Channels;
 use crate::window_store::{OpenPanes, PaneAccs, Session, Sliding, WindowState, WindowStore};
 
 /// Which clock drives processing-time timers.
@@ -244,6 +245,8 @@ struct SourceState {
     max_ts: i64,
     recent: [u64; 4],
     next_slot: u8,
+    /// The input channel its last event came on (see [`crate::watermark`]).
+    channel: u32,
 }
 
 #[derive(Default)]
@@ -284,9 +287,9 @@ pub struct Engine {
     metric_ids: FxHashMap<Box<str>, u16>,
     event_values: Vec<f64>,
     clock: i64,
-    /// The clock when the last event arrived (`NONE` before the first event or tick): the
-    /// stream counts as silent once the clock is `idle_timeout` past it.
-    last_arrival: i64,
+    /// Input channels (Kafka partitions, MQTT sources) and when each last delivered: the
+    /// watermark is the minimum over the active ones.
+    channels: Channels,
     watermark: i64,
     next_recompute: i64,
     flushing: bool,
@@ -303,7 +306,7 @@ pub struct Engine {
 }
 
 /// Version of the checkpoint format; a checkpoint of another version is not read.
-const CHECKPOINT_VERSION: u32 = 1;
+const CHECKPOINT_VERSION: u32 = 2;
 
 /// What [`Engine::restore`] brought back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -353,6 +356,7 @@ struct SnapshotOut<'a> {
     rules: Vec<RuleStateOut<'a>>,
     keys: &'a [Arc<str>],
     sources: &'a [Option<SourceState>],
+    channels: &'a Channels,
     windows: &'a WindowStore,
     clock: i64,
     watermark: i64,
@@ -371,6 +375,7 @@ struct SnapshotIn {
     rules: Vec<RuleStateIn>,
     keys: Vec<Arc<str>>,
     sources: Vec<Option<SourceState>>,
+    channels: Channels,
     windows: WindowStore,
     clock: i64,
     watermark: i64,
@@ -443,7 +448,7 @@ impl Engine {
             event_values: vec![f64::NAN; metric_ids.len()],
             metric_ids,
             clock: NONE,
-            last_arrival: NONE,
+            channels: Channels::default(),
             watermark: NONE,
             next_recompute: NONE,
             flushing: false,
@@ -582,6 +587,7 @@ impl Engine {
                 .collect(),
             keys: &self.keys.names,
             sources: &self.sources,
+            channels: &self.channels,
             windows: &self.windows,
             clock: self.clock,
             watermark: self.watermark,
@@ -640,6 +646,8 @@ impl Engine {
             names: snapshot.keys,
         };
         engine.sources = snapshot.sources;
+        engine.channels = snapshot.channels;
+        engine.channels.restored();
         engine.windows = snapshot.windows;
         engine.clock = snapshot.clock;
         engine.watermark = snapshot.watermark;
@@ -676,11 +684,22 @@ impl Engine {
     /// Takes one validated event. Late and duplicate events are refused with the reason
     /// (the caller dead-letters them); nothing else is refused.
     pub fn process(&mut self, event: &Event, out: &mut Emitted) -> Result<(), Rejection> {
+        self.process_on(0, event, out)
+    }
+
+    /// Takes one validated event that came on input `channel` (a Kafka partition, an MQTT
+    /// source): the watermark is the minimum over active channels ([`crate::watermark`]).
+    pub fn process_on(
+        &mut self,
+        channel: u32,
+        event: &Event,
+        out: &mut Emitted,
+    ) -> Result<(), Rejection> {
         let source = self.keys.intern(&event.source);
         if self.config.time_mode == TimeMode::Event && event.ts > self.clock {
             self.clock = event.ts;
         }
-        self.last_arrival = self.clock;
+        self.channels.arrived(channel, self.clock);
         let lateness = self.config.allowed_lateness_ms;
         if self.watermark != NONE && event.ts < self.watermark.saturating_sub(lateness) {
             self.stats.late += 1;
@@ -706,6 +725,7 @@ impl Engine {
         state.recent[state.next_slot as usize] = fingerprint;
         state.next_slot = (state.next_slot + 1) % 4;
         state.max_ts = state.max_ts.max(event.ts);
+        state.channel = channel;
         self.stats.events += 1;
 
         for (name, v) in &event.values {
@@ -759,11 +779,21 @@ impl Engine {
         if now > self.clock {
             self.clock = now;
         }
-        if self.last_arrival == NONE {
-            // Silence is counted from the first tick (a start, or a restore).
-            self.last_arrival = now;
-        }
+        // Silence is counted from the first tick (a start, or a restore).
+        self.channels.start_counting(now);
         self.after_clock_change(out);
+    }
+
+    /// Input `channel` will deliver (a Kafka partition assigned): until it does, or goes
+    /// idle, it holds the watermark back, so its backlog is not refused as late.
+    pub fn open_channel(&mut self, channel: u32) {
+        self.channels.open(channel, self.clock);
+    }
+
+    /// Input `channel` will not deliver any more (a Kafka partition revoked): it no longer
+    /// holds the watermark back.
+    pub fn close_channel(&mut self, channel: u32) {
+        self.channels.close(channel);
     }
 
     /// Ends a bounded input: closes every open window as if event time had run out.
@@ -1623,32 +1653,14 @@ impl Engine {
     }
 
     fn recompute_watermark(&mut self) {
-        let bound = self.config.max_out_of_orderness_ms;
-        let idle = self.config.idle_timeout_ms;
-        let (mut slowest, mut freshest) = (i64::MAX, NONE);
-        for source in self.sources.iter().flatten() {
-            slowest = slowest.min(source.max_ts);
-            freshest = freshest.max(source.max_ts);
-        }
-        // Idle or lagging sources are floored at the freshest event time seen, less the
-        // out-of-orderness and the idle timeout, so they cannot hold back the others. That
-        // reference is the stream's own time, not the clock: a backlog worked off after a
-        // restart is hours behind the clock and still on time. Only when nothing has arrived
-        // for `idle_timeout` does the clock move the floor, so windows close in a silent
-        // stream too.
-        if freshest == NONE {
-            return; // no event yet: nothing to hold back, nothing to close
-        }
-        let silent =
-            self.last_arrival == NONE || self.clock.saturating_sub(self.last_arrival) >= idle;
-        let reference = if silent {
-            self.clock
-        } else {
-            freshest.min(self.clock)
-        };
-        let floor = reference.saturating_sub(bound).saturating_sub(idle);
-        let candidate = slowest.saturating_sub(bound).max(floor);
-        if candidate > self.watermark {
+        let sources = self.sources.iter().flatten().map(|s| (s.channel, s.max_ts));
+        let candidate = self.channels.candidate(
+            sources,
+            self.clock,
+            self.config.max_out_of_orderness_ms,
+            self.config.idle_timeout_ms,
+        );
+        if let Some(candidate) = candidate.filter(|c| *c > self.watermark) {
             self.watermark = candidate;
         }
     }

@@ -15,6 +15,7 @@ pub mod lookup;
 pub mod rule;
 pub mod template;
 pub mod two_stacks;
+mod watermark;
 mod window_store;
 
 pub use alert_id::alert_id;

@@ -1,0 +1,338 @@
+//! The pipeline's engine task: takes batches from the sources' queue, logs them to the
+//! write-ahead log, processes them, hands alerts and dead letters to the outputs, and
+//! acknowledges each batch once it is durable in the log and its outputs confirmed it.
+//! Checkpoints are taken here, every `checkpoint_interval`, when the outputs are caught up.
+//!
+//! Order of a batch: admit (redeliveries of logged input are set aside) → append to the
+//! log (the writer thread syncs while the engine works) → process → hand over → pending
+//! until durable and confirmed → acknowledged. Acknowledgements leave in arrival order.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use watchfloor_wal::Record;
+
+use super::step::Processor;
+use super::{release, Ack, Inbound, PipelineError, PipelineStats, MAX_PENDING_BATCHES};
+use crate::control::EngineCommand;
+use crate::durable::record::{InputRecord, Origin};
+use crate::durable::Durable;
+use crate::output::Output;
+
+/// How often progress (rates, queue depth) is logged.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Retries an output operation until it succeeds: input is never acknowledged past a
+/// failed output, and never dropped.
+macro_rules! retry {
+    ($what:expr, $op:expr) => {{
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match $op.await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "{} failed; retrying", $what);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }};
+}
+
+/// Input handed over, waiting to be durable and confirmed before it is acknowledged.
+struct PendingBatch {
+    marks: Vec<u64>,
+    dead_letter_mark: u64,
+    wal_mark: u64,
+    acks: Vec<Ack>,
+}
+
+/// The engine task's state.
+pub(crate) struct Runner {
+    pub processor: Processor,
+    pub outputs: Vec<Output>,
+    pub dead_letters: Output,
+    pub durable: Option<Durable>,
+    pub checkpoint_every: Duration,
+    pub stats: Arc<PipelineStats>,
+    pending: VecDeque<PendingBatch>,
+    last_checkpoint: Instant,
+    last_report: Instant,
+    last_received: u64,
+}
+
+/// Where a message came from, as the log records it.
+fn origin(ack: &Ack) -> Origin {
+    match ack {
+        Ack::Mqtt(_, publish) => Origin::Mqtt { dup: publish.dup },
+        #[cfg(feature = "kafka")]
+        Ack::Kafka(ack) => {
+            let (partition, offset) = ack.position();
+            Origin::Kafka { partition, offset }
+        }
+        Ack::None => Origin::None,
+    }
+}
+
+impl Runner {
+    pub(crate) fn new(
+        processor: Processor,
+        outputs: Vec<Output>,
+        dead_letters: Output,
+        durable: Option<Durable>,
+        checkpoint_every: Duration,
+        stats: Arc<PipelineStats>,
+    ) -> Runner {
+        Runner {
+            processor,
+            outputs,
+            dead_letters,
+            durable,
+            checkpoint_every,
+            stats,
+            pending: VecDeque::new(),
+            last_checkpoint: Instant::now(),
+            last_report: Instant::now(),
+            last_received: 0,
+        }
+    }
+
+    /// Processes again the log records after the checkpoint, hands their alerts over, and
+    /// takes a checkpoint covering them (so a crash right after the restart does not make
+    /// the next start do it all again).
+    pub(crate) async fn replay(&mut self, records: Vec<Record>) -> Result<(), PipelineError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        for chunk in records.chunks(super::BATCH) {
+            for record in chunk {
+                match InputRecord::decode(&record.body) {
+                    Ok(input) => self.processor.process(&input),
+                    Err(e) => tracing::error!(seq = record.seq, error = %e, "log record skipped"),
+                }
+            }
+            self.hand_over().await;
+        }
+        self.flush_outputs().await;
+        if let Some(durable) = &mut self.durable {
+            durable.checkpoint_and_wait(&self.processor.engine)?;
+        }
+        self.last_checkpoint = Instant::now();
+        tracing::info!(
+            records = records.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "write-ahead log replayed after the checkpoint"
+        );
+        Ok(())
+    }
+
+    /// One batch from the queue.
+    pub(crate) async fn on_batch(
+        &mut self,
+        batch: &mut Vec<Inbound>,
+        now: i64,
+    ) -> Result<(), PipelineError> {
+        self.processor.tick(now);
+        let mut admitted = Vec::with_capacity(batch.len());
+        for message in batch.iter() {
+            let input = InputRecord {
+                source: message.source as u16,
+                now,
+                origin: origin(&message.ack),
+                topic: message.topic.as_str().into(),
+                payload: message.payload.as_ref().into(),
+            };
+            admitted.push(match &mut self.durable {
+                Some(durable) => durable.admit(&input),
+                None => true,
+            });
+        }
+        let wal_mark = match &mut self.durable {
+            Some(durable) => durable.log_batch()?,
+            None => 0,
+        };
+        for (message, admitted) in batch.iter().zip(&admitted) {
+            if *admitted {
+                self.processor.process(&InputRecord {
+                    source: message.source as u16,
+                    now,
+                    origin: origin(&message.ack),
+                    topic: message.topic.as_str().into(),
+                    payload: message.payload.as_ref().into(),
+                });
+            }
+        }
+        self.hand_over().await;
+        self.pending.push_back(PendingBatch {
+            marks: self.outputs.iter().map(Output::handed_over).collect(),
+            dead_letter_mark: self.dead_letters.handed_over(),
+            wal_mark,
+            acks: batch.drain(..).map(|m| m.ack).collect(),
+        });
+        Ok(())
+    }
+
+    /// A partition assigned or revoked: it holds the watermark back, or no longer.
+    pub(crate) fn on_channel(&mut self, event: super::ChannelEvent) {
+        let channel = super::step::channel(event.source as u16, event.partition as u32 & 0xffff);
+        if event.open {
+            self.processor.engine.open_channel(channel);
+        } else {
+            self.processor.engine.close_channel(channel);
+        }
+    }
+
+    /// A command from the command-centre server.
+    pub(crate) fn on_command(&mut self, command: EngineCommand) {
+        let engine = &mut self.processor.engine;
+        let emitted = &mut self.processor.emitted;
+        match command {
+            EngineCommand::Acknowledge { id, ack, reply } => {
+                let _ = reply.send(engine.acknowledge(&id, ack));
+            }
+            EngineCommand::Resolve { id, at, reply } => {
+                let _ = reply.send(engine.resolve_manually(&id, at, emitted));
+            }
+            EngineCommand::Reload { rules, city, reply } => {
+                let summary = engine.reload(rules, emitted);
+                self.processor.city = city;
+                tracing::info!(
+                    kept = summary.kept.len(),
+                    changed = summary.changed.len(),
+                    added = summary.added.len(),
+                    removed = summary.removed.len(),
+                    "rules reloaded"
+                );
+                let _ = reply.send(summary);
+            }
+            EngineCommand::ActiveAlerts { reply } => {
+                let _ = reply.send(engine.active_alerts());
+            }
+        }
+    }
+
+    /// Hands alerts and dead letters to the outputs (written locally, not yet confirmed).
+    pub(crate) async fn hand_over(&mut self) {
+        let emitted = &mut self.processor.emitted;
+        if let (Some(observer), false) = (&self.processor.observer, emitted.transitions.is_empty())
+        {
+            observer.on_transitions(&emitted.transitions);
+        }
+        for transition in &emitted.transitions {
+            for output in self.outputs.iter_mut() {
+                retry!("alert output", output.send_alert(transition));
+            }
+        }
+        self.stats
+            .transitions
+            .fetch_add(emitted.transitions.len() as u64, Ordering::Relaxed);
+        emitted.transitions.clear();
+        for record in &self.processor.dead_letters {
+            retry!("dead-letter output", self.dead_letters.send_record(record));
+        }
+        self.processor.dead_letters.clear();
+        for output in self.outputs.iter_mut() {
+            retry!("alert output flush", output.flush_local());
+        }
+        retry!("dead-letter flush", self.dead_letters.flush_local());
+    }
+
+    /// Waits until every output confirmed everything handed to it.
+    async fn flush_outputs(&mut self) {
+        for output in self.outputs.iter_mut() {
+            retry!("alert output flush", output.flush());
+        }
+        retry!("dead-letter flush", self.dead_letters.flush());
+    }
+
+    /// After each step: backpressure from the outputs, acknowledgements that are due, the
+    /// checkpoint when it is due, progress.
+    pub(crate) async fn after_step(&mut self) -> Result<(), PipelineError> {
+        if let Some(durable) = &mut self.durable {
+            durable.poll()?;
+        }
+        let checkpoint_due = self.durable.as_ref().is_some_and(|d| !d.checkpoint_busy())
+            && self.last_checkpoint.elapsed() >= self.checkpoint_every;
+        if self.pending.len() > MAX_PENDING_BATCHES || checkpoint_due {
+            // Outputs fell behind (bounded memory, backpressure), or a checkpoint is due,
+            // which must not cover alerts an output has not confirmed.
+            self.flush_outputs().await;
+        }
+        if let (true, Some(durable)) = (checkpoint_due, &mut self.durable) {
+            durable.checkpoint(&self.processor.engine);
+            self.last_checkpoint = Instant::now();
+        }
+        self.release_ready();
+        self.report();
+        Ok(())
+    }
+
+    /// Is anything waiting to be acknowledged?
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn release_ready(&mut self) {
+        let durable = self.durable.as_ref().map_or(u64::MAX, |d| d.durable());
+        while self.pending.front().is_some_and(|p| {
+            p.wal_mark <= durable
+                && self
+                    .outputs
+                    .iter()
+                    .zip(&p.marks)
+                    .all(|(o, mark)| o.confirmed(*mark))
+                && self.dead_letters.confirmed(p.dead_letter_mark)
+        }) {
+            let done = self.pending.pop_front().expect("checked");
+            release(done.acks);
+        }
+    }
+
+    /// Progress, also under full load (the ticker branch can starve then).
+    fn report(&mut self) {
+        if self.last_report.elapsed() < REPORT_EVERY {
+            return;
+        }
+        let stats = &self.stats;
+        let received = stats.received.load(Ordering::Relaxed);
+        tracing::info!(
+            received,
+            accepted = stats.accepted.load(Ordering::Relaxed),
+            rejected = stats.rejected_total(),
+            redelivered = stats.redelivered.load(Ordering::Relaxed),
+            transitions = stats.transitions.load(Ordering::Relaxed),
+            queue_depth = stats.queue_depth.load(Ordering::Relaxed),
+            rate_per_s =
+                (received - self.last_received) as f64 / self.last_report.elapsed().as_secs_f64(),
+            "pipeline progress"
+        );
+        self.last_received = received;
+        self.last_report = Instant::now();
+    }
+
+    /// A clean stop: outputs confirmed, the log synced, everything acknowledged, a last
+    /// checkpoint written.
+    pub(crate) async fn shutdown(mut self) -> Result<(), PipelineError> {
+        self.hand_over().await;
+        for output in self.outputs.iter_mut() {
+            if let Err(e) = output.flush().await {
+                tracing::warn!(error = %e, "output not confirmed at shutdown; its input will be redelivered");
+                return Ok(());
+            }
+        }
+        if self.dead_letters.flush().await.is_err() {
+            return Ok(());
+        }
+        if let Some(durable) = &mut self.durable {
+            durable.checkpoint_and_wait(&self.processor.engine)?;
+        }
+        for done in self.pending.drain(..) {
+            release(done.acks);
+        }
+        Ok(())
+    }
+}
