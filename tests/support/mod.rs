@@ -60,3 +60,5 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+pub mod mosquitto;
