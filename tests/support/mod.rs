@@ -61,4 +61,5 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+pub mod equivalence;
 pub mod mosquitto;
