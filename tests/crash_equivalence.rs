@@ -19,7 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use support::equivalence::{compare, dataset, reference, wait_for_reference, Rng, RULES};
+use support::equivalence::{
+    clock_firings, compare, dataset, last_stopped_reading, reference, wait_for_reference, Rng,
+    RULES, STOPPED,
+};
 use support::mosquitto::Mosquitto;
 use support::{runtime, scratch, Killed};
 
@@ -111,6 +114,62 @@ enum Disruption {
     BrokerRestart,
 }
 
+/// The absence rule runs on the wall clock live, so it is compared by key and timing: each
+/// stopped gauge reported offline 20 s (its limit) after its last reading was published,
+/// allowing for processing and restarts, and no other gauge before the stream ended.
+fn check_clock_rule(alerts: &Path, stopped_at: i64, ended_at: i64) {
+    const LIMIT: i64 = 20_000;
+    const SLACK: i64 = 15_000;
+    let fired = |firings: &[(String, i64)]| {
+        STOPPED
+            .clone()
+            .all(|g| firings.iter().any(|(k, _)| *k == format!("W{g:02}")))
+    };
+    let mut firings = Vec::new();
+    while support::now_ms() < stopped_at + LIMIT + SLACK + 5_000 {
+        firings = clock_firings(&std::fs::read_to_string(alerts).unwrap_or_default());
+        if fired(&firings) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for g in STOPPED {
+        let key = format!("W{g:02}");
+        let at: Vec<i64> = firings
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, at)| *at)
+            .collect();
+        assert!(
+            at.iter().any(|at| (stopped_at + LIMIT..=stopped_at + LIMIT + SLACK).contains(at)),
+            "{key} reported offline 20 s after its last reading (published at {stopped_at}): {at:?}"
+        );
+        assert!(
+            at.len() == 1 || at.iter().all(|a| *a >= ended_at + LIMIT),
+            "{key} once: {at:?}"
+        );
+    }
+    let early: Vec<&(String, i64)> = firings
+        .iter()
+        .filter(|(k, at)| {
+            !STOPPED.clone().any(|g| *k == format!("W{g:02}")) && *at < ended_at + LIMIT - 1_000
+        })
+        .collect();
+    assert!(
+        early.is_empty(),
+        "no gauge that kept reporting is offline early: {early:?}"
+    );
+    eprintln!(
+        "clock rule: {} stopped gauges reported offline at +{:?} ms after their last reading",
+        STOPPED.len(),
+        firings
+            .iter()
+            .filter(|(k, _)| STOPPED.clone().any(|g| *k == format!("W{g:02}")))
+            .map(|(_, at)| at - stopped_at)
+            .collect::<Vec<_>>()
+    );
+}
+
 /// The three runs take turns: each publishes at a fixed rate against a two-core machine.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -130,7 +189,13 @@ fn run(name: &str, disruption: Disruption) {
     let acked = Arc::new(AtomicU64::new(0));
     let published = Arc::new(AtomicU64::new(0));
     let total = lines.len() as u64;
+    // Wall-clock times (epoch ms) the stopped gauges' last reading and the last reading of
+    // all were published at.
+    let stop_index = last_stopped_reading(&lines);
+    let stopped_at = Arc::new(AtomicU64::new(0));
+    let ended_at = Arc::new(AtomicU64::new(0));
     let publisher = {
+        let (stopped_at, ended_at) = (stopped_at.clone(), ended_at.clone());
         let (acked, published, port) = (acked.clone(), published.clone(), broker.port);
         rt.spawn(async move {
             let mut options = MqttOptions::new("crash-stations", "127.0.0.1", port);
@@ -165,7 +230,11 @@ fn run(name: &str, disruption: Disruption) {
                     .await
                     .unwrap();
                 published.fetch_add(1, Ordering::SeqCst);
+                if i == stop_index {
+                    stopped_at.store(support::now_ms() as u64, Ordering::SeqCst);
+                }
             }
+            ended_at.store(support::now_ms() as u64, Ordering::SeqCst);
             client
         })
     };
@@ -233,6 +302,13 @@ fn run(name: &str, disruption: Disruption) {
         &last_text,
         Duration::from_secs(60),
     );
+    if disruption == Disruption::Kill {
+        check_clock_rule(
+            &dir.join("alerts.ndjson"),
+            stopped_at.load(Ordering::SeqCst) as i64,
+            ended_at.load(Ordering::SeqCst) as i64,
+        );
+    }
     drop(wf);
     let log = log_of(&pipeline);
     let comparison = compare(&expected, &text, &last_text);

@@ -66,7 +66,19 @@ rules:
     value: mean
     severity: minor
     message: "ward {key} PM2.5 5-minute mean {mean:.3}"
+  - id: gauge_silent
+    match: { kind: water_level }
+    absence: 20s
+    severity: minor
+    message: "{key}: no data for {value:.0} s"
 "#;
+
+/// The rule on the wall clock live (absence): compared by key and timing, not with replay.
+pub const CLOCK_RULE: &str = "gauge_silent";
+/// Gauges that stop reporting a quarter of the way through (and get no closing reading).
+pub const STOPPED: std::ops::Range<usize> = 15..20;
+/// The step after which they are silent.
+const STOP_STEP: i64 = 120;
 
 /// A small deterministic generator (xorshift64*).
 pub struct Rng(pub u64);
@@ -111,6 +123,9 @@ pub fn dataset() -> (Vec<(String, String)>, i64) {
             ));
         }
         for g in 0..GAUGES {
+            if STOPPED.contains(&g) && step >= STOP_STEP {
+                continue;
+            }
             let phase = (step as f64 / 40.0) + g as f64;
             let level = 1.9 + 0.7 * phase.sin() + rng.unit() * 0.1;
             let source = format!("W{g:02}");
@@ -133,7 +148,7 @@ pub fn dataset() -> (Vec<(String, String)>, i64) {
             ),
         ));
     }
-    for g in 0..GAUGES {
+    for g in (0..GAUGES).filter(|g| !STOPPED.contains(g)) {
         lines.push((
             format!("ioc/water_level/W{g:02}/telemetry"),
             format!(
@@ -181,7 +196,7 @@ pub fn transitions(text: &str, last: &str) -> BTreeMap<Key, BTreeSet<String>> {
         let Ok(t) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        if t["at"].as_str().is_some_and(|at| at <= last) {
+        if t["rule"] != CLOCK_RULE && t["at"].as_str().is_some_and(|at| at <= last) {
             out.entry(identity(&t))
                 .or_default()
                 .insert(line.to_string());
@@ -328,4 +343,31 @@ pub fn wait_for_reference(
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+/// Index of the last reading of a stopped gauge in `lines`.
+pub fn last_stopped_reading(lines: &[(String, String)]) -> usize {
+    lines
+        .iter()
+        .rposition(|(_, p)| {
+            STOPPED
+                .clone()
+                .any(|g| p.contains(&format!(r#""source":"W{g:02}""#)))
+        })
+        .unwrap()
+}
+
+/// Firings of the wall-clock rule in a live output: (key, at in epoch ms).
+pub fn clock_firings(text: &str) -> Vec<(String, i64)> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|t| t["rule"] == CLOCK_RULE && t["state"] == "firing")
+        .map(|t| {
+            let at = chrono::DateTime::parse_from_rfc3339(t["at"].as_str().unwrap()).unwrap();
+            (
+                t["key"].as_str().unwrap().to_string(),
+                at.timestamp_millis(),
+            )
+        })
+        .collect()
 }

@@ -145,6 +145,9 @@ pub enum EngineError {
     /// No firing alert has this id.
     #[error("no firing alert with id `{0}`")]
     UnknownAlert(String),
+    /// The action could not be made durable, so it was not applied (retry).
+    #[error("the action could not be recorded durably, try again: {0}")]
+    Unavailable(String),
 }
 
 const NONE: i64 = i64::MIN;
@@ -782,6 +785,23 @@ impl Engine {
         // Silence is counted from the first tick (a start, or a restore).
         self.channels.start_counting(now);
         self.after_clock_change(out);
+    }
+
+    /// The engine resumes at `now` after being down since its clock (a restart from a
+    /// checkpoint): station silence is counted without the downtime, since nothing could be
+    /// seen meanwhile, so absence rules do not report every station offline after a restart
+    /// longer than their limit. Other timers (escalation, `resolve_after`) keep running on
+    /// the wall clock: an incident does not pause while the centre restarts.
+    pub fn resume(&mut self, now: i64) {
+        if self.clock == NONE || now <= self.clock {
+            return;
+        }
+        let downtime = now - self.clock;
+        for runtime in &mut self.rules {
+            for track in runtime.absence.values_mut() {
+                track.last_seen = track.last_seen.saturating_add(downtime);
+            }
+        }
     }
 
     /// Input `channel` will deliver (a Kafka partition assigned): until it does, or goes

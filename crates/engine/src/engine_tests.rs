@@ -787,3 +787,46 @@ rules:
     let set = RuleSet::from_sources(&[("t.yaml".into(), rules.into())], lookups).unwrap();
     assert!(Engine::restore(set, event_time(), &bytes[..bytes.len() / 2]).is_err());
 }
+
+#[test]
+fn a_restart_does_not_count_its_own_downtime_as_station_silence() {
+    let yaml = r#"
+rules:
+  - id: offline
+    match: { kind: discharge }
+    absence: 15m
+    severity: major
+"#;
+    let config = EngineConfig {
+        time_mode: TimeMode::Processing,
+        ..event_time()
+    };
+    let mut e = engine(yaml, config.clone());
+    let mut out = Emitted::default();
+    e.tick(T0, &mut out);
+    e.process(
+        &reading("A", Kind::Discharge, T0, &[("cod", 1.0)]),
+        &mut out,
+    )
+    .unwrap();
+    e.tick(T0 + 10 * MIN, &mut out);
+    let bytes = e.checkpoint(&BTreeMap::new());
+    // Down for an hour: A was seen 10 minutes before the crash.
+    let set =
+        RuleSet::from_sources(&[("t.yaml".into(), yaml.into())], LookupTables::default()).unwrap();
+    let (mut back, _) = Engine::restore(set, config, &bytes).unwrap();
+    back.resume(T0 + 70 * MIN);
+    back.tick(T0 + 70 * MIN, &mut out);
+    assert!(
+        out.transitions.is_empty(),
+        "no false 'offline' for the downtime"
+    );
+    back.tick(T0 + 74 * MIN, &mut out);
+    assert!(out.transitions.is_empty());
+    // 15 minutes of silence it could see: 5 before the crash, 10 after the restart.
+    back.tick(T0 + 75 * MIN, &mut out);
+    assert_eq!(
+        summary(&out),
+        vec![("offline".into(), "A".into(), "firing", "major", 75)]
+    );
+}

@@ -269,6 +269,19 @@ async fn ask_engine<T>(
         .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the engine did not answer"))
 }
 
+/// An engine refusal as an API error: an unknown alert conflicts with the caller's view;
+/// an action that could not be made durable is worth retrying.
+fn engine_error(e: watchfloor_engine::EngineError) -> ApiError {
+    match e {
+        watchfloor_engine::EngineError::UnknownAlert(_) => {
+            error(StatusCode::CONFLICT, e.to_string())
+        }
+        watchfloor_engine::EngineError::Unavailable(_) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+    }
+}
+
 async fn acknowledge(
     State(s): State<AppState>,
     Authed(who): Authed,
@@ -289,7 +302,7 @@ async fn acknowledge(
         reply,
     })
     .await?
-    .map_err(|e| error(StatusCode::CONFLICT, e.to_string()))?;
+    .map_err(engine_error)?;
     let by = who.name.clone();
     record_action(
         &s,
@@ -321,7 +334,7 @@ async fn resolve(
         reply,
     })
     .await?
-    .map_err(|e| error(StatusCode::CONFLICT, e.to_string()))?;
+    .map_err(engine_error)?;
     // The engine's resolved transition updates the record; this adds who did it.
     record_action(
         &s,

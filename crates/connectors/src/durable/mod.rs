@@ -33,7 +33,7 @@ use watchfloor_wal::{Record, Wal, WalError};
 
 use crate::pipeline::PipelineStats;
 use checkpoint::{start_engine, Checkpointer};
-use record::InputRecord;
+use record::{InputRecord, LogRecord, OperatorAction};
 use redelivery::Redelivery;
 
 /// The checkpoint's position key for the log sequence it covers.
@@ -95,8 +95,9 @@ pub fn open(
     redelivery.restore_positions(&positions);
     let mut replay = Vec::new();
     for record in recovered.records {
-        match InputRecord::decode(&record.body) {
-            Ok(input) => redelivery.remember(&input),
+        match LogRecord::decode(&record.body) {
+            Ok(LogRecord::Input(input)) => redelivery.remember(&input),
+            Ok(LogRecord::Operator(_)) => {}
             Err(e) => {
                 tracing::error!(seq = record.seq, error = %e, "write-ahead log record skipped");
                 continue;
@@ -155,6 +156,15 @@ impl Durable {
         self.bodies.clear();
         self.ends.clear();
         Ok(last)
+    }
+
+    /// Logs an operator's action and waits until it is durable (before it is applied and
+    /// answered: an operator is never told "done" for work a crash can undo).
+    pub fn log_operator(&mut self, action: &OperatorAction) -> Result<(), WalError> {
+        let mut body = Vec::new();
+        action.encode(&mut body);
+        self.wal.append([body.as_slice()])?;
+        self.wal.sync()
     }
 
     /// How far the log is durable.
@@ -226,3 +236,6 @@ impl Durable {
         map
     }
 }
+
+#[cfg(test)]
+mod tests;

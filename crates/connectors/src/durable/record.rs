@@ -2,7 +2,10 @@
 //! again exactly as the first time (source, topic, bytes, the clock it was processed at)
 //! and to recognise the broker sending it again (MQTT duplicate flag, Kafka offset).
 //!
-//! Layout (version 1): `1u8` · `source: u16` · `now: i64` · origin (`0` none, `1` MQTT +
+//! Operator actions that change engine state (acknowledge, resolve by hand) are logged too,
+//! as [`OperatorAction`] records, so a crash loses none of them either.
+//!
+//! Input layout (version 1): `1u8` · `source: u16` · `now: i64` · origin (`0` none, `1` MQTT +
 //! `dup: u8`, `2` Kafka + `partition: i32` + `offset: i64`) · `topic_len: u32` · topic ·
 //! payload (the rest). Integers little-endian.
 
@@ -48,6 +51,55 @@ pub struct InputRecord<'a> {
 pub struct RecordError(pub &'static str);
 
 const VERSION: u8 = 1;
+const OPERATOR: u8 = 2;
+
+/// An operator's action on the engine, logged before it is applied and answered.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum OperatorAction {
+    /// An acknowledgement of a firing alert.
+    Acknowledge {
+        /// Alert id.
+        id: String,
+        /// Who, when, why.
+        ack: watchfloor_engine::Acknowledgement,
+    },
+    /// A firing alert resolved by hand.
+    Resolve {
+        /// Alert id.
+        id: String,
+        /// When, epoch ms.
+        at: i64,
+    },
+}
+
+impl OperatorAction {
+    /// Appends the encoded record to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(OPERATOR);
+        serde_json::to_writer(out, self).expect("an operator action serialises");
+    }
+}
+
+/// Any record of the log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogRecord<'a> {
+    /// A message from a source.
+    Input(InputRecord<'a>),
+    /// An operator's action.
+    Operator(OperatorAction),
+}
+
+impl LogRecord<'_> {
+    /// Reads any record back.
+    pub fn decode(bytes: &[u8]) -> Result<LogRecord<'_>, RecordError> {
+        match bytes.first() {
+            Some(&OPERATOR) => serde_json::from_slice(&bytes[1..])
+                .map(LogRecord::Operator)
+                .map_err(|_| RecordError("operator action unreadable")),
+            _ => InputRecord::decode(bytes).map(LogRecord::Input),
+        }
+    }
+}
 
 impl InputRecord<'_> {
     /// Appends the encoded record to `out`.
@@ -148,5 +200,24 @@ mod tests {
             assert!(InputRecord::decode(&bytes[..10]).is_err());
         }
         assert!(InputRecord::decode(&[2]).is_err());
+    }
+
+    #[test]
+    fn operator_actions_round_trip() {
+        let action = OperatorAction::Acknowledge {
+            id: "01ca561cd9289e63".into(),
+            ack: watchfloor_engine::Acknowledgement {
+                by: "op-1".into(),
+                at: 42,
+                note: Some("đang xử lý".into()),
+            },
+        };
+        let mut bytes = Vec::new();
+        action.encode(&mut bytes);
+        assert_eq!(
+            LogRecord::decode(&bytes).unwrap(),
+            LogRecord::Operator(action)
+        );
+        assert!(LogRecord::decode(&[2, b'{']).is_err());
     }
 }

@@ -25,7 +25,7 @@ use crate::output::{Output, OutputError};
 
 mod mqtt_source;
 mod runner;
-mod step;
+pub(crate) mod step;
 
 pub use step::dead_letter_record;
 

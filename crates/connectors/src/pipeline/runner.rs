@@ -17,7 +17,7 @@ use watchfloor_wal::Record;
 use super::step::Processor;
 use super::{release, Ack, Inbound, PipelineError, PipelineStats, MAX_PENDING_BATCHES};
 use crate::control::EngineCommand;
-use crate::durable::record::{InputRecord, Origin};
+use crate::durable::record::{InputRecord, LogRecord, OperatorAction, Origin};
 use crate::durable::Durable;
 use crate::output::Output;
 
@@ -105,19 +105,27 @@ impl Runner {
     /// the next start do it all again).
     pub(crate) async fn replay(&mut self, records: Vec<Record>) -> Result<(), PipelineError> {
         if records.is_empty() {
+            self.processor.engine.resume(super::now_ms());
             return Ok(());
         }
         let started = Instant::now();
         for chunk in records.chunks(super::BATCH) {
             for record in chunk {
-                match InputRecord::decode(&record.body) {
-                    Ok(input) => self.processor.process(&input),
+                match LogRecord::decode(&record.body) {
+                    Ok(LogRecord::Input(input)) => self.processor.process(&input),
+                    Ok(LogRecord::Operator(action)) => {
+                        if let Err(e) = self.apply(action) {
+                            tracing::warn!(seq = record.seq, error = %e, "logged operator action no longer applies");
+                        }
+                    }
                     Err(e) => tracing::error!(seq = record.seq, error = %e, "log record skipped"),
                 }
             }
             self.hand_over().await;
         }
         self.flush_outputs().await;
+        // The downtime is not station silence (absence rules).
+        self.processor.engine.resume(super::now_ms());
         if let Some(durable) = &mut self.durable {
             durable.checkpoint_and_wait(&self.processor.engine)?;
         }
@@ -186,19 +194,47 @@ impl Runner {
         }
     }
 
+    /// Applies an operator's action to the engine.
+    fn apply(&mut self, action: OperatorAction) -> Result<(), watchfloor_engine::EngineError> {
+        let processor = &mut self.processor;
+        match action {
+            OperatorAction::Acknowledge { id, ack } => processor.engine.acknowledge(&id, ack),
+            OperatorAction::Resolve { id, at } => {
+                processor
+                    .engine
+                    .resolve_manually(&id, at, &mut processor.emitted)
+            }
+        }
+    }
+
+    /// Logs an operator's action (when there is a log), then applies it.
+    fn log_and_apply(
+        &mut self,
+        action: OperatorAction,
+    ) -> Result<(), watchfloor_engine::EngineError> {
+        if let Some(durable) = &mut self.durable {
+            if let Err(e) = durable.log_operator(&action) {
+                tracing::error!(error = %e, "operator action not logged; refused");
+                return Err(watchfloor_engine::EngineError::Unavailable(e.to_string()));
+            }
+        }
+        self.apply(action)
+    }
+
     /// A command from the command-centre server.
     pub(crate) fn on_command(&mut self, command: EngineCommand) {
-        let engine = &mut self.processor.engine;
-        let emitted = &mut self.processor.emitted;
         match command {
             EngineCommand::Acknowledge { id, ack, reply } => {
-                let _ = reply.send(engine.acknowledge(&id, ack));
+                let _ = reply.send(self.log_and_apply(OperatorAction::Acknowledge { id, ack }));
             }
             EngineCommand::Resolve { id, at, reply } => {
-                let _ = reply.send(engine.resolve_manually(&id, at, emitted));
+                let _ = reply.send(self.log_and_apply(OperatorAction::Resolve { id, at }));
             }
             EngineCommand::Reload { rules, city, reply } => {
-                let summary = engine.reload(rules, emitted);
+                let summary = self
+                    .processor
+                    .engine
+                    .reload(rules, &mut self.processor.emitted);
                 self.processor.city = city;
                 tracing::info!(
                     kept = summary.kept.len(),
@@ -210,7 +246,7 @@ impl Runner {
                 let _ = reply.send(summary);
             }
             EngineCommand::ActiveAlerts { reply } => {
-                let _ = reply.send(engine.active_alerts());
+                let _ = reply.send(self.processor.engine.active_alerts());
             }
         }
     }
