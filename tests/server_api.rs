@@ -786,3 +786,52 @@ async fn a_stalled_client_never_holds_up_the_stream_or_the_others() {
     );
     eprintln!("published 6,000 deltas in {publishing:?} with a stalled client connected");
 }
+
+#[tokio::test]
+async fn metrics_expose_the_pipeline_and_checkpoint_counters() {
+    let h = harness(&shipped_rules());
+    let st = &h.state.stats;
+    st.received
+        .store(1_000, std::sync::atomic::Ordering::Relaxed);
+    st.redelivered
+        .store(7, std::sync::atomic::Ordering::Relaxed);
+    st.checkpoints
+        .store(3, std::sync::atomic::Ordering::Relaxed);
+    st.checkpoint_bytes
+        .store(123_456, std::sync::atomic::Ordering::Relaxed);
+    st.checkpoint_serialize_us
+        .store(12_500, std::sync::atomic::Ordering::Relaxed);
+    st.checkpoint_write_us
+        .store(40_000, std::sync::atomic::Ordering::Relaxed);
+    st.wal_durable
+        .store(999, std::sync::atomic::Ordering::Relaxed);
+    let response = watchfloor_server::router(h.state.clone())
+        .oneshot(
+            Request::builder()
+                .uri("/metrics")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    for line in [
+        "watchfloor_received_total 1000",
+        "watchfloor_redelivered_total 7",
+        "watchfloor_checkpoints_total 3",
+        "watchfloor_checkpoint_bytes 123456",
+        "watchfloor_checkpoint_serialize_seconds 0.012500",
+        "watchfloor_checkpoint_write_seconds 0.040000",
+        "watchfloor_wal_durable_sequence 999",
+        "# TYPE watchfloor_checkpoint_bytes gauge",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "`{line}` in /metrics:\n{text}"
+        );
+    }
+}

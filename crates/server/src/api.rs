@@ -641,6 +641,53 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             st.queue_depth.load(Ordering::Relaxed)
         )],
     );
+    for (name, kind, help, value) in [
+        (
+            "watchfloor_redelivered_total",
+            "counter",
+            "Messages a broker sent again that were already in the write-ahead log (acknowledged, not processed twice).",
+            st.redelivered.load(Ordering::Relaxed),
+        ),
+        (
+            "watchfloor_wal_durable_sequence",
+            "gauge",
+            "Write-ahead log: last record sequence known durable (fsynced).",
+            st.wal_durable.load(Ordering::Relaxed),
+        ),
+        (
+            "watchfloor_checkpoints_total",
+            "counter",
+            "Engine checkpoints written.",
+            st.checkpoints.load(Ordering::Relaxed),
+        ),
+        (
+            "watchfloor_checkpoint_bytes",
+            "gauge",
+            "Size of the last engine checkpoint.",
+            st.checkpoint_bytes.load(Ordering::Relaxed),
+        ),
+    ] {
+        metric(name, kind, help, vec![format!("{name} {value}")]);
+    }
+    for (name, help, micros) in [
+        (
+            "watchfloor_checkpoint_serialize_seconds",
+            "Time the engine paused to serialise the last checkpoint.",
+            st.checkpoint_serialize_us.load(Ordering::Relaxed),
+        ),
+        (
+            "watchfloor_checkpoint_write_seconds",
+            "Time the last checkpoint took to reach the disk (write, fsync, rename), in the background.",
+            st.checkpoint_write_us.load(Ordering::Relaxed),
+        ),
+    ] {
+        metric(
+            name,
+            "gauge",
+            help,
+            vec![format!("{name} {:.6}", micros as f64 / 1e6)],
+        );
+    }
     metric(
         "watchfloor_ws_clients",
         "gauge",

@@ -157,6 +157,8 @@ fn spawn_source(
     channels: mpsc::UnboundedSender<ChannelEvent>,
     stats: Arc<PipelineStats>,
 ) -> Result<(), PipelineError> {
+    #[cfg(not(feature = "kafka"))]
+    let _ = &channels;
     match config {
         SourceConfig::Mqtt {
             host,
