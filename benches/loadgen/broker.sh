@@ -2,6 +2,8 @@
 # 18830 (no persistence, unbounded queues, Nagle off) in a scratch directory `$work`.
 # Sets `broker` and an empty `engine`; both are stopped when the script exits.
 cargo build --release -q
+# A durable pipeline's state (benches/loadgen/durable.toml) starts empty each run.
+rm -rf benches/loadgen/state
 work=$(mktemp -d)
 cat > "$work/mosquitto.conf" <<CONF
 listener 18830 127.0.0.1

@@ -9,12 +9,13 @@ rates=${1:-10000,50000,100000}
 seconds=${2:-10}
 qos=${3:-1}
 mode=${4:-pipeline}
+pipeline=${PIPELINE:-benches/loadgen/pipeline.toml}
 source benches/loadgen/broker.sh
 if [ "$mode" = sink ]; then
   target/release/watchfloor loadgen --port 18830 --rates "$rates" --seconds "$seconds" --qos "$qos" --sink
   exit
 fi
-RUST_LOG=warn target/release/watchfloor run --pipeline benches/loadgen/pipeline.toml 2>"$work/watchfloor.log" &
+RUST_LOG=warn target/release/watchfloor run --pipeline "$pipeline" 2>"$work/watchfloor.log" &
 engine=$!
 sleep 1.5
 target/release/watchfloor loadgen --port 18830 --rates "$rates" --seconds "$seconds" --qos "$qos"

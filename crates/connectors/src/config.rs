@@ -78,7 +78,7 @@ impl Default for EngineSettings {
             idle_timeout: "2m".into(),
             tick_interval: "1s".into(),
             checkpoint: None,
-            checkpoint_interval: "30s".into(),
+            checkpoint_interval: "1s".into(),
         }
     }
 }

@@ -15,6 +15,10 @@ use std::time::Duration;
 use crate::segment::{segment_path, sync_dir, SegmentFile};
 use crate::{WalError, WalStats};
 
+/// How long the writer gathers appends before it writes and syncs them: the most a
+/// batch's acknowledgement waits beyond the fsync itself.
+const COMMIT_WINDOW: Duration = Duration::from_millis(2);
+
 enum Command {
     Append { frames: Vec<u8>, last: u64 },
     Sync { upto: u64, reply: mpsc::Sender<()> },
@@ -117,8 +121,25 @@ impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Command>) {
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
-            while let Ok(more) = rx.try_recv() {
-                group.push(more);
+            // Gather what arrives within the commit window into one write and one fsync
+            // (a few hundred fsyncs a second at most, instead of one per batch, so the
+            // writer does not take CPU from the engine and the broker under load).
+            let window_end = std::time::Instant::now() + COMMIT_WINDOW;
+            loop {
+                match rx.try_recv() {
+                    Ok(more) => group.push(more),
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                    Err(mpsc::TryRecvError::Empty) => {
+                        let now = std::time::Instant::now();
+                        if now >= window_end {
+                            break;
+                        }
+                        match rx.recv_timeout(window_end - now) {
+                            Ok(more) => group.push(more),
+                            Err(_) => break,
+                        }
+                    }
+                }
             }
             let mut frames = Vec::new();
             let mut last = self.written;

@@ -49,6 +49,12 @@ pub struct Opened {
     pub replay: Vec<Record>,
 }
 
+/// A checkpoint taken, not yet written.
+pub struct Snapshot {
+    bytes: Vec<u8>,
+    covers: u64,
+}
+
 /// The write-ahead log and the checkpoints of one pipeline.
 pub struct Durable {
     wal: Wal,
@@ -179,16 +185,28 @@ impl Durable {
         self.checkpointer.busy()
     }
 
-    /// Takes a checkpoint of `engine` (its state after everything logged so far) and starts
-    /// writing it. The caller has made sure every output confirmed what it was handed.
-    pub fn checkpoint(&mut self, engine: &Engine) {
+    /// The engine's state after everything logged so far, ready to be written once every
+    /// output confirmed the alerts handed to it up to now (the caller checks that).
+    pub fn snapshot(&mut self, engine: &Engine) -> Snapshot {
         let start = Instant::now();
         let covers = self.wal.last_appended();
         let bytes = engine.checkpoint(&self.positions(covers));
         self.stats
             .checkpoint_serialize_us
             .store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
-        self.checkpointer.start(bytes, covers);
+        Snapshot { bytes, covers }
+    }
+
+    /// Starts writing a snapshot (on its own thread).
+    pub fn write(&mut self, snapshot: Snapshot) {
+        self.checkpointer.start(snapshot.bytes, snapshot.covers);
+    }
+
+    /// Takes a snapshot of `engine` and starts writing it: for callers whose outputs have
+    /// confirmed everything already.
+    pub fn checkpoint(&mut self, engine: &Engine) {
+        let snapshot = self.snapshot(engine);
+        self.write(snapshot);
     }
 
     /// Finishes a checkpoint write that completed: the log drops what it covers.

@@ -2,8 +2,8 @@
 //! that is in the write-ahead log, but whose acknowledgement never reached the broker
 //! (a crash, or a reconnect, between the log's fsync and the PUBACK or offset commit).
 //!
-//! - Kafka: exact. The next offset per (source, partition) that the log or the checkpoint
-//!   already holds; anything below it is a redelivery.
+//! - Kafka: exact. The next offset per (source, topic, partition) that the log or the
+//!   checkpoint already holds; anything below it is a redelivery.
 //! - MQTT has no offsets. A redelivered PUBLISH carries the DUP flag (MQTT 3.1.1 §3.3.1.1);
 //!   one whose (source, topic, payload) digest is among the last `capacity` logged messages
 //!   is a redelivery. A message without the flag is always processed, so a station that
@@ -24,7 +24,7 @@ pub struct Redelivery {
     capacity: usize,
     order: VecDeque<u64>,
     digests: HashMap<u64, u32>,
-    kafka_next: BTreeMap<(u16, i32), i64>,
+    kafka_next: BTreeMap<(u16, String, i32), i64>,
 }
 
 fn digest(source: u16, topic: &str, payload: &[u8]) -> u64 {
@@ -51,7 +51,7 @@ impl Redelivery {
         match record.origin {
             Origin::Kafka { partition, offset } => self
                 .kafka_next
-                .get(&(record.source, partition))
+                .get(&(record.source, record.topic.to_string(), partition))
                 .is_some_and(|next| offset < *next),
             Origin::Mqtt { dup: true } => {
                 self.digests
@@ -67,7 +67,7 @@ impl Redelivery {
             Origin::Kafka { partition, offset } => {
                 let next = self
                     .kafka_next
-                    .entry((record.source, partition))
+                    .entry((record.source, record.topic.to_string(), partition))
                     .or_insert(0);
                 *next = (*next).max(offset + 1);
             }
@@ -89,25 +89,29 @@ impl Redelivery {
         }
     }
 
-    /// The Kafka positions, for the checkpoint (`kafka:<source>:<partition>` → next offset).
+    /// The Kafka positions, for the checkpoint (`kafka:<source>:<partition>:<topic>` →
+    /// next offset; the topic last, since it may hold colons).
     pub fn positions(&self) -> impl Iterator<Item = (String, String)> + '_ {
         self.kafka_next
             .iter()
-            .map(|((s, p), next)| (format!("kafka:{s}:{p}"), next.to_string()))
+            .map(|((s, t, p), next)| (format!("kafka:{s}:{p}:{t}"), next.to_string()))
     }
 
     /// Takes the Kafka positions back from a checkpoint's map.
     pub fn restore_positions(&mut self, map: &BTreeMap<String, String>) {
         for (key, value) in map {
-            let mut parts = key.split(':');
-            if let (Some("kafka"), Some(s), Some(p), None, Ok(next)) = (
+            let mut parts = key.splitn(4, ':');
+            if let (Some("kafka"), Some(s), Some(p), Some(topic), Ok(next)) = (
                 parts.next(),
                 parts.next().and_then(|s| s.parse().ok()),
                 parts.next().and_then(|p| p.parse().ok()),
                 parts.next(),
                 value.parse::<i64>(),
             ) {
-                let entry = self.kafka_next.entry((s, p)).or_insert(0);
+                let entry = self
+                    .kafka_next
+                    .entry((s, topic.to_string(), p))
+                    .or_insert(0);
                 *entry = (*entry).max(next);
             }
         }
@@ -164,11 +168,17 @@ mod tests {
         assert!(r.is_redelivered(&kafka(2, 10)));
         assert!(!r.is_redelivered(&kafka(2, 11)));
         assert!(!r.is_redelivered(&kafka(3, 0)));
+        let mut other_topic = kafka(2, 3);
+        other_topic.topic = "ns:other".into();
+        assert!(!r.is_redelivered(&other_topic), "offsets are per topic");
+        r.remember(&other_topic);
         let map: BTreeMap<String, String> = r.positions().collect();
-        assert_eq!(map["kafka:1:2"], "11");
+        assert_eq!(map["kafka:1:2:t"], "11");
+        assert_eq!(map["kafka:1:2:ns:other"], "4");
         let mut back = Redelivery::new(1);
         back.restore_positions(&map);
         assert!(back.is_redelivered(&kafka(2, 10)));
         assert!(!back.is_redelivered(&kafka(2, 11)));
+        assert!(back.is_redelivered(&other_topic));
     }
 }

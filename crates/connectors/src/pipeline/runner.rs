@@ -50,6 +50,14 @@ struct PendingBatch {
     acks: Vec<Ack>,
 }
 
+/// A checkpoint taken, waiting for the outputs to confirm what was handed to them before
+/// it (then it is written).
+struct PendingCheckpoint {
+    snapshot: crate::durable::Snapshot,
+    marks: Vec<u64>,
+    dead_letter_mark: u64,
+}
+
 /// The engine task's state.
 pub(crate) struct Runner {
     pub processor: Processor,
@@ -59,6 +67,7 @@ pub(crate) struct Runner {
     pub checkpoint_every: Duration,
     pub stats: Arc<PipelineStats>,
     pending: VecDeque<PendingBatch>,
+    checkpoint: Option<PendingCheckpoint>,
     last_checkpoint: Instant,
     last_report: Instant,
     last_received: u64,
@@ -94,6 +103,7 @@ impl Runner {
             checkpoint_every,
             stats,
             pending: VecDeque::new(),
+            checkpoint: None,
             last_checkpoint: Instant::now(),
             last_report: Instant::now(),
             last_received: 0,
@@ -291,16 +301,34 @@ impl Runner {
         if let Some(durable) = &mut self.durable {
             durable.poll()?;
         }
-        let checkpoint_due = self.durable.as_ref().is_some_and(|d| !d.checkpoint_busy())
-            && self.last_checkpoint.elapsed() >= self.checkpoint_every;
-        if self.pending.len() > MAX_PENDING_BATCHES || checkpoint_due {
-            // Outputs fell behind (bounded memory, backpressure), or a checkpoint is due,
-            // which must not cover alerts an output has not confirmed.
+        if self.pending.len() > MAX_PENDING_BATCHES {
+            // Outputs fell behind: wait for them (bounded memory, backpressure).
             self.flush_outputs().await;
         }
+        let checkpoint_due = self.checkpoint.is_none()
+            && self.durable.as_ref().is_some_and(|d| !d.checkpoint_busy())
+            && self.last_checkpoint.elapsed() >= self.checkpoint_every;
         if let (true, Some(durable)) = (checkpoint_due, &mut self.durable) {
-            durable.checkpoint(&self.processor.engine);
+            // Taken now; written once the outputs confirmed every alert handed over before
+            // it (a checkpoint must not cover an alert an output could still lose). The
+            // engine does not wait for that.
+            self.checkpoint = Some(PendingCheckpoint {
+                snapshot: durable.snapshot(&self.processor.engine),
+                marks: self.outputs.iter().map(Output::handed_over).collect(),
+                dead_letter_mark: self.dead_letters.handed_over(),
+            });
             self.last_checkpoint = Instant::now();
+        }
+        let confirmed = self.checkpoint.as_ref().is_some_and(|c| {
+            self.outputs
+                .iter()
+                .zip(&c.marks)
+                .all(|(o, mark)| o.confirmed(*mark))
+                && self.dead_letters.confirmed(c.dead_letter_mark)
+        });
+        if let (true, Some(durable)) = (confirmed, &mut self.durable) {
+            let checkpoint = self.checkpoint.take().expect("checked");
+            durable.write(checkpoint.snapshot);
         }
         self.release_ready();
         self.report();
