@@ -28,7 +28,10 @@ fn loaded(keys: usize) -> Engine {
 }
 
 fn checkpoints(c: &mut Criterion) {
-    let dir = std::env::temp_dir().join(format!("watchfloor-bench-checkpoint-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "watchfloor-bench-checkpoint-{}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let positions = BTreeMap::from([("wal:seq".to_string(), "123456".to_string())]);
     let mut group = c.benchmark_group("checkpoint");
@@ -62,14 +65,34 @@ fn checkpoints(c: &mut Criterion) {
     let mut group = c.benchmark_group("wal");
     group.sample_size(20);
     let body = vec![b'x'; 200];
-    group.throughput(Throughput::Elements(512));
     let (mut wal, _) = Wal::open(&dir.join("wal")).unwrap();
-    group.bench_function("append_512_records_and_sync", |b| {
+    let durable = wal.durable_handle();
+    let wait = |last: u64| {
+        while durable.load(std::sync::atomic::Ordering::Acquire) < last {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    };
+    // A lone batch: the time until its acknowledgement may leave (commit window + fsync).
+    group.throughput(Throughput::Elements(512));
+    group.bench_function("one_batch_of_512_until_durable", |b| {
         b.iter(|| {
-            let last = wal.append(std::iter::repeat_n(body.as_slice(), 512)).unwrap();
-            while wal.durable() < last {
-                std::hint::spin_loop();
+            wait(
+                wal.append(std::iter::repeat_n(body.as_slice(), 512))
+                    .unwrap(),
+            )
+        })
+    });
+    // Under load: 40 batches appended back to back (as the engine does), then waited for.
+    group.throughput(Throughput::Elements(40 * 512));
+    group.bench_function("40_batches_of_512_until_durable", |b| {
+        b.iter(|| {
+            let mut last = 0;
+            for _ in 0..40 {
+                last = wal
+                    .append(std::iter::repeat_n(body.as_slice(), 512))
+                    .unwrap();
             }
+            wait(last)
         })
     });
     group.finish();

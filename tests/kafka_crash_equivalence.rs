@@ -28,6 +28,9 @@ use support::{free_port, runtime, scratch, wait_until, Killed};
 
 const PARTITIONS: i32 = 4;
 
+/// A record to produce: its partition and payload.
+type Record = (i32, String);
+
 fn tansu_binary() -> PathBuf {
     let cached = std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -301,7 +304,7 @@ fn kafka_a_partition_held_back_and_a_rebalance_change_no_alert() {
         &lines,
         last,
     );
-    let (held, rest): (Vec<(i32, String)>, Vec<(i32, String)>) = lines
+    let (held, rest): (Vec<Record>, Vec<Record>) = lines
         .into_iter()
         .map(|(_, p)| (partition_of(&p), p))
         .partition(|(partition, _)| *partition == PARTITIONS - 1);
