@@ -13,7 +13,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,28 +71,14 @@ path = "dead.ndjson"
     path
 }
 
-/// `watchfloor run`, its log appended to `watchfloor.log` across restarts.
+const LOG: &str = "watchfloor.log";
+
 fn start(pipeline: &Path) -> Killed {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(pipeline.with_file_name("watchfloor.log"))
-        .unwrap();
-    Killed(
-        Command::new(env!("CARGO_BIN_EXE_watchfloor"))
-            .args(["run", "--pipeline"])
-            .arg(pipeline)
-            .current_dir(pipeline.parent().unwrap())
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    )
+    support::run_pipeline(pipeline, LOG)
 }
 
 fn log_of(pipeline: &Path) -> String {
-    std::fs::read_to_string(pipeline.with_file_name("watchfloor.log")).unwrap_or_default()
+    support::log_of(pipeline, LOG)
 }
 
 fn wait_subscriptions(pipeline: &Path, count: usize) {
@@ -180,7 +166,7 @@ fn run(name: &str, disruption: Disruption) {
     let pipeline = write_pipeline(&dir, broker.port);
     let (lines, last) = dataset();
     assert!(lines.len() >= 100_000, "{} readings", lines.len());
-    let binary = Path::new(env!("CARGO_BIN_EXE_watchfloor"));
+    let binary = support::watchfloor_binary();
     let (expected, last_text) = reference(binary, &dir, &lines, last);
 
     let mut wf = start(&pipeline);

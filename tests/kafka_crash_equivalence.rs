@@ -15,7 +15,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,57 +24,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
 use support::equivalence::{compare, dataset, reference, wait_for_reference, Rng, RULES};
-use support::{free_port, runtime, scratch, wait_until, Killed};
-
-const PARTITIONS: i32 = 4;
+use support::tansu::PARTITIONS;
+use support::{runtime, scratch, wait_until, Killed};
 
 /// A record to produce: its partition and payload.
 type Record = (i32, String);
-
-fn tansu_binary() -> PathBuf {
-    let cached = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default()
-        .join(".cargo/bin/tansu");
-    if cached.exists() {
-        cached
-    } else {
-        PathBuf::from("tansu")
-    }
-}
-
-/// tansu in memory on a free port with a 4-partition `telemetry` topic.
-fn tansu(dir: &Path) -> (Killed, String) {
-    let port = free_port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.join("tansu.log")).unwrap();
-    let child = Command::new(tansu_binary())
-        .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url", &url, "--advertised-listener-url", &url])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("tansu must be installed (cargo install tansu --version 0.6.0 --locked --features dynostore); scripts/test installs it");
-    let guard = Killed(child);
-    wait_until("tansu to listen", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    let status = Command::new(tansu_binary())
-        .args([
-            "topic",
-            "create",
-            "--broker",
-            &url,
-            "--partitions",
-            &PARTITIONS.to_string(),
-            "telemetry",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "creating the topic");
-    (guard, format!("127.0.0.1:{port}"))
-}
 
 fn write_pipeline(dir: &Path, brokers: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("rules")).unwrap();
@@ -117,27 +71,14 @@ path = "dead.ndjson"
     path
 }
 
+const LOG: &str = "watchfloor.log";
+
 fn start(pipeline: &Path) -> Killed {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(pipeline.with_file_name("watchfloor.log"))
-        .unwrap();
-    Killed(
-        Command::new(env!("CARGO_BIN_EXE_watchfloor"))
-            .args(["run", "--pipeline"])
-            .arg(pipeline)
-            .current_dir(pipeline.parent().unwrap())
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    )
+    support::run_pipeline(pipeline, LOG)
 }
 
 fn log_of(pipeline: &Path) -> String {
-    std::fs::read_to_string(pipeline.with_file_name("watchfloor.log")).unwrap_or_default()
+    support::log_of(pipeline, LOG)
 }
 
 fn wait_assigned(pipeline: &Path, times: usize) {
@@ -247,15 +188,10 @@ const SESSION_EXPIRY: Duration = Duration::from_secs(12);
 #[test]
 fn kafka_sigkills_at_random_moments_change_no_alert() {
     let dir = scratch("kafka-crash", "kill");
-    let (_broker, brokers) = tansu(&dir);
+    let (_broker, brokers) = support::tansu::start(&dir, &["telemetry"]);
     let pipeline = write_pipeline(&dir, &brokers);
     let (lines, last) = dataset();
-    let expected = reference(
-        Path::new(env!("CARGO_BIN_EXE_watchfloor")),
-        &dir,
-        &lines,
-        last,
-    );
+    let expected = reference(support::watchfloor_binary(), &dir, &lines, last);
     let records: Vec<(i32, String)> = lines
         .into_iter()
         .map(|(_, p)| (partition_of(&p), p))
@@ -295,15 +231,10 @@ fn kafka_sigkills_at_random_moments_change_no_alert() {
 #[test]
 fn kafka_a_partition_held_back_and_a_rebalance_change_no_alert() {
     let dir = scratch("kafka-crash", "skew");
-    let (_broker, brokers) = tansu(&dir);
+    let (_broker, brokers) = support::tansu::start(&dir, &["telemetry"]);
     let pipeline = write_pipeline(&dir, &brokers);
     let (lines, last) = dataset();
-    let expected = reference(
-        Path::new(env!("CARGO_BIN_EXE_watchfloor")),
-        &dir,
-        &lines,
-        last,
-    );
+    let expected = reference(support::watchfloor_binary(), &dir, &lines, last);
     let (held, rest): (Vec<Record>, Vec<Record>) = lines
         .into_iter()
         .map(|(_, p)| (partition_of(&p), p))

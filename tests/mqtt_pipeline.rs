@@ -12,18 +12,8 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
+use support::mosquitto::wait_for_port;
 use support::{free_port, now_ms, runtime, scratch, wait_until, Killed};
-
-fn wait_for_port(port: u16) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "nothing listens on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A real Mosquitto on a free port, holding up to any number of queued messages for
 /// disconnected persistent sessions.
@@ -507,6 +497,7 @@ rules:
     window: { type: tumbling, size: 10s }
     aggregates: { n: count(cod) }
     condition: n >= 6
+    value: n
     severity: minor
 "#;
     let pipeline = write_pipeline(&dir, port, rules);
@@ -552,11 +543,11 @@ rules:
     publish(readings(0, 3), "checkpoint-publisher-1");
     let log = dir.join("watchfloor.log");
     let checkpoint = dir.join("state/engine.checkpoint");
-    // Three readings accepted, then a checkpoint written after them.
+    // Killed as soon as a checkpoint exists, wherever the three readings are (queued at the
+    // broker, in the write-ahead log, in the checkpoint): none may be lost or counted twice.
     wait_until("a checkpoint", Duration::from_secs(20), || {
         checkpoint.exists()
     });
-    std::thread::sleep(Duration::from_millis(800));
     first.0.kill().unwrap();
     let _ = first.0.wait();
 
@@ -582,5 +573,15 @@ rules:
                 .iter()
                 .any(|a| a["rule"] == "six_readings")
         },
+    );
+    let fired: Vec<f64> = read_lines(&alerts)
+        .iter()
+        .filter(|a| a["rule"] == "six_readings" && a["state"] == "firing")
+        .map(|a| a["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        fired,
+        vec![6.0],
+        "exactly the six readings, none counted twice"
     );
 }

@@ -63,3 +63,35 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 pub mod equivalence;
 pub mod mosquitto;
+pub mod tansu;
+
+/// The `watchfloor` binary under test.
+pub fn watchfloor_binary() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_watchfloor"))
+}
+
+/// `watchfloor run --pipeline <pipeline>` in the pipeline's folder, its log appended to
+/// `<log>` beside it (so restarts keep one log), colours off.
+pub fn run_pipeline(pipeline: &std::path::Path, log: &str) -> Killed {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(pipeline.with_file_name(log))
+        .unwrap();
+    Killed(
+        std::process::Command::new(watchfloor_binary())
+            .args(["run", "--pipeline"])
+            .arg(pipeline)
+            .current_dir(pipeline.parent().unwrap())
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The log `run_pipeline` wrote so far.
+pub fn log_of(pipeline: &std::path::Path, log: &str) -> String {
+    std::fs::read_to_string(pipeline.with_file_name(log)).unwrap_or_default()
+}

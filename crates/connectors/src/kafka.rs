@@ -164,6 +164,19 @@ pub struct KafkaAck {
     topic: String,
     partition: i32,
     offset: i64,
+    /// Counted out of the in-flight numbers already (by [`KafkaAck::ack_all`]).
+    released: bool,
+}
+
+impl Drop for KafkaAck {
+    /// A message dropped unacknowledged (a clean stop with messages still queued) leaves
+    /// the in-flight count, so the final rebalance does not wait for it; its offset is not
+    /// stored, so the partition's next reader gets it again.
+    fn drop(&mut self) {
+        if !self.released {
+            self.in_flight.done(&self.topic, self.partition, 1);
+        }
+    }
 }
 
 impl KafkaAck {
@@ -181,7 +194,8 @@ impl KafkaAck {
             partitions: HashMap<(String, i32), (i64, u64)>,
         }
         let mut batches: Vec<ConsumerBatch> = Vec::new();
-        for ack in acks {
+        for mut ack in acks {
+            ack.released = true;
             let batch = match batches
                 .iter()
                 .position(|b| Arc::ptr_eq(&b.consumer, &ack.consumer))
@@ -189,8 +203,8 @@ impl KafkaAck {
                 Some(i) => &mut batches[i],
                 None => {
                     batches.push(ConsumerBatch {
-                        consumer: ack.consumer,
-                        in_flight: ack.in_flight,
+                        consumer: ack.consumer.clone(),
+                        in_flight: ack.in_flight.clone(),
                         partitions: HashMap::new(),
                     });
                     batches.last_mut().expect("just pushed")
@@ -198,7 +212,7 @@ impl KafkaAck {
             };
             let (next, messages) = batch
                 .partitions
-                .entry((ack.topic, ack.partition))
+                .entry((std::mem::take(&mut ack.topic), ack.partition))
                 .or_insert((0, 0));
             *next = (*next).max(ack.offset + 1);
             *messages += 1;
@@ -282,6 +296,7 @@ pub fn spawn_kafka_source(
                         topic: topic.clone(),
                         partition,
                         offset,
+                        released: false,
                     });
                     let inbound = Inbound {
                         source: index,
@@ -431,6 +446,7 @@ mod tests {
                 topic: "telemetry".into(),
                 partition: message.partition(),
                 offset: message.offset(),
+                released: false,
             });
         }
         // Acknowledged in two batches, as the pipeline releases them.

@@ -34,11 +34,16 @@ pub struct BrokerArgs {
     pub bind: std::net::IpAddr,
 }
 
+/// Logs to standard error; colours only on a terminal (and never with `NO_COLOR` set), so a
+/// log written to a file or read by a program holds plain text.
 pub(crate) fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
+    let colours = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours)
         .with_writer(std::io::stderr)
         .try_init();
 }
