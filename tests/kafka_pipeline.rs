@@ -95,6 +95,23 @@ fn start_watchfloor(pipeline: &Path, name: &str) -> Killed {
     )
 }
 
+/// Messages an instance received so far: its log's last progress line (written every 5 s;
+/// the log is plain text, no colour codes, when it goes to a file).
+fn received(log: &Path) -> Option<u64> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .find(|l| l.contains("pipeline progress"))
+        .and_then(|l| l.split("received=").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+}
+
+fn log_text(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
 /// Publishes `count` sequenced readings keyed by station, one record per batch.
 async fn publish(brokers: &str, from: u64, count: u64) {
     let producer: FutureProducer = ClientConfig::new()
@@ -205,12 +222,22 @@ fn kafka_no_loss_across_sigkill() {
     // Mid-stream: the first half is published while Watchfloor consumes it; it is killed
     // with SIGKILL, the second half is published while it is down, then it restarts.
     rt.block_on(publish(&brokers, 0, TOTAL / 2));
+    // Killed once it has processed part of the first half (so the restart has committed
+    // offsets to resume from, and something to lose).
+    wait_until(
+        "the first instance to process readings",
+        Duration::from_secs(30),
+        || received(&log).is_some_and(|n| n > 0),
+    );
     wf.0.kill().unwrap();
     wf.0.wait().unwrap();
+    let before_kill = received(&log).unwrap();
     rt.block_on(publish(&brokers, TOTAL / 2, TOTAL / 2));
     // Restart once the dead incarnation's session (10 s) has expired, so that its expiry
     // cannot set off tansu 0.6's broken rebalance after the restart; and without static
     // membership, which tansu 0.6 also mishandles (docs/pipelines.md).
+    // The one time-based wait here: tansu's session expiry is on its own clock and says
+    // nothing observable to a client.
     std::thread::sleep(Duration::from_secs(15));
     let _wf = start_watchfloor(&pipeline, "watchfloor-2");
     let last = wait_for_alert_set(&brokers, TOTAL, "every expected alert on the alert topic");
@@ -222,7 +249,25 @@ fn kafka_no_loss_across_sigkill() {
         "one alert_id per sequence number: duplicates only repeat an id"
     );
     let duplicates: u32 = ids.values().map(|n| n - 1).sum();
-    eprintln!("kafka no-loss: {TOTAL} expected alerts all present; {duplicates} duplicate records (repeated alert_id)");
+    // The restart resumed from the group's commits: it did not read the topic again from
+    // the start (`auto.offset.reset = earliest` would let an instance that never commits
+    // pass the checks above), and the repeats are only the uncommitted tail.
+    let log_2 = dir.join("watchfloor-2.log");
+    wait_until(
+        "the second instance's progress",
+        Duration::from_secs(30),
+        || received(&log_2).is_some(),
+    );
+    let after_restart = received(&log_2).unwrap();
+    eprintln!("kafka no-loss: {TOTAL} expected alerts all present; first instance received {before_kill} before the kill, the restarted one {after_restart}; {duplicates} duplicate records (repeated alert_id)");
+    assert!(
+        after_restart < TOTAL - before_kill / 2,
+        "the restart resumed from the commits, it did not re-read everything ({after_restart} read)"
+    );
+    assert!(
+        u64::from(duplicates) <= after_restart.saturating_sub(TOTAL / 2),
+        "repeats only from the uncommitted tail: {duplicates}"
+    );
 }
 
 #[test]
@@ -237,9 +282,23 @@ fn kafka_two_instances_in_one_group_emit_the_full_alert_set() {
         r#""max.poll.interval.ms" = "20000""#,
     );
     let rt = runtime();
+    let (log_a, log_b) = (dir.join("instance-a.log"), dir.join("instance-b.log"));
     let _first = start_watchfloor(&pipeline, "instance-a");
+    wait_until(
+        "the first instance's assignment",
+        Duration::from_secs(60),
+        || log_text(&log_a).contains("partitions assigned"),
+    );
     let _second = start_watchfloor(&pipeline, "instance-b");
-    std::thread::sleep(Duration::from_secs(8)); // both join the group and share the partitions
+    // Both joined and share the partitions.
+    wait_until(
+        "the rebalance to two instances",
+        Duration::from_secs(60),
+        || {
+            log_text(&log_b).contains("partitions assigned")
+                && log_text(&log_a).matches("partitions assigned").count() >= 2
+        },
+    );
     rt.block_on(publish(&brokers, 0, TOTAL));
     let last = wait_for_alert_set(&brokers, TOTAL, "the complete alert set from two instances");
     let (ids, _) = last;
@@ -248,28 +307,18 @@ fn kafka_two_instances_in_one_group_emit_the_full_alert_set() {
         TOTAL,
         "same set of alerts as one instance would emit"
     );
-    // The log is plain text (no colour codes in a file): the last progress line of each
-    // instance says how many messages it received.
-    let received = |name: &str| -> u64 {
-        let log = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-        log.lines()
-            .rev()
-            .find(|l| l.contains("pipeline progress"))
-            .and_then(|l| l.split("received=").nth(1))
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no progress line in {name}:\n{log}"))
-    };
     wait_until(
         "both instances' progress lines",
         Duration::from_secs(30),
         || {
-            let logs = ["instance-a.log", "instance-b.log"]
-                .map(|n| std::fs::read_to_string(dir.join(n)).unwrap_or_default());
-            logs.iter().all(|l| l.contains("pipeline progress"))
+            received(&dir.join("instance-a.log")).is_some()
+                && received(&dir.join("instance-b.log")).is_some()
         },
     );
-    let (a, b) = (received("instance-a.log"), received("instance-b.log"));
+    let (a, b) = (
+        received(&dir.join("instance-a.log")).unwrap(),
+        received(&dir.join("instance-b.log")).unwrap(),
+    );
     assert!(
         a > 0 && b > 0 && a + b >= TOTAL,
         "both instances did part of the work: {a} + {b} of {TOTAL}"
@@ -293,12 +342,31 @@ fn survivor_takes_over(name: &str, signal: &str, victim: usize) -> u32 {
         r#""max.poll.interval.ms" = "20000""#,
     );
     let rt = runtime();
+    let (log_a, log_b) = (dir.join("instance-a.log"), dir.join("instance-b.log"));
     let first = start_watchfloor(&pipeline, "instance-a");
-    std::thread::sleep(Duration::from_secs(2)); // the first to join leads the group
+    // The first to join leads the group.
+    wait_until(
+        "the first instance's assignment",
+        Duration::from_secs(60),
+        || log_text(&log_a).contains("partitions assigned"),
+    );
     let second = start_watchfloor(&pipeline, "instance-b");
-    std::thread::sleep(Duration::from_secs(8));
+    // The group has rebalanced: the second has its share, the first was assigned again.
+    wait_until(
+        "the rebalance to two instances",
+        Duration::from_secs(60),
+        || {
+            log_text(&log_b).contains("partitions assigned")
+                && log_text(&log_a).matches("partitions assigned").count() >= 2
+        },
+    );
     rt.block_on(publish(&brokers, 0, TOTAL / 2));
-    std::thread::sleep(Duration::from_secs(3));
+    // Both took part of the first half before one of them stops.
+    wait_until(
+        "both instances to process readings",
+        Duration::from_secs(30),
+        || received(&log_a).is_some_and(|n| n > 0) && received(&log_b).is_some_and(|n| n > 0),
+    );
     let mut instances = [first, second];
     let stopped = &mut instances[victim].0;
     let status = Command::new("kill")

@@ -169,7 +169,11 @@ fn close(slot: usize, got: f64, want: f64) -> bool {
 
 /// What the documented rules decide for each event of a stream: `None` accepted, or the
 /// rejection code.
-fn reference_decisions(events: &[(u8, i64, f64)], bound: i64, lateness: i64) -> Vec<Option<&'static str>> {
+fn reference_decisions(
+    events: &[(u8, i64, f64)],
+    bound: i64,
+    lateness: i64,
+) -> Vec<Option<&'static str>> {
     let mut watermark = i64::MIN;
     let mut clock = i64::MIN;
     let mut next_recompute = i64::MIN;
@@ -222,8 +226,12 @@ fn stream() -> impl Strategy<Value = Vec<(u8, i64, f64)>> {
 /// event far behind is late.
 #[test]
 fn the_reference_model_accepts_in_order_streams_and_refuses_stragglers() {
-    let in_order: Vec<(u8, i64, f64)> = (0..100).map(|i| ((i % 3) as u8, BASE + i * 500, 1.0)).collect();
-    assert!(reference_decisions(&in_order, 2_000, 1_000).iter().all(Option::is_none));
+    let in_order: Vec<(u8, i64, f64)> = (0..100)
+        .map(|i| ((i % 3) as u8, BASE + i * 500, 1.0))
+        .collect();
+    assert!(reference_decisions(&in_order, 2_000, 1_000)
+        .iter()
+        .all(Option::is_none));
     let mut with_straggler = in_order.clone();
     with_straggler.push((0, BASE, 2.0));
     with_straggler.push((0, BASE + 99 * 500, 2.0));
