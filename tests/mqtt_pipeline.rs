@@ -278,7 +278,9 @@ fn alerts_reach_file_and_mqtt_and_every_bad_message_is_dead_lettered_once() {
             .publish(t, QoS::AtLeastOnce, false, format!(r#"{{"source":"CAM-9","kind":"camera","ts":{now},"event":"fire_smoke","confidence":0.95}}"#).into_bytes())
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // The good data is processed (its three alerts are out) before the corpus.
+        let alerts = dir.join("alerts.ndjson");
+        wait_until("the good readings' alerts", Duration::from_secs(30), || read_lines(&alerts).len() >= 3);
         let mut expected: Vec<&str> = Vec::new();
         for (topic, payload, reason) in corpus {
             client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
@@ -294,6 +296,7 @@ fn alerts_reach_file_and_mqtt_and_every_bad_message_is_dead_lettered_once() {
 
         let dead = dir.join("dead.ndjson");
         wait_until("dead letters", Duration::from_secs(30), || read_lines(&dead).len() >= expected.len());
+        // Nothing more may come: a bad message dead-lettered twice would show within this.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let records = read_lines(&dead);
         let mut got: Vec<&str> = records.iter().map(|r| r["reason"].as_str().unwrap()).collect();
@@ -305,7 +308,6 @@ fn alerts_reach_file_and_mqtt_and_every_bad_message_is_dead_lettered_once() {
         let oversize = records.iter().find(|r| r["reason"] == "oversize").unwrap();
         assert!(oversize["raw_bytes"].as_u64().unwrap() > 10 * 1024 * 1024, "original bytes kept");
 
-        let alerts = dir.join("alerts.ndjson");
         wait_until("alerts", Duration::from_secs(20), || read_lines(&alerts).len() >= 3);
         let mut fired: Vec<(String, String)> = read_lines(&alerts)
             .iter()
@@ -337,6 +339,22 @@ fn alerts_reach_file_and_mqtt_and_every_bad_message_is_dead_lettered_once() {
         let topics: Vec<String> = received.lock().unwrap().iter().map(|(t, _)| t.clone()).collect();
         assert!(topics.contains(&"ioc/alerts/critical/camera_fire".to_string()), "{topics:?}");
         assert!(topics.contains(&"ioc/alerts/major/cod_high".to_string()), "{topics:?}");
+        // The MQTT payloads are the transitions themselves: the same records as the file
+        // output, each on the topic of its own severity and rule.
+        let mut over_the_wire: Vec<String> = received.lock().unwrap().iter().map(|(topic, alert)| {
+            assert_eq!(
+                topic,
+                &format!("ioc/alerts/{}/{}", alert["severity"].as_str().unwrap(), alert["rule"].as_str().unwrap()),
+                "{alert}"
+            );
+            alert.to_string()
+        }).collect();
+        let mut in_file: Vec<String> = read_lines(&alerts).iter().map(|a| a.to_string()).collect();
+        over_the_wire.sort();
+        in_file.sort();
+        assert_eq!(over_the_wire, in_file, "MQTT payloads equal the file's records");
+        let fire = received.lock().unwrap().iter().find(|(t, _)| t.ends_with("camera_fire")).unwrap().1.clone();
+        assert_eq!((fire["key"].as_str(), fire["state"].as_str()), (Some("CAM-9"), Some("firing")));
     });
 }
 
@@ -459,7 +477,6 @@ fn no_message_is_lost_when_watchfloor_is_killed_three_times() {
         });
         wf.0.kill().unwrap(); // SIGKILL
         wf.0.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(300));
         wf = start_watchfloor(&pipeline);
     }
     let published = rt.block_on(publishing).unwrap();

@@ -1665,9 +1665,14 @@ impl Engine {
         if self.clock != NONE && (self.next_recompute == NONE || self.clock >= self.next_recompute)
         {
             self.recompute_watermark();
-            self.next_recompute = self
-                .clock
-                .saturating_add(self.config.watermark_interval_ms.max(1));
+            // Until the first event there is nothing to recompute: the first event sets the
+            // watermark at once (a tick just before it must not delay that by an interval,
+            // or an hour-old straggler right after a start would pass as on time).
+            if self.sources.iter().any(Option::is_some) {
+                self.next_recompute = self
+                    .clock
+                    .saturating_add(self.config.watermark_interval_ms.max(1));
+            }
         }
         self.fire_due(out);
     }

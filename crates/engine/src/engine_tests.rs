@@ -857,3 +857,33 @@ rules:
         vec![("offline".into(), "A".into(), "firing", "major", 75)]
     );
 }
+
+#[test]
+fn the_first_event_after_a_start_sets_the_watermark_at_once() {
+    let yaml = "rules:\n  - id: pm\n    match: { kind: air }\n    aggregates: { pm: last(pm25) }\n    condition: pm > 100\n    severity: minor\n";
+    let mut e = engine(
+        yaml,
+        EngineConfig {
+            time_mode: TimeMode::Processing,
+            max_out_of_orderness_ms: 1_000,
+            allowed_lateness_ms: 1_000,
+            ..event_time()
+        },
+    );
+    let mut out = Emitted::default();
+    // Ticks while nothing has arrived yet (a pipeline waiting for its sources).
+    e.tick(T0, &mut out);
+    e.tick(T0 + 100, &mut out);
+    e.process(&reading("A", Kind::Air, T0, &[("pm25", 1.0)]), &mut out)
+        .unwrap();
+    assert_eq!(e.watermark(), T0 - 1_000);
+    // An hour-old reading 100 ms later, before the next recompute is due: late.
+    e.tick(T0 + 200, &mut out);
+    assert!(matches!(
+        e.process(
+            &reading("A", Kind::Air, T0 - 3_600_000, &[("pm25", 1.0)]),
+            &mut out
+        ),
+        Err(Rejection::Late { .. })
+    ));
+}
