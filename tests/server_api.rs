@@ -51,7 +51,7 @@ fn shipped_rules() -> PathBuf {
 /// A real engine on its own task, fed envelopes by the test, answering the server's
 /// commands, reporting to the hub: the pipeline without its MQTT/Kafka transport.
 struct Harness {
-    feed: mpsc::Sender<Vec<String>>,
+    feed: mpsc::Sender<(Vec<String>, tokio::sync::oneshot::Sender<()>)>,
     state: AppState,
     hub: Arc<Hub>,
 }
@@ -63,7 +63,7 @@ fn harness(rules_dir: &Path) -> Harness {
     let city: Arc<City> = city.unwrap();
     let hub = Hub::new(Some(city.clone()), None);
     let (commands_tx, mut commands) = mpsc::channel::<EngineCommand>(16);
-    let (feed, mut lines) = mpsc::channel::<Vec<String>>(16);
+    let (feed, mut lines) = mpsc::channel::<(Vec<String>, tokio::sync::oneshot::Sender<()>)>(16);
     let observer = hub.clone();
     tokio::spawn(async move {
         let mut engine = Engine::new(
@@ -81,13 +81,18 @@ fn harness(rules_dir: &Path) -> Harness {
         loop {
             tokio::select! {
                 batch = lines.recv() => {
-                    let Some(batch) = batch else { return };
+                    let Some((batch, done)) = batch else { return };
                     for line in batch {
                         let mut event = decode_envelope(line.as_bytes(), None, &DecodeLimits::default()).unwrap();
                         if let Some(c) = &city { c.place(&mut event).unwrap(); }
                         engine.process(&event, &mut out).unwrap();
                         observer.on_event(&event);
                     }
+                    if !out.transitions.is_empty() {
+                        observer.on_transitions(&out.transitions);
+                        out.transitions.clear();
+                    }
+                    let _ = done.send(());
                 }
                 command = commands.recv() => match command {
                     Some(EngineCommand::Acknowledge { id, ack, reply }) => { let _ = reply.send(engine.acknowledge(&id, ack)); }
@@ -114,10 +119,12 @@ fn harness(rules_dir: &Path) -> Harness {
 }
 
 impl Harness {
+    /// Feeds readings and returns once the engine processed them and the hub saw the
+    /// result.
     async fn feed(&self, lines: Vec<String>) {
-        self.feed.send(lines).await.unwrap();
-        // Let the engine task take them and report.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (done, processed) = tokio::sync::oneshot::channel();
+        self.feed.send((lines, done)).await.unwrap();
+        processed.await.unwrap();
     }
 
     async fn call(&self, method: &str, path: &str, who: &str, body: Value) -> (StatusCode, Value) {
@@ -298,15 +305,23 @@ async fn acknowledge_resolve_assign_and_the_alert_history() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let (_, a) = h
-        .call(
-            "GET",
-            &format!("/api/alerts/{long_hoa}"),
-            "admin",
-            Value::Null,
-        )
-        .await;
+    // The engine's resolved transition reaches the hub after the answer: wait for it.
+    let mut a = Value::Null;
+    for _ in 0..200 {
+        a = h
+            .call(
+                "GET",
+                &format!("/api/alerts/{long_hoa}"),
+                "admin",
+                Value::Null,
+            )
+            .await
+            .1;
+        if a["state"] == "resolved" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(a["state"], "resolved");
     let events: Vec<&str> = a["history"]
         .as_array()
@@ -697,7 +712,8 @@ async fn a_stalled_client_never_holds_up_the_stream_or_the_others() {
     let first = next(&mut reader).await;
     assert_eq!(first["type"], "snapshot");
     let mut last = first["seq"].as_u64().unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The stalled client reads its snapshot (so its subscription is live), then nothing.
+    assert_eq!(next(&mut stalled).await["type"], "snapshot");
 
     // The reading client reads concurrently, on its own task.
     let reading = tokio::spawn(async move {
