@@ -264,6 +264,7 @@ fn run(name: &str, disruption: Disruption) {
         Disruption::BrokerRestart => {
             wait_published(fraction(0.4 + rng.unit() * 0.2));
             broker.stop();
+            // The broker stays down a moment on purpose (an outage, not an ordering wait).
             std::thread::sleep(Duration::from_millis(500));
             broker.restart();
         }

@@ -245,17 +245,30 @@ fn kafka_a_partition_held_back_and_a_rebalance_change_no_alert() {
     rt.block_on(produce(brokers.clone(), rest, 1_000_000, produced.clone()));
     let wf = start(&pipeline);
     wait_assigned(&pipeline, 1);
-    // A rebalance in the middle of the backlog: the instance leaves the group cleanly and
-    // joins again.
-    std::thread::sleep(Duration::from_secs(3));
+    // A rebalance in the middle of the backlog: once the instance is working on it (its
+    // gauges' per-event alerts are coming out) it leaves the group cleanly and joins again.
+    let alerts = dir.join("alerts.ndjson");
+    let lines = || {
+        std::fs::read_to_string(&alerts)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    wait_until("the backlog under way", Duration::from_secs(60), || {
+        lines() >= 20
+    });
     let _ = Command::new("kill")
         .args(["-TERM", &wf.0.id().to_string()])
         .status();
     let mut wf = wf;
     let _ = wf.0.wait();
+    let before = lines();
     let wf = start(&pipeline);
     wait_assigned(&pipeline, 2);
-    std::thread::sleep(Duration::from_secs(3));
+    // The restarted instance works on the rest of the backlog before the release.
+    wait_until("the backlog resumed", Duration::from_secs(60), || {
+        lines() > before + 10
+    });
     // The held partition is released, hours of event time behind the others.
     rt.block_on(produce(brokers.clone(), held, 1_000_000, produced.clone()));
     check("kafka skew", &dir, &pipeline, &expected);
