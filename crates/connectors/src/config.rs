@@ -127,8 +127,8 @@ fn default_utc_offset() -> i32 {
     7
 }
 
-/// A telemetry source. (Unknown keys cannot be refused here: serde does not combine that
-/// with the flattened payload format.)
+/// A telemetry source. (serde cannot refuse unknown keys together with the flattened
+/// payload format, so [`check_source_keys`] does.)
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum SourceConfig {
@@ -220,6 +220,56 @@ pub enum OutputConfig {
     },
 }
 
+/// Refuses a `[[source]]` key its type and format do not know (a misspelt setting would
+/// otherwise be ignored silently).
+fn check_source_keys(text: &str) -> Result<(), String> {
+    let value: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let Some(sources) = value.get("source").and_then(toml::Value::as_array) else {
+        return Ok(());
+    };
+    for (i, source) in sources.iter().enumerate() {
+        let Some(table) = source.as_table() else {
+            continue;
+        };
+        let by_type: &[&str] = match table.get("type").and_then(toml::Value::as_str) {
+            Some("mqtt") => &["host", "port", "client_id"],
+            Some("kafka") => &["brokers", "group_id", "options"],
+            _ => continue, // the schema already refused it
+        };
+        let by_format: &[&str] = match table.get("format").and_then(toml::Value::as_str) {
+            Some("tt10") => &["station_topic_level", "kind", "utc_offset_hours"],
+            _ => &[],
+        };
+        let common = ["type", "topics", "format"];
+        for key in table.keys() {
+            let known = common
+                .iter()
+                .chain(by_type)
+                .chain(by_format)
+                .any(|k| k == key);
+            if !known {
+                let mut expected: Vec<&str> = common
+                    .iter()
+                    .chain(by_type)
+                    .chain(by_format)
+                    .copied()
+                    .collect();
+                expected.sort_unstable();
+                return Err(format!(
+                    "source {} (`{}`): unknown field `{key}`, expected one of {}",
+                    i + 1,
+                    table
+                        .get("type")
+                        .and_then(toml::Value::as_str)
+                        .unwrap_or("?"),
+                    expected.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn duration(path: &std::path::Path, field: &str, text: &str) -> Result<i64, ConfigError> {
     parse_duration_ms(text).map_err(|e| ConfigError::Invalid {
         path: path.to_path_buf(),
@@ -252,6 +302,10 @@ impl PipelineConfig {
                 *path = base.join(&*path);
             }
         }
+        check_source_keys(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
         config.validate(path)?;
         Ok(config)
     }
@@ -405,6 +459,17 @@ path = "dead.ndjson"
         let err = parse(&GOOD.replace("client_id = \"watchfloor-city\"", "client = \"x\""))
             .unwrap_err()
             .to_string();
-        assert!(!err.is_empty());
+        assert!(
+            err.contains("missing field `client_id`") && err.contains("line 8"),
+            "{err}"
+        );
+        // A misspelt setting is refused, not ignored.
+        let err = parse(&GOOD.replace(
+            "port = 1883\nclient_id = \"watchfloor-city\"",
+            "port = 1883\nqos = 2\nclient_id = \"watchfloor-city\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `qos`"), "{err}");
     }
 }
