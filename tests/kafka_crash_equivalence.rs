@@ -202,7 +202,8 @@ fn kafka_sigkills_at_random_moments_change_no_alert() {
     wait_assigned(&pipeline, 1);
     let rt = runtime();
     let produced = Arc::new(AtomicU64::new(0));
-    let producer = rt.spawn(produce(brokers.clone(), records, 3_000, produced.clone()));
+    // 1,500 a second: the production outlasts four kills and their session expiries.
+    let producer = rt.spawn(produce(brokers.clone(), records, 1_500, produced.clone()));
     let mut rng = Rng(support::now_ms() as u64 | 1);
     for k in 0..4u64 {
         if k == 2 {
@@ -214,11 +215,13 @@ fn kafka_sigkills_at_random_moments_change_no_alert() {
                 produced.load(Ordering::SeqCst) >= at
             });
         }
-        drop(wf); // SIGKILL
-        eprintln!(
-            "SIGKILL {k} at {} produced",
-            produced.load(Ordering::SeqCst)
+        let at = produced.load(Ordering::SeqCst);
+        assert!(
+            at < total,
+            "SIGKILL {k} while the topic is being produced ({at} of {total})"
         );
+        drop(wf); // SIGKILL
+        eprintln!("SIGKILL {k} at {at} produced");
         std::thread::sleep(SESSION_EXPIRY);
         wf = start(&pipeline);
     }

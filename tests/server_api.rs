@@ -851,3 +851,127 @@ async fn metrics_expose_the_pipeline_and_checkpoint_counters() {
         );
     }
 }
+
+/// A request with exactly these headers (no bearer token added).
+async fn raw(h: &Harness, path: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+    let mut request = Request::builder().uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = watchfloor_server::router(h.state.clone())
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn alert_list_filters_order_and_the_reference_endpoints() {
+    let h = harness(&shipped_rules());
+    // Three detections in order: a fire (major) and a wrong-way driver (minor) in Long Hòa,
+    // road flooding (major) in Tân An.
+    h.feed(vec![
+        camera("CT-CAM-01", T0 + 1_000, "fire_smoke", 0.95, "A"),
+        camera("CT-CAM-02", T0 + 2_000, "wrong_way", 0.95, "B"),
+        camera("CT-CAM-21", T0 + 3_000, "road_flooding", 0.95, "C"),
+    ])
+    .await;
+    let keys = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap_or_else(|| panic!("a list: {list}"))
+            .iter()
+            .map(|a| a["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let get = |path: &'static str| h.call("GET", path, "admin", Value::Null);
+    let (status, all) = get("/api/alerts").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        keys(&all),
+        ["CT-CAM-21", "CT-CAM-02", "CT-CAM-01"],
+        "newest first"
+    );
+    for (path, want) in [
+        ("/api/alerts?severity=major", vec!["CT-CAM-21", "CT-CAM-01"]),
+        (
+            "/api/alerts?severity=minor",
+            vec!["CT-CAM-21", "CT-CAM-02", "CT-CAM-01"],
+        ),
+        ("/api/alerts?severity=critical", vec![]),
+        ("/api/alerts?rule=camera_wrong_way", vec!["CT-CAM-02"]),
+        ("/api/alerts?zone=long_hoa", vec!["CT-CAM-02", "CT-CAM-01"]),
+        ("/api/alerts?kind=camera&limit=1", vec!["CT-CAM-21"]),
+        ("/api/alerts?state=open&zone=tan_an", vec!["CT-CAM-21"]),
+        ("/api/alerts?state=resolved", vec![]),
+    ] {
+        let (status, list) = h.call("GET", path, "admin", Value::Null).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(keys(&list), want, "{path}");
+    }
+    for path in ["/api/alerts?severity=bogus", "/api/alerts?kind=lava"] {
+        let (status, body) = h.call("GET", path, "admin", Value::Null).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+    }
+
+    // Who am I, and no answer without a valid token.
+    let (status, me) = h
+        .call("GET", "/api/me", "long-hoa-operator", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            me["role"].as_str(),
+            me["scope"]["level"].as_str(),
+            me["scope"]["id"].as_str()
+        ),
+        (Some("operator"), Some("ward"), Some("long_hoa")),
+        "{me}"
+    );
+    for headers in [
+        vec![],
+        vec![("authorization", "Basic YWRtaW46YWRtaW4=")],
+        vec![("authorization", "Bearer not-a-token")],
+        vec![("authorization", "Bearer")],
+    ] {
+        let (status, _) = raw(&h, "/api/alerts", &headers).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}");
+    }
+
+    // Reference data: zones, rules, stations in scope.
+    let (status, zones) = get("/api/zones").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        zones.to_string().contains("long_hoa") && zones.to_string().contains("tan_an"),
+        "{zones}"
+    );
+    let (status, rules) = get("/api/rules").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(rules.to_string().contains("camera_fire_smoke"), "{rules}");
+    let (status, stations) = h
+        .call("GET", "/api/stations", "long-hoa-operator", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<String> = stations
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            s["id"]
+                .as_str()
+                .or(s["source"].as_str())
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        ids.contains(&"CT-CAM-01".to_string()) && !ids.contains(&"CT-CAM-21".to_string()),
+        "a ward operator sees the ward's stations only: {ids:?}"
+    );
+}
