@@ -252,9 +252,17 @@ async fn authorization_matrix_every_role_and_scope() {
         assert_eq!(status == StatusCode::OK, admin, "{who} reload: {status}");
         let (status, _) = h.call("GET", "/api/audit", who, Value::Null).await;
         assert_eq!(status == StatusCode::OK, admin, "{who} audit: {status}");
-        // KPIs: only zones inside the scope.
-        let (_, kpis) = h.call("GET", "/api/kpis", who, Value::Null).await;
-        for z in kpis.as_array().unwrap() {
+        // KPIs: only zones inside the scope (computed now; the harness has no timer).
+        h.hub.refresh_kpis();
+        let (status, kpis) = h.call("GET", "/api/kpis", who, Value::Null).await;
+        assert_eq!(status, StatusCode::OK, "{who} kpis");
+        let zones = kpis.as_array().unwrap();
+        let want = match who {
+            "long-hoa-operator" | "long-hoa-viewer" | "tan-an-operator" => 1,
+            _ => 2,
+        };
+        assert!(zones.len() >= want, "{who} sees KPIs: {}", zones.len());
+        for z in zones {
             let zone = z["zone"].as_str().unwrap();
             let ok = match who {
                 "long-hoa-operator" | "long-hoa-viewer" => zone == "long_hoa",
@@ -974,4 +982,85 @@ async fn alert_list_filters_order_and_the_reference_endpoints() {
         ids.contains(&"CT-CAM-01".to_string()) && !ids.contains(&"CT-CAM-21".to_string()),
         "a ward operator sees the ward's stations only: {ids:?}"
     );
+}
+
+#[tokio::test]
+async fn kpis_of_a_scripted_ward_have_exact_values() {
+    let h = harness(&shipped_rules());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // Long Hòa: a fire (one major alert) and two traffic sensors reporting now.
+    h.feed(vec![
+        camera("CT-CAM-01", now - 1_000, "fire_smoke", 0.95, "A"),
+        json!({"source": "CT-TR-01", "kind": "traffic", "ts": now, "values": {"speed": 20.0}})
+            .to_string(),
+        json!({"source": "CT-TR-02", "kind": "traffic", "ts": now, "values": {"speed": 45.0}})
+            .to_string(),
+    ])
+    .await;
+    h.hub.refresh_kpis();
+    // The ward's sensors (cameras aside), as the registry places them.
+    let (_, stations) = h
+        .call("GET", "/api/stations?zone=long_hoa", "admin", Value::Null)
+        .await;
+    let sensors = stations
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] != "camera")
+        .count();
+    assert!(sensors >= 2, "{stations}");
+    // Free-flow speeds from the registry file itself: CT-TR-01 50 km/h, CT-TR-02 60 km/h.
+    let registry = std::fs::read_to_string(shipped_rules().join("city/stations.csv")).unwrap();
+    let free = |id: &str| -> f64 {
+        registry
+            .lines()
+            .find(|l| l.starts_with(&format!("{id},")))
+            .and_then(|l| l.rsplit(',').next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let congestion =
+        ((1.0 - 20.0 / free("CT-TR-01")) * 100.0 + (1.0 - 45.0 / free("CT-TR-02")) * 100.0) / 2.0;
+    assert!(
+        (congestion - 42.5).abs() < 1e-9,
+        "worked by hand: (60 + 25) / 2"
+    );
+
+    let (status, kpis) = h
+        .call("GET", "/api/kpis", "long-hoa-operator", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let zones = kpis.as_array().unwrap();
+    assert_eq!(zones.len(), 1, "{kpis}");
+    let f = &zones[0]["figures"];
+    assert_eq!(zones[0]["zone"], "long_hoa");
+    assert_eq!(
+        f["active_alerts"],
+        json!({"critical": 0, "major": 1, "minor": 0, "info": 0}),
+        "{f}"
+    );
+    let on_time = f["stations_on_time_pct"].as_f64().unwrap();
+    assert!(
+        (on_time - 200.0 / sensors as f64).abs() < 1e-9,
+        "2 of {sensors} on time: {on_time}"
+    );
+    let index = f["congestion_index"].as_f64().unwrap();
+    assert!((index - congestion).abs() < 1e-9, "congestion {index}");
+    assert!(
+        f["discharge_compliance_pct"].is_null() || f["discharge_compliance_pct"] == 100.0,
+        "{f}"
+    );
+    // The city counts the same alert.
+    let (_, city) = h.call("GET", "/api/kpis", "admin", Value::Null).await;
+    let city = city
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["zone"] == "city")
+        .unwrap();
+    assert_eq!(city["figures"]["active_alerts"]["major"], 1);
 }
