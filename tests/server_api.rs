@@ -668,10 +668,9 @@ async fn websocket_snapshot_deltas_filters_scopes_and_resume_without_gap() {
         ))
         .await
         .unwrap();
-    assert!(matches!(
-        next(&mut stale).await["type"].as_str(),
-        Some("resumed" | "snapshot")
-    ));
+    // (Here `since: 0` is still inside the buffer: a resume. The stale case has its own
+    // test, `a_resume_point_older_than_the_replay_buffer_gets_a_snapshot`.)
+    assert_eq!(next(&mut stale).await["type"], "resumed");
 
     // KPIs arrive conflated for the scope; bad input gets an error, not a disconnect.
     ward.send(Message::Text(
@@ -1063,4 +1062,62 @@ async fn kpis_of_a_scripted_ward_have_exact_values() {
         .find(|z| z["zone"] == "city")
         .unwrap();
     assert_eq!(city["figures"]["active_alerts"]["major"], 1);
+}
+
+#[tokio::test]
+async fn a_resume_point_older_than_the_replay_buffer_gets_a_snapshot() {
+    let h = harness(&shipped_rules());
+    let url = serve(&h).await;
+    // 4,200 alert changes: more than the 4,096 deltas the hub keeps for resumes.
+    for i in 0..4_200u64 {
+        h.hub.on_transitions(&[watchfloor_model::AlertTransition {
+            alert_id: format!("churn-{}", i % 50),
+            rule: "camera_wrong_way".into(),
+            key: "CT-CAM-02".into(),
+            state: if i % 2 == 0 {
+                watchfloor_model::AlertState::Firing
+            } else {
+                watchfloor_model::AlertState::Resolved
+            },
+            severity: watchfloor_model::Severity::Minor,
+            at: T0 + i as i64,
+            window_start: T0,
+            window_end: T0,
+            value: 1.0,
+            message: "wrong way".into(),
+            labels: Default::default(),
+        }]);
+    }
+    let subscribe = |since: u64| {
+        Message::Text(json!({"op": "subscribe", "channel": "alerts", "since": since}).to_string())
+    };
+    // Seq 1 fell out of the buffer: not a partial replay, a fresh snapshot.
+    let mut stale = connect(&url, "admin").await;
+    stale.send(subscribe(1)).await.unwrap();
+    let first = next(&mut stale).await;
+    assert_eq!(first["type"], "snapshot", "{first}");
+    let current = first["seq"].as_u64().unwrap();
+    assert!(current >= 4_200, "{first}");
+    assert_eq!(
+        first["data"].as_array().unwrap().len(),
+        50,
+        "every alert, once"
+    );
+    // A resume point inside the buffer replays exactly what was missed.
+    let mut recent = connect(&url, "admin").await;
+    recent.send(subscribe(current - 3)).await.unwrap();
+    assert_eq!(next(&mut recent).await["type"], "resumed");
+    let seqs: Vec<u64> = [
+        next(&mut recent).await,
+        next(&mut recent).await,
+        next(&mut recent).await,
+    ]
+    .iter()
+    .map(|d| d["seq"].as_u64().unwrap())
+    .collect();
+    assert_eq!(seqs, [current - 2, current - 1, current]);
+    // A resume point ahead of the server (it restarted) is a snapshot too, not silence.
+    let mut ahead = connect(&url, "admin").await;
+    ahead.send(subscribe(current + 1_000)).await.unwrap();
+    assert_eq!(next(&mut ahead).await["type"], "snapshot");
 }
