@@ -14,6 +14,9 @@ mod tt10;
 mod units;
 pub mod vn_aqi;
 
+#[cfg(test)]
+mod contract_tests;
+
 pub use alert::{AlertState, AlertTransition, Severity};
 pub use aliases::canonical_metric;
 pub use envelope::{
