@@ -191,6 +191,16 @@ fn aqi_names_and_categories_at_their_edges() {
     assert!(category(-1.0).is_none());
     assert!(category(f64::NAN).is_none());
     assert_eq!(category(0.0).map(|c| c.rank), Some(1));
+    // At the last O3 8-hour breakpoint (400 µg/m³) the index is 300; past it, NaN (the
+    // 1-hour value applies). Other tables end at 500.
+    assert_eq!(
+        crate::vn_aqi::sub_index(Pollutant::O3EightHour, 400.0),
+        300.0
+    );
+    assert!(crate::vn_aqi::sub_index(Pollutant::O3EightHour, 400.5).is_nan());
+    assert_eq!(crate::vn_aqi::sub_index(Pollutant::Pm25, 500.0), 500.0);
+    assert_eq!(crate::vn_aqi::sub_index(Pollutant::Pm25, 900.0), 500.0);
+    assert_eq!(crate::vn_aqi::sub_index(Pollutant::Pm25, 50.0), 100.0);
 }
 
 fn tt10(text: &str) -> Vec<Result<crate::Event, Rejection>> {

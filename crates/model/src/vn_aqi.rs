@@ -103,7 +103,9 @@ pub fn sub_index(pollutant: Pollutant, c: f64) -> f64 {
     let points = &table.columns[Pollutant::ALL.iter().position(|p| *p == pollutant).unwrap()];
     for pair in points.windows(2) {
         let ((bp_lo, i_lo), (bp_hi, i_hi)) = (pair[0], pair[1]);
-        if c < bp_hi {
+        // A breakpoint belongs to the segment below it (the index is continuous there);
+        // at the last O3 8-hour breakpoint that is its index, not "past the table".
+        if c <= bp_hi {
             let value = (i_hi - i_lo) / (bp_hi - bp_lo) * (c - bp_lo) + i_lo;
             return value.round();
         }
