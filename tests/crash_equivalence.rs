@@ -20,65 +20,20 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use support::equivalence::{
-    clock_firings, compare, dataset, last_stopped_reading, reference, wait_for_reference, Rng,
-    RULES, STOPPED,
+    clock_firings, compare, dataset, last_stopped_reading, log_of, reference, start,
+    wait_for_reference, Rng, STOPPED,
 };
 use support::mosquitto::Mosquitto;
-use support::{runtime, scratch, Killed};
+use support::{runtime, scratch};
 
 fn write_pipeline(dir: &Path, port: u16) -> PathBuf {
-    std::fs::create_dir_all(dir.join("rules")).unwrap();
-    std::fs::write(dir.join("rules/rules.yaml"), RULES).unwrap();
-    let path = dir.join("pipeline.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-name = "crash"
-rules = "rules"
-
-[engine]
-max_out_of_orderness = "10s"
-allowed_lateness = "30s"
-idle_timeout = "10m"
-tick_interval = "100ms"
-checkpoint = "state/engine.checkpoint"
-checkpoint_interval = "1s"
-
-[limits]
-queue_capacity = 2048
-mqtt_inflight = 1000
-
-[[source]]
-type = "mqtt"
-host = "127.0.0.1"
-port = {port}
-client_id = "watchfloor-crash"
-topics = ["ioc/+/+/telemetry"]
-format = "json"
-
-[[output]]
-type = "file"
-path = "alerts.ndjson"
-
-[dead_letter]
-type = "file"
-path = "dead.ndjson"
-"#
+    support::equivalence::write_pipeline(
+        dir,
+        "crash",
+        &format!(
+            "[[source]]\ntype = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"watchfloor-crash\"\ntopics = [\"ioc/+/+/telemetry\"]\nformat = \"json\""
         ),
     )
-    .unwrap();
-    path
-}
-
-const LOG: &str = "watchfloor.log";
-
-fn start(pipeline: &Path) -> Killed {
-    support::run_pipeline(pipeline, LOG)
-}
-
-fn log_of(pipeline: &Path) -> String {
-    support::log_of(pipeline, LOG)
 }
 
 fn wait_subscriptions(pipeline: &Path, count: usize) {

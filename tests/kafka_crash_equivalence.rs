@@ -23,62 +23,21 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
-use support::equivalence::{compare, dataset, reference, wait_for_reference, Rng, RULES};
+use support::equivalence::{compare, dataset, log_of, reference, start, wait_for_reference, Rng};
 use support::tansu::PARTITIONS;
-use support::{runtime, scratch, wait_until, Killed};
+use support::{runtime, scratch, wait_until};
 
 /// A record to produce: its partition and payload.
 type Record = (i32, String);
 
 fn write_pipeline(dir: &Path, brokers: &str) -> PathBuf {
-    std::fs::create_dir_all(dir.join("rules")).unwrap();
-    std::fs::write(dir.join("rules/rules.yaml"), RULES).unwrap();
-    let path = dir.join("pipeline.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-name = "kafka-crash"
-rules = "rules"
-
-[engine]
-max_out_of_orderness = "10s"
-allowed_lateness = "30s"
-idle_timeout = "10m"
-tick_interval = "100ms"
-checkpoint = "state/engine.checkpoint"
-checkpoint_interval = "1s"
-
-[[source]]
-type = "kafka"
-brokers = "{brokers}"
-group_id = "watchfloor-crash"
-topics = ["telemetry"]
-format = "json"
-options = {{ "max.poll.interval.ms" = "20000" }}
-
-[[output]]
-type = "file"
-path = "alerts.ndjson"
-
-[dead_letter]
-type = "file"
-path = "dead.ndjson"
-"#
+    support::equivalence::write_pipeline(
+        dir,
+        "kafka-crash",
+        &format!(
+            "[[source]]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ngroup_id = \"watchfloor-crash\"\ntopics = [\"telemetry\"]\nformat = \"json\"\noptions = {{ \"max.poll.interval.ms\" = \"20000\" }}"
         ),
     )
-    .unwrap();
-    path
-}
-
-const LOG: &str = "watchfloor.log";
-
-fn start(pipeline: &Path) -> Killed {
-    support::run_pipeline(pipeline, LOG)
-}
-
-fn log_of(pipeline: &Path) -> String {
-    support::log_of(pipeline, LOG)
 }
 
 fn wait_assigned(pipeline: &Path, times: usize) {

@@ -371,3 +371,58 @@ pub fn clock_firings(text: &str) -> Vec<(String, i64)> {
         })
         .collect()
 }
+
+/// Writes the rules and a pipeline file around `source` (a `[[source]]` table): the
+/// crash tests' engine settings (checkpoint every second, ten minutes before a channel is
+/// idle), alerts to `alerts.ndjson`, dead letters to `dead.ndjson`.
+pub fn write_pipeline(dir: &Path, name: &str, source: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    std::fs::write(dir.join("rules/rules.yaml"), RULES).unwrap();
+    let path = dir.join("pipeline.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+name = "{name}"
+rules = "rules"
+
+[engine]
+max_out_of_orderness = "10s"
+allowed_lateness = "30s"
+idle_timeout = "10m"
+tick_interval = "100ms"
+checkpoint = "state/engine.checkpoint"
+checkpoint_interval = "1s"
+
+[limits]
+queue_capacity = 2048
+mqtt_inflight = 1000
+
+{source}
+
+[[output]]
+type = "file"
+path = "alerts.ndjson"
+
+[dead_letter]
+type = "file"
+path = "dead.ndjson"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The log the crash tests' `watchfloor run` appends to across restarts.
+pub const LOG: &str = "watchfloor.log";
+
+/// `watchfloor run` on `pipeline`, logging to [`LOG`].
+pub fn start(pipeline: &Path) -> super::Killed {
+    super::run_pipeline(pipeline, LOG)
+}
+
+/// What [`start`]ed instances logged so far.
+pub fn log_of(pipeline: &Path) -> String {
+    super::log_of(pipeline, LOG)
+}

@@ -20,6 +20,9 @@ pub enum Origin {
     Mqtt {
         /// The DUP flag.
         dup: bool,
+        /// The connection of the session it came on (1, 2, … in a process; 0 for a
+        /// record read back from the log: an earlier process). Not written to the log.
+        connection: u32,
     },
     /// A Kafka partition and offset.
     Kafka {
@@ -109,7 +112,7 @@ impl InputRecord<'_> {
         out.extend_from_slice(&self.now.to_le_bytes());
         match self.origin {
             Origin::None => out.push(0),
-            Origin::Mqtt { dup } => {
+            Origin::Mqtt { dup, .. } => {
                 out.push(1);
                 out.push(u8::from(dup));
             }
@@ -136,6 +139,7 @@ impl InputRecord<'_> {
             0 => Origin::None,
             1 => Origin::Mqtt {
                 dup: r.take(1)?[0] != 0,
+                connection: 0,
             },
             2 => Origin::Kafka {
                 partition: i32::from_le_bytes(r.array()?),
@@ -181,7 +185,10 @@ mod tests {
     fn every_origin_round_trips() {
         for origin in [
             Origin::None,
-            Origin::Mqtt { dup: true },
+            Origin::Mqtt {
+                dup: true,
+                connection: 0,
+            },
             Origin::Kafka {
                 partition: 3,
                 offset: 1 << 40,

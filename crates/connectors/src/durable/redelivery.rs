@@ -4,10 +4,13 @@
 //!
 //! - Kafka: exact. The next offset per (source, topic, partition) that the log or the
 //!   checkpoint already holds; anything below it is a redelivery.
-//! - MQTT has no offsets. A redelivered PUBLISH carries the DUP flag (MQTT 3.1.1 §3.3.1.1);
-//!   one whose (source, topic, payload) digest is among the last `capacity` logged messages
-//!   is a redelivery. A message without the flag is always processed, so a station that
-//!   really sends the same reading twice still gets its `duplicate` dead letter.
+//! - MQTT has no offsets. A message whose (source, topic, payload) digest is among the last
+//!   `capacity` logged messages is a redelivery when it carries the DUP flag (MQTT 3.1.1
+//!   §3.3.1.1), or when it was logged on an earlier connection of the session (a broker
+//!   restored from its persistence resends without the flag; after a restart of Watchfloor
+//!   every logged message is from an earlier connection). An identical message on the
+//!   same connection without the flag is a station really sending a reading twice: it is
+//!   processed and gets its `duplicate` dead letter.
 //!
 //! The digest memory holds the log's records from before the last checkpoint (the segment
 //! the log keeps for this) and everything after it; it is bounded by `capacity`.
@@ -23,7 +26,8 @@ use super::record::{InputRecord, Origin};
 pub struct Redelivery {
     capacity: usize,
     order: VecDeque<u64>,
-    digests: HashMap<u64, u32>,
+    /// Digest → (how many of the remembered messages have it, the connection of the last).
+    digests: HashMap<u64, (u32, u32)>,
     kafka_next: BTreeMap<(u16, String, i32), i64>,
 }
 
@@ -53,11 +57,11 @@ impl Redelivery {
                 .kafka_next
                 .get(&(record.source, record.topic.to_string(), partition))
                 .is_some_and(|next| offset < *next),
-            Origin::Mqtt { dup: true } => {
-                self.digests
-                    .contains_key(&digest(record.source, &record.topic, &record.payload))
-            }
-            Origin::Mqtt { dup: false } | Origin::None => false,
+            Origin::Mqtt { dup, connection } => self
+                .digests
+                .get(&digest(record.source, &record.topic, &record.payload))
+                .is_some_and(|(_, logged_on)| dup || *logged_on != connection),
+            Origin::None => false,
         }
     }
 
@@ -71,13 +75,15 @@ impl Redelivery {
                     .or_insert(0);
                 *next = (*next).max(offset + 1);
             }
-            Origin::Mqtt { .. } => {
+            Origin::Mqtt { connection, .. } => {
                 let d = digest(record.source, &record.topic, &record.payload);
-                *self.digests.entry(d).or_insert(0) += 1;
+                let entry = self.digests.entry(d).or_insert((0, connection));
+                entry.0 += 1;
+                entry.1 = connection;
                 self.order.push_back(d);
                 if self.order.len() > self.capacity {
                     let old = self.order.pop_front().expect("over capacity");
-                    if let Some(n) = self.digests.get_mut(&old) {
+                    if let Some((n, _)) = self.digests.get_mut(&old) {
                         *n -= 1;
                         if *n == 0 {
                             self.digests.remove(&old);
@@ -123,10 +129,14 @@ mod tests {
     use super::*;
 
     fn mqtt(payload: &'static str, dup: bool) -> InputRecord<'static> {
+        on(payload, dup, 1)
+    }
+
+    fn on(payload: &'static str, dup: bool, connection: u32) -> InputRecord<'static> {
         InputRecord {
             source: 0,
             now: 0,
-            origin: Origin::Mqtt { dup },
+            origin: Origin::Mqtt { dup, connection },
             topic: "t".into(),
             payload: payload.as_bytes().into(),
         }
@@ -159,6 +169,24 @@ mod tests {
             "forgotten past capacity"
         );
         assert!(r.is_redelivered(&mqtt("b", true)));
+    }
+
+    #[test]
+    fn an_mqtt_message_logged_on_an_earlier_connection_is_a_redelivery_without_the_flag() {
+        let mut r = Redelivery::new(10);
+        r.remember(&on("a", false, 1));
+        assert!(
+            !r.is_redelivered(&on("a", false, 1)),
+            "same connection: the station's repeat"
+        );
+        assert!(
+            r.is_redelivered(&on("a", false, 2)),
+            "resent after a reconnect"
+        );
+        // Read back from the log after a restart (connection 0): any later copy.
+        let mut restarted = Redelivery::new(10);
+        restarted.remember(&on("b", false, 0));
+        assert!(restarted.is_redelivered(&on("b", false, 1)));
     }
 
     #[test]

@@ -63,7 +63,10 @@ fn reading(i: i64) -> InputRecord<'static> {
     InputRecord {
         source: 0,
         now: 1_800_000_000_000 + i,
-        origin: Origin::Mqtt { dup: false },
+        origin: Origin::Mqtt {
+            dup: false,
+            connection: 1,
+        },
         topic: format!("ioc/air/S{station}/telemetry").into(),
         payload: format!(
             r#"{{"source":"S{station}","kind":"air","ts":{ts},"values":{{"pm25":{pm25}}}}}"#
@@ -174,7 +177,11 @@ fn a_crash_after_a_checkpoint_loses_no_input_and_no_acknowledgement() {
     );
     // The broker sends the last reading again (its PUBACK was lost): recognised.
     let mut again = reading(399);
-    again.origin = Origin::Mqtt { dup: true };
+    // (The new process sees it on its first connection; the log says an earlier one.)
+    again.origin = Origin::Mqtt {
+        dup: false,
+        connection: 1,
+    };
     assert!(!durable.admit(&again));
     assert_eq!(
         stats.redelivered.load(std::sync::atomic::Ordering::Relaxed),

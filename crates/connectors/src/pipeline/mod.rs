@@ -73,7 +73,8 @@ pub enum Ack {
     /// MQTT QoS 1: handed to the source's ack task, which sends the PUBACK. The engine never
     /// waits on the MQTT client itself: its request channel is drained by the polling task,
     /// which may be waiting on the engine's queue (the rumqttc deadlock).
-    Mqtt(mpsc::UnboundedSender<Publish>, Box<Publish>),
+    /// The number is the connection of the session it came on.
+    Mqtt(mpsc::UnboundedSender<Publish>, Box<Publish>, u32),
     /// Kafka: store the offset for the next commit.
     #[cfg(feature = "kafka")]
     Kafka(crate::kafka::KafkaAck),
@@ -355,7 +356,7 @@ fn release(acks: Vec<Ack>) {
     for ack in acks {
         match ack {
             // Fails only if the source task is gone; the broker then redelivers.
-            Ack::Mqtt(acker, publish) => {
+            Ack::Mqtt(acker, publish, _) => {
                 let _ = acker.send(*publish);
             }
             #[cfg(feature = "kafka")]

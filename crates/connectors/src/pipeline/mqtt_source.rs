@@ -43,9 +43,14 @@ pub(super) fn spawn_mqtt_source(
                 }
             }
         });
+        // Which connection of the session a message came on (from 1): a message already
+        // logged that comes again on a later connection is a redelivery, DUP flag or not
+        // (a broker restored from its persistence resends without it).
+        let mut connection: u32 = 0;
         loop {
             match event_loop.poll().await {
                 Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    connection += 1;
                     tracing::info!(source = %client_id, "mqtt source connected");
                     // Never issue requests from the polling task: it could wait on a full
                     // request channel that only this task drains.
@@ -68,7 +73,7 @@ pub(super) fn spawn_mqtt_source(
                     let ack = if publish.qos == QoS::AtMostOnce {
                         Ack::None
                     } else {
-                        Ack::Mqtt(ack_tx.clone(), Box::new(publish))
+                        Ack::Mqtt(ack_tx.clone(), Box::new(publish), connection)
                     };
                     let inbound = Inbound {
                         source: index,

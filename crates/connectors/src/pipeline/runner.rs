@@ -76,7 +76,10 @@ pub(crate) struct Runner {
 /// Where a message came from, as the log records it.
 fn origin(ack: &Ack) -> Origin {
     match ack {
-        Ack::Mqtt(_, publish) => Origin::Mqtt { dup: publish.dup },
+        Ack::Mqtt(_, publish, connection) => Origin::Mqtt {
+            dup: publish.dup,
+            connection: *connection,
+        },
         #[cfg(feature = "kafka")]
         Ack::Kafka(ack) => {
             let (partition, offset) = ack.position();
