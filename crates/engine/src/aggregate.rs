@@ -469,6 +469,31 @@ mod tests {
     }
 
     #[test]
+    fn merging_into_an_empty_pane_keeps_what_it_tracks() {
+        let points: Vec<(i64, f64)> = (0..20)
+            .map(|i| (1_795_000_000_000 + i * 1000, i as f64))
+            .collect();
+        let whole = acc(&points);
+        // An empty pane with a sketch (a percentile rule's) takes a full one's sketch too.
+        let mut empty = Accumulator::new(true);
+        empty.merge(&whole);
+        assert_eq!(
+            empty.value(AggFn::Percentile(0.5)),
+            whole.value(AggFn::Percentile(0.5))
+        );
+        assert!(empty.value(AggFn::Percentile(0.5)).is_finite());
+    }
+
+    #[test]
+    fn percentiles_outside_0_to_100_are_refused() {
+        assert!(AggFn::parse("percentile", Some(100.0)).is_ok());
+        assert!(AggFn::parse("percentile", Some(0.0)).is_ok());
+        assert!(AggFn::parse("percentile", Some(100.5)).is_err());
+        assert!(AggFn::parse("percentile", Some(-1.0)).is_err());
+        assert!(AggFn::parse("percentile", None).is_err());
+    }
+
+    #[test]
     fn empty_values() {
         let a = Accumulator::new(false);
         assert_eq!(a.value(AggFn::Count), 0.0);
