@@ -485,6 +485,24 @@ mod tests {
     }
 
     #[test]
+    fn merge_in_either_order_keeps_the_earliest_first_and_the_latest_last() {
+        let early = acc(&[(1_795_000_000_000, 1.0), (1_795_000_001_000, 2.0)]);
+        let late = acc(&[(1_795_000_005_000, 7.0), (1_795_000_006_000, 8.0)]);
+        let mut late_then_early = late.clone();
+        late_then_early.merge(&early);
+        let mut early_then_late = early.clone();
+        early_then_late.merge(&late);
+        for merged in [&late_then_early, &early_then_late] {
+            assert_eq!(merged.value(AggFn::First), 1.0);
+            assert_eq!(merged.value(AggFn::Last), 8.0);
+        } // Same timestamp: the first is the one that arrived first (the pane merged into).
+        let mut a = acc(&[(1_795_000_000_000, 1.0)]);
+        a.merge(&acc(&[(1_795_000_000_000, 2.0)]));
+        assert_eq!(a.value(AggFn::First), 1.0);
+        assert_eq!(a.value(AggFn::Last), 2.0);
+    }
+
+    #[test]
     fn percentiles_outside_0_to_100_are_refused() {
         assert!(AggFn::parse("percentile", Some(100.0)).is_ok());
         assert!(AggFn::parse("percentile", Some(0.0)).is_ok());
