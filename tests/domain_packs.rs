@@ -166,16 +166,34 @@ fn air_pack() {
 #[test]
 fn flood_pack_warns_before_the_level_is_crossed() {
     let got = run_scenario("flood", 4, "8h");
+    // Worked by hand from the simulator's model (no noise): level = tide + wave, tide =
+    // 1.0 + 0.4 sin(2π h / 12.42) with h the hours since the epoch (0.657 m at 01:00 local
+    // on 2026-11-27, rising to 1.399 m at 06:00), wave 0 → 0.9 m linearly 01:00–03:00, held
+    // to 04:30, back to 0 at 06:00. CT-HY-01 (gauge can_tho: I/II/III = 1.80/1.90/2.00 m)
+    // reports every 5 minutes at :x0:03 and :x5:03; each alarm rule takes the 5-minute
+    // window's maximum and fires at the window's end; it clears 5 cm below its level.
+    // Readings in the seed-4 file (noise ±0.01 m) are given where they decide.
     assert_alerts(
         &got,
         &[
+            // Window 01:05–02:05 (12 readings, the last at 02:00:03): least-squares slope
+            // 0.596 m/h, last level 1.250 m → level I in (1.80 − 1.250) / 0.596 h = 55.4 min
+            // ≤ 60. The window ending 02:00: 0.590 m/h from 1.198 m → 61.2 min, not yet.
             "02:05 flood_early_warning CT-HY-01 firing major",
+            // 1.80 m is crossed at 02:51:40; the 02:55:03 reading is 1.839 → window 02:55–03:00.
             "03:00 flood_alarm_1 CT-HY-01 firing minor",
+            // 1.90 m at 03:02:30; 03:05:03 reads 1.899 (nominal 1.908, noise −0.009), 03:10:03
+            // reads 1.918 → window 03:10–03:15.
             "03:15 flood_alarm_2 CT-HY-01 firing major",
+            // 2.00 m at 03:32:30; 03:35:03 reads 2.018 → window 03:35–03:40, where the early
+            // warning clears too (level ≥ level III).
             "03:40 flood_alarm_3 CT-HY-01 firing critical",
             "03:40 flood_early_warning CT-HY-01 resolved major",
+            // Falling: below 1.95 at 04:58:10, 05:00:03 reads 1.934 → window 05:00–05:05.
             "05:05 flood_alarm_3 CT-HY-01 resolved critical",
+            // Below 1.85 at 05:10:20; 05:10:03 already reads 1.843 → window 05:10–05:15.
             "05:15 flood_alarm_2 CT-HY-01 resolved major",
+            // Below 1.75 at 05:22:00; 05:20:03 reads 1.757, 05:25:03 1.732 → window 05:25–05:30.
             "05:30 flood_alarm_1 CT-HY-01 resolved minor",
         ],
     );
