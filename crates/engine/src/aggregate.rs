@@ -503,6 +503,16 @@ mod tests {
     }
 
     #[test]
+    fn hour_mean_is_the_latest_clock_hours_mean() {
+        const T: i64 = 1_795_000_000_000 / HOUR_MS * HOUR_MS; // a clock hour's start
+        let mut a = Accumulator::new(false).with_hourly();
+        a.add(T - 60_000, 100.0); // the hour before
+        a.add(T + 60_000, 10.0);
+        a.add(T + 120_000, 20.0);
+        assert_eq!(a.value(AggFn::HourMean), 15.0);
+    }
+
+    #[test]
     fn percentiles_outside_0_to_100_are_refused() {
         assert!(AggFn::parse("percentile", Some(100.0)).is_ok());
         assert!(AggFn::parse("percentile", Some(0.0)).is_ok());
