@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use support::equivalence::{
-    clock_firings, compare, dataset, last_stopped_reading, log_of, reference, start,
+    assert_matches_replay, clock_firings, dataset, last_stopped_reading, log_of, reference, start,
     wait_for_reference, Rng, STOPPED,
 };
 use support::mosquitto::Mosquitto;
@@ -252,28 +252,15 @@ fn run(name: &str, disruption: Disruption) {
         );
     }
     drop(wf);
+    let reference = (expected, last_text);
+    assert_matches_replay(
+        &format!("{name}: {restarts} restarts"),
+        &dir,
+        &pipeline,
+        &reference,
+        &text,
+    );
     let log = log_of(&pipeline);
-    let comparison = compare(&expected, &text, &last_text);
-    eprintln!(
-        "{name}: {restarts} restarts; {}",
-        comparison.summary(expected.len())
-    );
-    if !comparison.exact() {
-        let tail: Vec<&str> = log.lines().rev().take(60).collect();
-        panic!(
-            "live output differs from replay\n{}\nlog tail:\n{}",
-            comparison.detail(),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
-    }
-    // Every reading was processed once: late and duplicate refusals would show here.
-    let dead = std::fs::read_to_string(dir.join("dead.ndjson")).unwrap_or_default();
-    assert_eq!(
-        dead.lines().count(),
-        0,
-        "nothing dead-lettered: {}",
-        dead.lines().take(3).collect::<Vec<_>>().join("\n")
-    );
     if disruption == Disruption::Kill {
         assert!(
             log.contains("write-ahead log replayed"),

@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
-use support::equivalence::{compare, dataset, log_of, reference, start, wait_for_reference, Rng};
+use support::equivalence::{
+    assert_matches_replay, dataset, log_of, reference, start, wait_for_reference, Rng,
+};
 use support::tansu::PARTITIONS;
 use support::{runtime, scratch, wait_until};
 
@@ -113,32 +115,15 @@ async fn produce(
 }
 
 /// Compares the live output with the reference, and asserts nothing was dead-lettered.
-fn check(name: &str, dir: &Path, pipeline: &Path, expected: &support::equivalence::Reference) {
-    let (expected, last_text) = expected;
+fn check(name: &str, dir: &Path, pipeline: &Path, reference: &support::equivalence::Reference) {
+    let (expected, last_text) = reference;
     let text = wait_for_reference(
         expected,
         &dir.join("alerts.ndjson"),
         last_text,
         Duration::from_secs(90),
     );
-    let comparison = compare(expected, &text, last_text);
-    eprintln!("{name}: {}", comparison.summary(expected.len()));
-    let log = log_of(pipeline);
-    if !comparison.exact() {
-        let tail: Vec<&str> = log.lines().rev().take(60).collect();
-        panic!(
-            "live output differs from replay\n{}\nlog tail:\n{}",
-            comparison.detail(),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
-    }
-    let dead = std::fs::read_to_string(dir.join("dead.ndjson")).unwrap_or_default();
-    assert_eq!(
-        dead.lines().count(),
-        0,
-        "nothing refused (late or duplicate): {}",
-        dead.lines().take(3).collect::<Vec<_>>().join("\n")
-    );
+    assert_matches_replay(name, dir, pipeline, reference, &text);
 }
 
 /// Restarts after the dead incarnation's session expired (tansu 0.6, see the file doc).

@@ -426,3 +426,34 @@ pub fn start(pipeline: &Path) -> super::Killed {
 pub fn log_of(pipeline: &Path) -> String {
     super::log_of(pipeline, LOG)
 }
+
+/// Asserts the live output `text` equals the reference exactly (nothing missing, nothing
+/// extra, every repeat byte-identical; the log's tail shown if not) and that nothing was
+/// dead-lettered (a late or duplicate refusal would show there). Prints the summary.
+pub fn assert_matches_replay(
+    label: &str,
+    dir: &Path,
+    pipeline: &Path,
+    reference: &Reference,
+    text: &str,
+) {
+    let (expected, last_text) = reference;
+    let comparison = compare(expected, text, last_text);
+    eprintln!("{label}: {}", comparison.summary(expected.len()));
+    if !comparison.exact() {
+        let log = log_of(pipeline);
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        panic!(
+            "live output differs from replay\n{}\nlog tail:\n{}",
+            comparison.detail(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    let dead = std::fs::read_to_string(dir.join("dead.ndjson")).unwrap_or_default();
+    assert_eq!(
+        dead.lines().count(),
+        0,
+        "nothing refused (late or duplicate): {}",
+        dead.lines().take(3).collect::<Vec<_>>().join("\n")
+    );
+}

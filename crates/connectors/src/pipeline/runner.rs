@@ -158,35 +158,33 @@ impl Runner {
         now: i64,
     ) -> Result<(), PipelineError> {
         self.processor.tick(now);
-        let mut admitted = Vec::with_capacity(batch.len());
-        for message in batch.iter() {
-            let input = InputRecord {
+        let inputs: Vec<InputRecord<'_>> = batch
+            .iter()
+            .map(|message| InputRecord {
                 source: message.source as u16,
                 now,
                 origin: origin(&message.ack),
                 topic: message.topic.as_str().into(),
                 payload: message.payload.as_ref().into(),
-            };
-            admitted.push(match &mut self.durable {
-                Some(durable) => durable.admit(&input),
+            })
+            .collect();
+        let admitted: Vec<bool> = inputs
+            .iter()
+            .map(|input| match &mut self.durable {
+                Some(durable) => durable.admit(input),
                 None => true,
-            });
-        }
+            })
+            .collect();
         let wal_mark = match &mut self.durable {
             Some(durable) => durable.log_batch()?,
             None => 0,
         };
-        for (message, admitted) in batch.iter().zip(&admitted) {
+        for (input, admitted) in inputs.iter().zip(&admitted) {
             if *admitted {
-                self.processor.process(&InputRecord {
-                    source: message.source as u16,
-                    now,
-                    origin: origin(&message.ack),
-                    topic: message.topic.as_str().into(),
-                    payload: message.payload.as_ref().into(),
-                });
+                self.processor.process(input);
             }
         }
+        drop(inputs);
         self.hand_over().await;
         self.pending.push_back(PendingBatch {
             marks: self.outputs.iter().map(Output::handed_over).collect(),
@@ -322,13 +320,10 @@ impl Runner {
             });
             self.last_checkpoint = Instant::now();
         }
-        let confirmed = self.checkpoint.as_ref().is_some_and(|c| {
-            self.outputs
-                .iter()
-                .zip(&c.marks)
-                .all(|(o, mark)| o.confirmed(*mark))
-                && self.dead_letters.confirmed(c.dead_letter_mark)
-        });
+        let confirmed = self
+            .checkpoint
+            .as_ref()
+            .is_some_and(|c| self.confirmed(&c.marks, c.dead_letter_mark));
         if let (true, Some(durable)) = (confirmed, &mut self.durable) {
             let checkpoint = self.checkpoint.take().expect("checked");
             durable.write(checkpoint.snapshot);
@@ -343,17 +338,22 @@ impl Runner {
         !self.pending.is_empty()
     }
 
+    /// Has every output confirmed what it was handed up to these marks?
+    fn confirmed(&self, marks: &[u64], dead_letter_mark: u64) -> bool {
+        self.outputs
+            .iter()
+            .zip(marks)
+            .all(|(o, mark)| o.confirmed(*mark))
+            && self.dead_letters.confirmed(dead_letter_mark)
+    }
+
     fn release_ready(&mut self) {
         let durable = self.durable.as_ref().map_or(u64::MAX, |d| d.durable());
-        while self.pending.front().is_some_and(|p| {
-            p.wal_mark <= durable
-                && self
-                    .outputs
-                    .iter()
-                    .zip(&p.marks)
-                    .all(|(o, mark)| o.confirmed(*mark))
-                && self.dead_letters.confirmed(p.dead_letter_mark)
-        }) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| p.wal_mark <= durable && self.confirmed(&p.marks, p.dead_letter_mark))
+        {
             let done = self.pending.pop_front().expect("checked");
             release(done.acks);
         }
