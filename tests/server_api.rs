@@ -4,178 +4,20 @@
 //! state), and the WebSocket protocol (snapshot then deltas, filters, scopes, resume after
 //! a dropped connection without a gap or a duplicate).
 
+mod server_support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use server_support::*;
 use tokio_tungstenite::tungstenite::Message;
 use tower::ServiceExt;
-use watchfloor_city::{load_rules, City};
-use watchfloor_connectors::{EngineCommand, PipelineObserver, PipelineStats};
-use watchfloor_engine::{Emitted, Engine, EngineConfig, TimeMode};
-use watchfloor_model::{decode_envelope, DecodeLimits};
-use watchfloor_server::{token_hash_hex, Accounts, AppState, Hub};
-
-const ACCOUNTS: [(&str, &str, &str); 8] = [
-    ("admin", "admin", "city"),
-    ("city-operator", "operator", "city"),
-    ("binh-thuy-viewer", "viewer", "district:binh_thuy"),
-    ("long-hoa-operator", "operator", "ward:long_hoa"),
-    ("long-hoa-viewer", "viewer", "ward:long_hoa"),
-    ("tan-an-operator", "operator", "ward:tan_an"),
-    ("integrator", "integrator", "city"),
-    ("ninh-kieu-operator", "operator", "district:ninh_kieu"),
-];
-
-fn accounts() -> Accounts {
-    let mut text = String::new();
-    for (name, role, scope) in ACCOUNTS {
-        text += &format!(
-            "[[account]]\nname = \"{name}\"\nrole = \"{role}\"\nscope = \"{scope}\"\ntoken_sha256 = \"{}\"\n",
-            token_hash_hex(&format!("token-{name}"))
-        );
-    }
-    Accounts::from_toml(&text).unwrap()
-}
-
-fn shipped_rules() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../alert-rules")
-}
-
-/// A real engine on its own task, fed envelopes by the test, answering the server's
-/// commands, reporting to the hub: the pipeline without its MQTT/Kafka transport.
-struct Harness {
-    feed: mpsc::Sender<(Vec<String>, tokio::sync::oneshot::Sender<()>)>,
-    state: AppState,
-    hub: Arc<Hub>,
-}
-
-const T0: i64 = 1_795_712_400_000; // 2026-11-27T00:00:00+07:00
-
-fn harness(rules_dir: &Path) -> Harness {
-    let (rules, city) = load_rules(rules_dir).unwrap();
-    let city: Arc<City> = city.unwrap();
-    let hub = Hub::new(Some(city.clone()), None);
-    let (commands_tx, mut commands) = mpsc::channel::<EngineCommand>(16);
-    let (feed, mut lines) = mpsc::channel::<(Vec<String>, tokio::sync::oneshot::Sender<()>)>(16);
-    let observer = hub.clone();
-    tokio::spawn(async move {
-        let mut engine = Engine::new(
-            rules,
-            EngineConfig {
-                time_mode: TimeMode::Event,
-                max_out_of_orderness_ms: 0,
-                allowed_lateness_ms: 0,
-                idle_timeout_ms: 60_000,
-                ..EngineConfig::default()
-            },
-        );
-        let mut city = Some(city);
-        let mut out = Emitted::default();
-        loop {
-            tokio::select! {
-                batch = lines.recv() => {
-                    let Some((batch, done)) = batch else { return };
-                    for line in batch {
-                        let mut event = decode_envelope(line.as_bytes(), None, &DecodeLimits::default()).unwrap();
-                        if let Some(c) = &city { c.place(&mut event).unwrap(); }
-                        engine.process(&event, &mut out).unwrap();
-                        observer.on_event(&event);
-                    }
-                    if !out.transitions.is_empty() {
-                        observer.on_transitions(&out.transitions);
-                        out.transitions.clear();
-                    }
-                    let _ = done.send(());
-                }
-                command = commands.recv() => match command {
-                    Some(EngineCommand::Acknowledge { id, ack, reply }) => { let _ = reply.send(engine.acknowledge(&id, ack)); }
-                    Some(EngineCommand::Resolve { id, at, reply }) => { let _ = reply.send(engine.resolve_manually(&id, at, &mut out)); }
-                    Some(EngineCommand::Reload { rules, city: c, reply }) => { let _ = reply.send(engine.reload(rules, &mut out)); city = c; }
-                    Some(EngineCommand::ActiveAlerts { reply }) => { let _ = reply.send(engine.active_alerts()); }
-                    None => return,
-                }
-            }
-            if !out.transitions.is_empty() {
-                observer.on_transitions(&out.transitions);
-                out.transitions.clear();
-            }
-        }
-    });
-    let state = AppState {
-        hub: hub.clone(),
-        accounts: Arc::new(accounts()),
-        commands: commands_tx,
-        rules_dir: rules_dir.to_path_buf(),
-        stats: Arc::new(PipelineStats::default()),
-    };
-    Harness { feed, state, hub }
-}
-
-impl Harness {
-    /// Feeds readings and returns once the engine processed them and the hub saw the
-    /// result.
-    async fn feed(&self, lines: Vec<String>) {
-        let (done, processed) = tokio::sync::oneshot::channel();
-        self.feed.send((lines, done)).await.unwrap();
-        processed.await.unwrap();
-    }
-
-    async fn call(&self, method: &str, path: &str, who: &str, body: Value) -> (StatusCode, Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer token-{who}"))
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let response = watchfloor_server::router(self.state.clone())
-            .oneshot(request)
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-}
-
-fn camera(source: &str, ts: i64, event: &str, confidence: f64, plate: &str) -> String {
-    json!({"source": source, "kind": "camera", "ts": ts, "event": event, "confidence": confidence, "attrs": {"plate": plate}}).to_string()
-}
-
-fn cod(source: &str, ts: i64, value: f64) -> String {
-    json!({"source": source, "kind": "discharge", "ts": ts, "values": {"cod": value}}).to_string()
-}
-
-/// Fires in Long Hòa (CT-CAM-01, district Bình Thủy) and Tân An (CT-CAM-21, Ninh Kiều).
-async fn two_fires(h: &Harness) -> (String, String) {
-    h.feed(vec![
-        camera("CT-CAM-01", T0 + 1_000, "fire_smoke", 0.95, "65A-123.45"),
-        camera("CT-CAM-21", T0 + 2_000, "fire_smoke", 0.9, "65B-999.99"),
-    ])
-    .await;
-    let alerts = h.hub.alerts();
-    let id = |key: &str| {
-        alerts
-            .iter()
-            .find(|a| a.key == key)
-            .unwrap()
-            .alert_id
-            .clone()
-    };
-    (id("CT-CAM-01"), id("CT-CAM-21"))
-}
+use watchfloor_connectors::PipelineObserver;
 
 #[tokio::test]
 async fn authorization_matrix_every_role_and_scope() {
@@ -464,60 +306,6 @@ async fn a_broken_reload_is_rejected_and_a_valid_one_keeps_unchanged_rules_state
     assert_eq!(fired.len(), 1, "the hourly mean over six readings fired");
     assert!(h.hub.audit_text().contains("reload rejected"));
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn serve(h: &Harness) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(watchfloor_server::serve(
-        h.state.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    format!("ws://{addr}/ws")
-}
-
-async fn connect(url: &str, who: &str) -> Socket {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    ws.send(Message::Text(
-        json!({"op": "auth", "token": format!("token-{who}")}).to_string(),
-    ))
-    .await
-    .unwrap();
-    let welcome = next(&mut ws).await;
-    assert_eq!(welcome["type"], "welcome", "{welcome}");
-    ws
-}
-
-/// The next message that is not a heartbeat.
-async fn next(ws: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(text) = message {
-            let v: Value = serde_json::from_str(&text).unwrap();
-            if v["type"] != "heartbeat" {
-                return v;
-            }
-        }
-    }
-}
-
-/// Messages until none arrives for 300 ms.
-async fn drain(ws: &mut Socket) -> Vec<Value> {
-    let mut out = Vec::new();
-    while let Ok(Some(Ok(Message::Text(text)))) =
-        tokio::time::timeout(Duration::from_millis(300), ws.next()).await
-    {
-        out.push(serde_json::from_str(&text).unwrap());
-    }
-    out
 }
 
 #[tokio::test]
@@ -857,26 +645,6 @@ async fn metrics_expose_the_pipeline_and_checkpoint_counters() {
             "`{line}` in /metrics:\n{text}"
         );
     }
-}
-
-/// A request with exactly these headers (no bearer token added).
-async fn raw(h: &Harness, path: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
-    let mut request = Request::builder().uri(path);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = watchfloor_server::router(h.state.clone())
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 #[tokio::test]

@@ -1,0 +1,257 @@
+//! The command-centre server's test harness: a real engine running the shipped rule packs on
+//! its own task, fed envelopes by the test, answering the server's commands and reporting to
+//! the hub (the pipeline without its MQTT/Kafka transport); accounts for every role and
+//! scope; helpers to call the REST API and to speak the WebSocket protocol.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tower::ServiceExt;
+use watchfloor_city::{load_rules, City};
+use watchfloor_connectors::{EngineCommand, PipelineObserver, PipelineStats};
+use watchfloor_engine::{Emitted, Engine, EngineConfig, TimeMode};
+use watchfloor_model::{decode_envelope, DecodeLimits};
+use watchfloor_server::{token_hash_hex, Accounts, AppState, Hub};
+
+pub const ACCOUNTS: [(&str, &str, &str); 8] = [
+    ("admin", "admin", "city"),
+    ("city-operator", "operator", "city"),
+    ("binh-thuy-viewer", "viewer", "district:binh_thuy"),
+    ("long-hoa-operator", "operator", "ward:long_hoa"),
+    ("long-hoa-viewer", "viewer", "ward:long_hoa"),
+    ("tan-an-operator", "operator", "ward:tan_an"),
+    ("integrator", "integrator", "city"),
+    ("ninh-kieu-operator", "operator", "district:ninh_kieu"),
+];
+
+pub fn accounts() -> Accounts {
+    let mut text = String::new();
+    for (name, role, scope) in ACCOUNTS {
+        text += &format!(
+            "[[account]]\nname = \"{name}\"\nrole = \"{role}\"\nscope = \"{scope}\"\ntoken_sha256 = \"{}\"\n",
+            token_hash_hex(&format!("token-{name}"))
+        );
+    }
+    Accounts::from_toml(&text).unwrap()
+}
+
+pub fn shipped_rules() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../alert-rules")
+}
+
+/// A real engine on its own task, fed envelopes by the test, answering the server's
+/// commands, reporting to the hub: the pipeline without its MQTT/Kafka transport.
+pub struct Harness {
+    pub feed: mpsc::Sender<(Vec<String>, tokio::sync::oneshot::Sender<()>)>,
+    pub state: AppState,
+    pub hub: Arc<Hub>,
+}
+
+pub const T0: i64 = 1_795_712_400_000; // 2026-11-27T00:00:00+07:00
+
+pub fn harness(rules_dir: &Path) -> Harness {
+    let (rules, city) = load_rules(rules_dir).unwrap();
+    let city: Arc<City> = city.unwrap();
+    let hub = Hub::new(Some(city.clone()), None);
+    let (commands_tx, mut commands) = mpsc::channel::<EngineCommand>(16);
+    let (feed, mut lines) = mpsc::channel::<(Vec<String>, tokio::sync::oneshot::Sender<()>)>(16);
+    let observer = hub.clone();
+    tokio::spawn(async move {
+        let mut engine = Engine::new(
+            rules,
+            EngineConfig {
+                time_mode: TimeMode::Event,
+                max_out_of_orderness_ms: 0,
+                allowed_lateness_ms: 0,
+                idle_timeout_ms: 60_000,
+                ..EngineConfig::default()
+            },
+        );
+        let mut city = Some(city);
+        let mut out = Emitted::default();
+        loop {
+            tokio::select! {
+                batch = lines.recv() => {
+                    let Some((batch, done)) = batch else { return };
+                    for line in batch {
+                        let mut event = decode_envelope(line.as_bytes(), None, &DecodeLimits::default()).unwrap();
+                        if let Some(c) = &city { c.place(&mut event).unwrap(); }
+                        engine.process(&event, &mut out).unwrap();
+                        observer.on_event(&event);
+                    }
+                    if !out.transitions.is_empty() {
+                        observer.on_transitions(&out.transitions);
+                        out.transitions.clear();
+                    }
+                    let _ = done.send(());
+                }
+                command = commands.recv() => match command {
+                    Some(EngineCommand::Acknowledge { id, ack, reply }) => { let _ = reply.send(engine.acknowledge(&id, ack)); }
+                    Some(EngineCommand::Resolve { id, at, reply }) => { let _ = reply.send(engine.resolve_manually(&id, at, &mut out)); }
+                    Some(EngineCommand::Reload { rules, city: c, reply }) => { let _ = reply.send(engine.reload(rules, &mut out)); city = c; }
+                    Some(EngineCommand::ActiveAlerts { reply }) => { let _ = reply.send(engine.active_alerts()); }
+                    None => return,
+                }
+            }
+            if !out.transitions.is_empty() {
+                observer.on_transitions(&out.transitions);
+                out.transitions.clear();
+            }
+        }
+    });
+    let state = AppState {
+        hub: hub.clone(),
+        accounts: Arc::new(accounts()),
+        commands: commands_tx,
+        rules_dir: rules_dir.to_path_buf(),
+        stats: Arc::new(PipelineStats::default()),
+    };
+    Harness { feed, state, hub }
+}
+
+impl Harness {
+    /// Feeds readings and returns once the engine processed them and the hub saw the
+    /// result.
+    pub async fn feed(&self, lines: Vec<String>) {
+        let (done, processed) = tokio::sync::oneshot::channel();
+        self.feed.send((lines, done)).await.unwrap();
+        processed.await.unwrap();
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        who: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer token-{who}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = watchfloor_server::router(self.state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+pub fn camera(source: &str, ts: i64, event: &str, confidence: f64, plate: &str) -> String {
+    json!({"source": source, "kind": "camera", "ts": ts, "event": event, "confidence": confidence, "attrs": {"plate": plate}}).to_string()
+}
+
+pub fn cod(source: &str, ts: i64, value: f64) -> String {
+    json!({"source": source, "kind": "discharge", "ts": ts, "values": {"cod": value}}).to_string()
+}
+
+/// Fires in Long Hòa (CT-CAM-01, district Bình Thủy) and Tân An (CT-CAM-21, Ninh Kiều).
+pub async fn two_fires(h: &Harness) -> (String, String) {
+    h.feed(vec![
+        camera("CT-CAM-01", T0 + 1_000, "fire_smoke", 0.95, "65A-123.45"),
+        camera("CT-CAM-21", T0 + 2_000, "fire_smoke", 0.9, "65B-999.99"),
+    ])
+    .await;
+    let alerts = h.hub.alerts();
+    let id = |key: &str| {
+        alerts
+            .iter()
+            .find(|a| a.key == key)
+            .unwrap()
+            .alert_id
+            .clone()
+    };
+    (id("CT-CAM-01"), id("CT-CAM-21"))
+}
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn serve(h: &Harness) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(watchfloor_server::serve(
+        h.state.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    format!("ws://{addr}/ws")
+}
+
+pub async fn connect(url: &str, who: &str) -> Socket {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::Text(
+        json!({"op": "auth", "token": format!("token-{who}")}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let welcome = next(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    ws
+}
+
+/// The next message that is not a heartbeat.
+pub async fn next(ws: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["type"] != "heartbeat" {
+                return v;
+            }
+        }
+    }
+}
+
+/// Messages until none arrives for 300 ms.
+pub async fn drain(ws: &mut Socket) -> Vec<Value> {
+    let mut out = Vec::new();
+    while let Ok(Some(Ok(Message::Text(text)))) =
+        tokio::time::timeout(Duration::from_millis(300), ws.next()).await
+    {
+        out.push(serde_json::from_str(&text).unwrap());
+    }
+    out
+}
+
+/// A request with exactly these headers (no bearer token added).
+pub async fn raw(h: &Harness, path: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+    let mut request = Request::builder().uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = watchfloor_server::router(h.state.clone())
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
