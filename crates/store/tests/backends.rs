@@ -1,0 +1,650 @@
+//! The incident store on both backends, against real databases: SQLite in a file and a
+//! private PostgreSQL server (Debian's binaries). Each check runs on both: migrations and
+//! the refusal of a newer schema; transitions and operator actions in any order; a
+//! replayed transition stored once; history pages by scope, filters and cursor; pruning;
+//! text PostgreSQL refuses; the writer's batching, its commit, and a database lost mid-run
+//! and back (PostgreSQL killed and restarted).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use watchfloor_model::Severity;
+use watchfloor_store::testing::TestPostgres;
+use watchfloor_store::{
+    Action, AlertQuery, AlertRow, AuditRow, Change, Entry, Store, StoreError, StoreWriter,
+};
+
+fn postgres() -> &'static TestPostgres {
+    static PG: OnceLock<TestPostgres> = OnceLock::new();
+    PG.get_or_init(TestPostgres::start)
+}
+
+fn sqlite_url(name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("watchfloor-store-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    format!("sqlite:{}", dir.join("incidents.db").display())
+}
+
+/// Both backends, each with a fresh database named after the test.
+async fn both(name: &str) -> Vec<Store> {
+    vec![
+        Store::open(&sqlite_url(name)).await.unwrap(),
+        Store::open(&postgres().database(name)).await.unwrap(),
+    ]
+}
+
+const T0: i64 = 1_795_712_400_000;
+
+fn row(id: &str, ward: &str, fired_at: i64, severity: Severity) -> AlertRow {
+    AlertRow {
+        alert_id: id.into(),
+        rule: "fire".into(),
+        key: format!("CAM-{id}"),
+        state: "firing".into(),
+        severity,
+        fired_at,
+        updated_at: fired_at,
+        resolved_at: None,
+        value: Some(0.9),
+        message: format!("fire at {id}"),
+        labels: BTreeMap::from([("pack".to_string(), "safety".to_string())]),
+        ward: Some(ward.into()),
+        district: Some(
+            if ward == "long_hoa" {
+                "binh_thuy"
+            } else {
+                "ninh_kieu"
+            }
+            .into(),
+        ),
+        kind: Some("camera".into()),
+        location: Some([10.05, 105.75]),
+        ack: None,
+        assignee: None,
+    }
+}
+
+fn transition(r: &AlertRow, event: &str) -> Change {
+    Change::Transition {
+        row: Box::new(r.clone()),
+        entry: Entry {
+            at: r.updated_at,
+            event: event.into(),
+            by: None,
+            detail: format!("{}: {}", r.severity.as_str(), r.message),
+        },
+        dedup: format!(
+            "{}|{}|{}|{}",
+            r.alert_id,
+            r.state,
+            r.severity.as_str(),
+            r.updated_at
+        ),
+    }
+}
+
+fn action(id: &str, at: i64, by: &str, action: Action, event: &str, detail: &str) -> Change {
+    Change::Action {
+        alert_id: id.into(),
+        action,
+        entry: Entry {
+            at,
+            event: event.into(),
+            by: Some(by.into()),
+            detail: detail.into(),
+        },
+    }
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_a_newer_schema_is_refused() {
+    for (i, url) in [sqlite_url("newer"), postgres().database("newer")]
+        .into_iter()
+        .enumerate()
+    {
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(
+            store.schema_version().await.unwrap(),
+            1,
+            "{}",
+            store.backend()
+        );
+        store.close().await;
+        // Opening again applies nothing and works.
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), 1);
+        // A newer Watchfloor migrated it further: this binary must not touch it.
+        let insert = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (9999, 'from the future', true, $1, 0)";
+        match i {
+            0 => {
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                sqlx::query(insert)
+                    .bind(vec![0u8; 48])
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+            _ => {
+                let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                sqlx::query(insert)
+                    .bind(vec![0u8; 48])
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+        }
+        store.close().await;
+        let err = Store::open(&url).await.unwrap_err();
+        assert!(matches!(err, StoreError::NewerSchema(9999)), "{err}");
+        assert!(!err.is_retryable());
+        assert!(err.to_string().contains("newer than this binary"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn transitions_and_actions_in_any_order_keep_everything() {
+    for store in both("order").await {
+        let b = store.backend();
+        let mut a = row("a1", "long_hoa", T0, Severity::Major);
+        store.write(&[transition(&a, "fired")], &[]).await.unwrap();
+        // Acknowledged, then the engine escalates: the row stays acknowledged, with both.
+        store
+            .write(
+                &[action(
+                    "a1",
+                    T0 + 10,
+                    "op",
+                    Action::Acknowledge {
+                        by: "op".into(),
+                        at: T0 + 10,
+                        note: Some("on my way".into()),
+                    },
+                    "acknowledged",
+                    "on my way",
+                )],
+                &[],
+            )
+            .await
+            .unwrap();
+        a.severity = Severity::Critical;
+        a.updated_at = T0 + 20;
+        store
+            .write(&[transition(&a, "escalated")], &[])
+            .await
+            .unwrap();
+        let got = store.alert("a1").await.unwrap().unwrap();
+        assert_eq!(got.state, "acknowledged", "{b}");
+        assert_eq!(got.severity, Severity::Critical, "{b}");
+        assert_eq!(
+            got.ack,
+            Some(("op".into(), T0 + 10, Some("on my way".into()))),
+            "{b}"
+        );
+        assert_eq!(got.updated_at, T0 + 20, "{b}");
+        // Assigned and commented (with a NUL, which PostgreSQL text refuses) in one batch.
+        store
+            .write(
+                &[
+                    action(
+                        "a1",
+                        T0 + 30,
+                        "lead",
+                        Action::Assign {
+                            to: "team-2".into(),
+                        },
+                        "assigned",
+                        "team-2",
+                    ),
+                    action(
+                        "a1",
+                        T0 + 40,
+                        "lead",
+                        Action::Comment,
+                        "commented",
+                        "smoke\0seen",
+                    ),
+                ],
+                &[AuditRow {
+                    at: T0 + 40,
+                    by: "lead".into(),
+                    action: "comment".into(),
+                    target: "a1".into(),
+                    detail: serde_json::json!({"n": 1}),
+                }],
+            )
+            .await
+            .unwrap();
+        // The engine's resolution, then the same transitions replayed after a restart.
+        a.state = "resolved".into();
+        a.resolved_at = Some(T0 + 50);
+        a.updated_at = T0 + 50;
+        store
+            .write(&[transition(&a, "resolved")], &[])
+            .await
+            .unwrap();
+        let mut replayed = row("a1", "long_hoa", T0, Severity::Major);
+        store
+            .write(&[transition(&replayed, "fired")], &[])
+            .await
+            .unwrap();
+        replayed.severity = Severity::Critical;
+        replayed.updated_at = T0 + 20;
+        store
+            .write(&[transition(&replayed, "escalated")], &[])
+            .await
+            .unwrap();
+
+        let got = store.alert("a1").await.unwrap().unwrap();
+        assert_eq!(
+            got.state, "resolved",
+            "{b}: a replayed firing never reopens it"
+        );
+        assert_eq!(got.resolved_at, Some(T0 + 50), "{b}");
+        assert_eq!(got.assignee.as_deref(), Some("team-2"), "{b}");
+        assert_eq!(got.updated_at, T0 + 50, "{b}");
+        let timeline: Vec<(i64, String, Option<String>, String)> = store
+            .timeline("a1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.at, e.event, e.by, e.detail))
+            .collect();
+        assert_eq!(
+            timeline,
+            [
+                (T0, "fired".into(), None, "major: fire at a1".into()),
+                (
+                    T0 + 10,
+                    "acknowledged".into(),
+                    Some("op".into()),
+                    "on my way".into()
+                ),
+                (
+                    T0 + 20,
+                    "escalated".into(),
+                    None,
+                    "critical: fire at a1".into()
+                ),
+                (
+                    T0 + 30,
+                    "assigned".into(),
+                    Some("lead".into()),
+                    "team-2".into()
+                ),
+                (
+                    T0 + 40,
+                    "commented".into(),
+                    Some("lead".into()),
+                    "smoke\u{FFFD}seen".into()
+                ),
+                (
+                    T0 + 50,
+                    "resolved".into(),
+                    None,
+                    "critical: fire at a1".into()
+                ),
+            ],
+            "{b}: every line once, in order"
+        );
+        let audit = store.audit(T0, 10).await.unwrap();
+        assert_eq!(audit.len(), 1, "{b}");
+        assert_eq!(audit[0].detail["n"], 1, "{b}");
+        assert!(store.open_alerts().await.unwrap().is_empty(), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn an_action_before_the_alert_row_changes_nothing_else_and_open_alerts_come_back() {
+    for store in both("open").await {
+        let b = store.backend();
+        for i in 0..5 {
+            store
+                .write(
+                    &[transition(
+                        &row(&format!("o{i}"), "tan_an", T0 + i, Severity::Minor),
+                        "fired",
+                    )],
+                    &[],
+                )
+                .await
+                .unwrap();
+        }
+        store
+            .write(
+                &[action(
+                    "o3",
+                    T0 + 100,
+                    "op",
+                    Action::Resolve { at: T0 + 100 },
+                    "resolved by hand",
+                    "",
+                )],
+                &[],
+            )
+            .await
+            .unwrap();
+        // An action on an alert the store never heard of adds a timeline line only.
+        store
+            .write(
+                &[action("ghost", T0, "op", Action::Comment, "commented", "x")],
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(store.alert("ghost").await.unwrap().is_none(), "{b}");
+        let open = store.open_alerts().await.unwrap();
+        let ids: Vec<&str> = open.iter().map(|(r, _)| r.alert_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["o0", "o1", "o2", "o4"],
+            "{b}: oldest first, the resolved one gone"
+        );
+        assert_eq!(open[0].1.len(), 1, "{b}: with its timeline");
+        assert_eq!(
+            open[0].0,
+            row("o0", "tan_an", T0, Severity::Minor),
+            "{b}: the row as written"
+        );
+    }
+}
+
+#[tokio::test]
+async fn history_pages_by_scope_filter_and_cursor() {
+    for store in both("history").await {
+        let b = store.backend();
+        // 30 alerts, one a minute; every third in Long Hòa; severities cycle.
+        let sev = [Severity::Minor, Severity::Major, Severity::Critical];
+        let mut changes = Vec::new();
+        for i in 0..30i64 {
+            let ward = if i % 3 == 0 { "long_hoa" } else { "tan_an" };
+            let mut r = row(
+                &format!("h{i:02}"),
+                ward,
+                T0 + i * 60_000,
+                sev[i as usize % 3],
+            );
+            if i % 5 == 0 {
+                r.state = "resolved".into();
+                r.resolved_at = Some(r.fired_at + 1);
+            }
+            changes.push(transition(&r, "fired"));
+        }
+        store.write(&changes, &[]).await.unwrap();
+        // All, by pages of 7, newest first, no repeats, no gaps, even with an alert added
+        // (newer than all) between pages.
+        let mut seen = Vec::new();
+        let mut q = AlertQuery {
+            limit: 7,
+            ..AlertQuery::default()
+        };
+        loop {
+            let page = store.query(&q).await.unwrap();
+            seen.extend(page.alerts.iter().map(|a| a.alert_id.clone()));
+            if seen.len() == 7 {
+                store
+                    .write(
+                        &[transition(
+                            &row("late", "tan_an", T0 + 99 * 60_000, Severity::Minor),
+                            "fired",
+                        )],
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+            }
+            match page.next {
+                Some(c) => q.cursor = Some(c),
+                None => break,
+            }
+        }
+        let expected: Vec<String> = (0..30).rev().map(|i| format!("h{i:02}")).collect();
+        assert_eq!(seen, expected, "{b}");
+        // A ward's day (the scope), majors and worse, open only.
+        let q = AlertQuery {
+            from: Some(T0),
+            to: Some(T0 + 86_400_000),
+            wards: vec!["long_hoa".into()],
+            min_severity: Some(Severity::Major),
+            state: Some("open".into()),
+            limit: 100,
+            ..AlertQuery::default()
+        };
+        let ids: Vec<String> = store
+            .query(&q)
+            .await
+            .unwrap()
+            .alerts
+            .into_iter()
+            .map(|a| a.alert_id)
+            .collect();
+        // Long Hòa: 0,3,…,27; major or critical: i%3 ≠ 0 … all long_hoa have i%3 == 0 → minor.
+        assert!(ids.is_empty(), "{b}: {ids:?}");
+        let q = AlertQuery {
+            district: Some("ninh_kieu".into()),
+            min_severity: Some(Severity::Critical),
+            state: Some("firing".into()),
+            to: Some(T0 + 15 * 60_000),
+            limit: 100,
+            ..AlertQuery::default()
+        };
+        let ids: Vec<String> = store
+            .query(&q)
+            .await
+            .unwrap()
+            .alerts
+            .into_iter()
+            .map(|a| a.alert_id)
+            .collect();
+        // Critical: i%3 == 2 → 2, 5, 8, 11, 14; resolved: i%5 == 0 → 5 out; before minute 15.
+        assert_eq!(ids, ["h14", "h11", "h08", "h02"], "{b}");
+        let q = AlertQuery {
+            zone: Some("long_hoa".into()),
+            from: Some(T0 + 10 * 60_000),
+            limit: 3,
+            ..AlertQuery::default()
+        };
+        let page = store.query(&q).await.unwrap();
+        let ids: Vec<&str> = page.alerts.iter().map(|a| a.alert_id.as_str()).collect();
+        assert_eq!(ids, ["h27", "h24", "h21"], "{b}");
+        assert!(page.next.is_some(), "{b}");
+        assert!(
+            matches!(
+                store
+                    .query(&AlertQuery {
+                        cursor: Some("nonsense".into()),
+                        ..AlertQuery::default()
+                    })
+                    .await,
+                Err(StoreError::Fatal(_))
+            ),
+            "{b}"
+        );
+        // Pruning: resolved before minute 16 go (0, 5, 10, 15), with their timelines.
+        assert_eq!(store.prune(T0 + 16 * 60_000).await.unwrap(), 4, "{b}");
+        assert!(store.alert("h05").await.unwrap().is_none(), "{b}");
+        assert!(store.timeline("h05").await.unwrap().is_empty(), "{b}");
+        assert!(store.alert("h20").await.unwrap().is_some(), "{b}");
+        assert!(
+            store.alert("h01").await.unwrap().is_some(),
+            "{b}: open ones stay whatever their age"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_writer_batches_and_commit_means_committed() {
+    for store in both("writer").await {
+        let b = store.backend();
+        let (writer, task) = StoreWriter::start(store.clone());
+        for i in 0..2000 {
+            writer.enqueue(
+                vec![transition(
+                    &row(&format!("w{i}"), "tan_an", T0 + i, Severity::Minor),
+                    "fired",
+                )],
+                vec![],
+            );
+        }
+        writer
+            .commit(
+                vec![action(
+                    "w1999",
+                    T0 + 5000,
+                    "op",
+                    Action::Acknowledge {
+                        by: "op".into(),
+                        at: T0 + 5000,
+                        note: None,
+                    },
+                    "acknowledged",
+                    "",
+                )],
+                vec![],
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        // Committed, and everything queued before it too.
+        assert_eq!(
+            store.alert("w1999").await.unwrap().unwrap().state,
+            "acknowledged",
+            "{b}"
+        );
+        assert_eq!(store.open_alerts().await.unwrap().len(), 2000, "{b}");
+        let h = writer.health();
+        assert_eq!(h.backlog.load(Ordering::Relaxed), 0, "{b}");
+        assert_eq!(h.written.load(Ordering::Relaxed), 2001, "{b}");
+        assert!(
+            h.batches.load(Ordering::Relaxed) < 2001,
+            "{b}: batched, {} transactions",
+            h.batches.load(Ordering::Relaxed)
+        );
+        drop(writer);
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_database_lost_mid_run_degrades_then_catches_up() {
+    let mut pg = TestPostgres::start();
+    let url = pg.database("lost");
+    let store = Store::open(&url).await.unwrap();
+    let (writer, _task) = StoreWriter::start(store.clone());
+    let ack = |id: &str, at: i64| {
+        action(
+            id,
+            at,
+            "op",
+            Action::Acknowledge {
+                by: "op".into(),
+                at,
+                note: None,
+            },
+            "acknowledged",
+            "",
+        )
+    };
+    writer
+        .commit(
+            vec![transition(
+                &row("l0", "tan_an", T0, Severity::Major),
+                "fired",
+            )],
+            vec![],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+
+    pg.kill();
+    // The engine's path never waits: queueing is immediate while the database is gone.
+    let started = std::time::Instant::now();
+    for i in 1..=100 {
+        writer.enqueue(
+            vec![transition(
+                &row(&format!("l{i}"), "tan_an", T0 + i, Severity::Minor),
+                "fired",
+            )],
+            vec![],
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    // An operator's action cannot be committed: a retryable error, not a 200.
+    let err = writer
+        .commit(vec![ack("l0", T0 + 500)], vec![], Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let h = writer.health().clone();
+    // The writer says so once its attempt fails (the pool gives up connecting after 5 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !h.degraded.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        h.degraded.load(Ordering::Relaxed),
+        "degraded while the database is gone"
+    );
+    assert!(h.last_error.lock().unwrap().is_some());
+    assert!(
+        h.backlog.load(Ordering::Relaxed) >= 100,
+        "{}",
+        h.backlog.load(Ordering::Relaxed)
+    );
+
+    pg.restart();
+    writer
+        .commit(vec![ack("l1", T0 + 600)], vec![], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(!h.degraded.load(Ordering::Relaxed));
+    assert_eq!(h.backlog.load(Ordering::Relaxed), 0);
+    let open = store.open_alerts().await.unwrap();
+    assert_eq!(
+        open.len(),
+        101,
+        "everything queued while the database was gone is stored"
+    );
+    let l0 = store.alert("l0").await.unwrap().unwrap();
+    assert_eq!(
+        l0.state, "firing",
+        "the action answered with an error was not applied later"
+    );
+    assert_eq!(
+        store.alert("l1").await.unwrap().unwrap().state,
+        "acknowledged"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_database_at_start_is_a_clear_retryable_error() {
+    let started = std::time::Instant::now();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = Store::open(&format!("postgres://postgres@127.0.0.1:{port}/watchfloor"))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().starts_with("store unavailable"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // A SQLite path that cannot be created.
+    let err = Store::open("sqlite:/proc/watchfloor/incidents.db")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("/proc/watchfloor"), "{err}");
+}
