@@ -49,6 +49,42 @@ pub struct PipelineConfig {
     pub outputs: Vec<OutputConfig>,
     /// Where rejected messages go.
     pub dead_letter: OutputConfig,
+    /// The command-centre server (API, WebSocket, dashboard); none: headless.
+    pub server: Option<ServerSettings>,
+    /// The incident store (operator work, alert history, audit); used with `[server]`.
+    pub store: Option<StoreSettings>,
+}
+
+/// `[server]`: the command centre served beside the pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: std::net::SocketAddr,
+    /// Accounts file (token hashes, roles, scopes), relative to the pipeline file.
+    pub accounts: PathBuf,
+    /// Serve the wall-screen dashboard (the API and WebSocket are always served).
+    #[serde(default = "yes")]
+    pub dashboard: bool,
+    /// How long resolved alerts and audit lines are kept in the store (e.g. `400d`).
+    #[serde(default = "default_retention")]
+    pub retention: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_retention() -> String {
+    "400d".into()
+}
+
+/// `[store]`: where operator work and the alert history are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite:<path>` (relative to the pipeline file) or `postgres://user@host/db`.
+    pub url: String,
 }
 
 /// Event-time settings, as durations (`10s`, `2m`).
@@ -293,6 +329,20 @@ impl PipelineConfig {
         if let Some(checkpoint) = &mut config.engine.checkpoint {
             *checkpoint = base.join(&*checkpoint).display().to_string();
         }
+        if let Some(server) = &mut config.server {
+            server.accounts = base.join(&server.accounts);
+        }
+        if config.server.is_some() && config.store.is_none() {
+            // The default: SQLite under var/<pipeline>/, beside the working directory.
+            config.store = Some(StoreSettings {
+                url: format!("sqlite:var/{}/incidents.db", config.name),
+            });
+        } else if let Some(store) = &mut config.store {
+            if let Some(file) = store.url.strip_prefix("sqlite:") {
+                let file = file.trim_start_matches("//");
+                store.url = format!("sqlite:{}", base.join(file).display());
+            }
+        }
         for output in config
             .outputs
             .iter_mut()
@@ -318,6 +368,24 @@ impl PipelineConfig {
         };
         self.engine_config(path)?;
         self.checkpoint_ms(path)?;
+        if let Some(server) = &self.server {
+            self.retention_ms(path)?;
+            if !server.accounts.exists() {
+                return Err(invalid(format!(
+                    "server.accounts: {} does not exist",
+                    server.accounts.display()
+                )));
+            }
+        }
+        if let Some(store) = &self.store {
+            let url = store.url.as_str();
+            let known = ["sqlite:", "postgres://", "postgresql://"];
+            if !known.iter().any(|p| url.starts_with(p)) {
+                return Err(invalid(format!(
+                    "store.url: `{url}` is neither `sqlite:<path>` nor `postgres://…`"
+                )));
+            }
+        }
         if self.sources.is_empty() {
             return Err(invalid("a pipeline needs at least one [[source]]".into()));
         }
@@ -373,6 +441,22 @@ impl PipelineConfig {
             "checkpoint_interval",
             &self.engine.checkpoint_interval,
         )
+    }
+
+    /// How long the store keeps resolved alerts (`[server] retention`), ms.
+    pub fn retention_ms(&self, path: &std::path::Path) -> Result<i64, ConfigError> {
+        let text = self
+            .server
+            .as_ref()
+            .map_or("400d", |s| s.retention.as_str());
+        let ms = duration(path, "retention", text)?;
+        if ms < 86_400_000 {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("server.retention: `{text}` is under a day"),
+            });
+        }
+        Ok(ms)
     }
 
     /// Decoder limits.

@@ -22,6 +22,12 @@ use watchfloor_model::{Kind, Severity};
 use crate::auth::{Account, Accounts};
 use crate::hub::{mask, AckInfo, AlertRecord, HistoryEntry, LATENCY_BUCKETS_MS};
 use crate::AppState;
+use watchfloor_store::{
+    Action as StoreAction, AuditRow, Change as StoreChange, Entry as StoreEntry,
+};
+
+/// How long an operator's action may wait for the store before the answer is 503.
+const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// An API error: a status and a message, as `{"error": "…"}`.
 pub(crate) struct ApiError(StatusCode, String);
@@ -76,7 +82,7 @@ fn now_ms() -> i64 {
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(openapi))
         .route("/api/me", get(me))
@@ -231,16 +237,49 @@ fn may_act_on_open(s: &AppState, who: &Account, id: &str) -> Result<(), ApiError
 /// Records an operator's action on an alert: the audit line (`action`), the change, a
 /// history entry (`event`, `detail`) with who and when (`at`); the updated record goes out
 /// as a delta.
-fn record_action(
+async fn record_action(
     s: &AppState,
     who: &Account,
     id: &str,
     (action, event): (&str, &str),
     (at, detail): (i64, String),
+    stored: StoreAction,
     change: impl FnOnce(&mut AlertRecord),
 ) -> Result<Json<AlertRecord>, ApiError> {
-    s.hub
-        .audit(&who.name, action, id, json!({"detail": detail}));
+    let audit = json!({"detail": detail});
+    match s.hub.store() {
+        // Committed before anything answers 200 (or shows it on a screen).
+        Some(store) => {
+            let change = StoreChange::Action {
+                alert_id: id.into(),
+                action: stored,
+                entry: StoreEntry {
+                    at,
+                    event: event.into(),
+                    by: Some(who.name.clone()),
+                    detail: detail.clone(),
+                },
+            };
+            let line = AuditRow {
+                at,
+                by: who.name.clone(),
+                action: action.into(),
+                target: id.into(),
+                detail: audit.clone(),
+            };
+            store
+                .commit(vec![change], vec![line], STORE_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not stored, try again: {e}"),
+                    )
+                })?;
+            s.hub.audit_local(at, &who.name, action, id, audit);
+        }
+        None => s.hub.audit(&who.name, action, id, audit),
+    }
     s.hub
         .update_alert(id, |a| {
             change(a);
@@ -310,6 +349,11 @@ async fn acknowledge(
         &id,
         ("acknowledge", "acknowledged"),
         (at, note.clone().unwrap_or_default()),
+        StoreAction::Acknowledge {
+            by: who.name.clone(),
+            at,
+            note: note.clone(),
+        },
         |a| {
             if a.state != "resolved" {
                 a.state = "acknowledged";
@@ -317,6 +361,7 @@ async fn acknowledge(
             a.acknowledged = Some(AckInfo { by, at, note });
         },
     )
+    .await
 }
 
 async fn resolve(
@@ -342,11 +387,13 @@ async fn resolve(
         &id,
         ("resolve", "resolved by hand"),
         (at, note.unwrap_or_default()),
+        StoreAction::Resolve { at },
         |a| {
             a.state = "resolved";
             a.resolved_at.get_or_insert(at);
         },
     )
+    .await
 }
 
 async fn comment(
@@ -366,8 +413,10 @@ async fn comment(
         &id,
         ("comment", "commented"),
         (now_ms(), text),
+        StoreAction::Comment,
         |_| {},
     )
+    .await
 }
 
 async fn assign(
@@ -387,8 +436,10 @@ async fn assign(
         &id,
         ("assign", "assigned"),
         (now_ms(), to.clone()),
+        StoreAction::Assign { to: to.clone() },
         |a| a.assignee = Some(to),
     )
+    .await
 }
 
 /// Filters of `GET /api/stations`.
@@ -732,5 +783,80 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         "Event time to alert of per-event alerts (live).",
         lines,
     );
+    if let Some(store) = s.hub.store() {
+        let h = store.health();
+        let gauges = [
+            (
+                "watchfloor_store_backlog",
+                "gauge",
+                "Changes queued for the incident store, not yet committed.",
+                h.backlog.load(Ordering::Relaxed),
+            ),
+            (
+                "watchfloor_store_written_total",
+                "counter",
+                "Changes committed to the incident store.",
+                h.written.load(Ordering::Relaxed),
+            ),
+            (
+                "watchfloor_store_batches_total",
+                "counter",
+                "Transactions committed to the incident store.",
+                h.batches.load(Ordering::Relaxed),
+            ),
+            (
+                "watchfloor_store_failures_total",
+                "counter",
+                "Failed store writes (retried, or skipped when refused for good).",
+                h.failures.load(Ordering::Relaxed),
+            ),
+            (
+                "watchfloor_store_refused_total",
+                "counter",
+                "Changes the store refused for good (logged, not stored).",
+                h.refused.load(Ordering::Relaxed),
+            ),
+            (
+                "watchfloor_store_degraded",
+                "gauge",
+                "1 while the incident store cannot be written.",
+                u64::from(h.degraded.load(Ordering::Relaxed)),
+            ),
+        ];
+        for (name, kind, help, v) in gauges {
+            metric(name, kind, help, vec![format!("{name} {v}")]);
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// `GET /healthz`: `ok`, or 503 with the reasons while a part is degraded (the incident
+/// store cannot be written).
+async fn healthz(State(s): State<AppState>) -> Response {
+    let mut reasons = Vec::new();
+    if let Some(store) = s.hub.store() {
+        let h = store.health();
+        if h.degraded.load(Ordering::Relaxed) {
+            let why = h
+                .last_error
+                .lock()
+                .expect("health lock")
+                .clone()
+                .unwrap_or_default();
+            reasons.push(format!(
+                "incident store ({}): {why}; {} changes waiting",
+                store.store().backend(),
+                h.backlog.load(Ordering::Relaxed)
+            ));
+        }
+    }
+    if reasons.is_empty() {
+        "ok".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "degraded", "reasons": reasons})),
+        )
+            .into_response()
+    }
 }

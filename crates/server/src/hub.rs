@@ -225,6 +225,7 @@ pub struct Hub {
     last_kpis: Mutex<Vec<ZoneKpis>>,
     audit: Mutex<Option<std::io::BufWriter<std::fs::File>>>,
     audit_recent: Mutex<VecDeque<String>>,
+    store: OnceLock<watchfloor_store::StoreWriter>,
     /// Counters for `/metrics`.
     pub counters: HubCounters,
 }
@@ -268,8 +269,30 @@ impl Hub {
             last_kpis: Mutex::new(Vec::new()),
             audit: Mutex::new(audit.map(std::io::BufWriter::new)),
             audit_recent: Mutex::new(VecDeque::new()),
+            store: OnceLock::new(),
             counters: HubCounters::default(),
         })
+    }
+
+    /// Keeps every change from now on in `writer`'s store (once, at start).
+    pub fn attach_store(&self, writer: watchfloor_store::StoreWriter) {
+        let _ = self.store.set(writer);
+    }
+
+    /// The store, when one is attached.
+    pub fn store(&self) -> Option<&watchfloor_store::StoreWriter> {
+        self.store.get()
+    }
+
+    /// Adds records (restored from the store) and publishes them.
+    pub(crate) fn insert_records(&self, records: impl IntoIterator<Item = AlertRecord>) {
+        for record in records {
+            self.alerts
+                .lock()
+                .expect("alerts lock")
+                .insert(record.alert_id.clone(), record.clone());
+            self.publish(self.alert_delta(&record));
+        }
     }
 
     /// The city (after a reload, the reloaded one).
@@ -415,9 +438,36 @@ impl Hub {
         Some(record)
     }
 
-    /// Appends one line to the audit log.
+    /// Appends one line to the audit log (and queues it for the store).
     pub fn audit(&self, who: &str, action: &str, target: &str, detail: Value) {
-        let line = json!({"at": now_ms(), "by": who, "action": action, "target": target, "detail": detail});
+        let at = now_ms();
+        if let Some(store) = self.store() {
+            store.enqueue(
+                Vec::new(),
+                vec![watchfloor_store::AuditRow {
+                    at,
+                    by: who.into(),
+                    action: action.into(),
+                    target: target.into(),
+                    detail: detail.clone(),
+                }],
+            );
+        }
+        self.audit_local(at, who, action, target, detail);
+    }
+
+    /// Appends one line to the audit file and the recent lines only (the store already has
+    /// it: committed with the action it records).
+    pub(crate) fn audit_local(
+        &self,
+        at: i64,
+        who: &str,
+        action: &str,
+        target: &str,
+        detail: Value,
+    ) {
+        let line =
+            json!({"at": at, "by": who, "action": action, "target": target, "detail": detail});
         tracing::info!(by = who, action, target, "audit");
         if let Some(w) = self.audit.lock().expect("audit lock").as_mut() {
             let _ = writeln!(w, "{line}");
@@ -585,69 +635,94 @@ impl PipelineObserver for Hub {
                     .alert_latency_sum_ms
                     .fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
             }
-            let (ward, district, kind, location) = self.place_of(&t.key);
-            let value = t.value.is_finite().then_some(t.value);
-            let mut alerts = self.alerts.lock().expect("alerts lock");
-            let record = alerts
-                .entry(t.alert_id.clone())
-                .or_insert_with(|| AlertRecord {
-                    alert_id: t.alert_id.clone(),
-                    rule: t.rule.clone(),
-                    key: t.key.clone(),
-                    state: "firing",
-                    severity: t.severity,
-                    fired_at: t.at,
-                    updated_at: t.at,
-                    resolved_at: None,
-                    value,
-                    message: t.message.clone(),
-                    labels: t.labels.clone(),
-                    ward,
-                    district,
-                    kind,
-                    location,
-                    acknowledged: None,
-                    assignee: None,
-                    history: Vec::new(),
-                });
-            let event = match t.state {
-                AlertState::Resolved => "resolved",
-                _ if record.history.is_empty() => "fired",
-                _ => "escalated",
-            };
-            record.history.push(HistoryEntry {
-                at: t.at,
-                event: event.into(),
-                by: None,
-                detail: format!("{}: {}", t.severity.as_str(), t.message),
-            });
-            record.severity = t.severity;
-            record.updated_at = t.at;
-            record.value = value.or(record.value);
-            record.message = t.message.clone();
-            for (k, v) in &t.labels {
-                record.labels.insert(k.clone(), v.clone());
-            }
-            if t.state == AlertState::Resolved {
-                record.state = "resolved";
-                record.resolved_at = Some(t.at);
-            }
-            let record = record.clone();
-            // Forget the oldest resolved alerts beyond the retention.
-            if alerts.len() > RESOLVED_KEPT * 2 {
-                let mut resolved: Vec<(i64, String)> = alerts
-                    .values()
-                    .filter(|a| a.state == "resolved")
-                    .map(|a| (a.updated_at, a.alert_id.clone()))
-                    .collect();
-                resolved.sort();
-                let excess = resolved.len().saturating_sub(RESOLVED_KEPT);
-                for (_, id) in resolved.into_iter().take(excess) {
-                    alerts.remove(&id);
-                }
-            }
-            drop(alerts);
-            self.publish(self.alert_delta(&record));
+            self.apply_transition(t);
         }
+    }
+}
+
+impl Hub {
+    /// Applies an engine transition to its record (created when new), queues it for the
+    /// store and publishes it. A transition the record already has (replayed from the
+    /// write-ahead log after a restart) adds no second history line.
+    pub(crate) fn apply_transition(&self, t: &AlertTransition) {
+        let (ward, district, kind, location) = self.place_of(&t.key);
+        let value = t.value.is_finite().then_some(t.value);
+        let mut alerts = self.alerts.lock().expect("alerts lock");
+        let record = alerts
+            .entry(t.alert_id.clone())
+            .or_insert_with(|| AlertRecord {
+                alert_id: t.alert_id.clone(),
+                rule: t.rule.clone(),
+                key: t.key.clone(),
+                state: "firing",
+                severity: t.severity,
+                fired_at: t.at,
+                updated_at: t.at,
+                resolved_at: None,
+                value,
+                message: t.message.clone(),
+                labels: t.labels.clone(),
+                ward,
+                district,
+                kind,
+                location,
+                acknowledged: None,
+                assignee: None,
+                history: Vec::new(),
+            });
+        let event = match t.state {
+            AlertState::Resolved => "resolved",
+            _ if record.history.is_empty() => "fired",
+            _ => "escalated",
+        };
+        let entry = HistoryEntry {
+            at: t.at,
+            event: event.into(),
+            by: None,
+            detail: format!("{}: {}", t.severity.as_str(), t.message),
+        };
+        let replayed = record.history.iter().any(|h| {
+            h.by.is_none()
+                && h.at == entry.at
+                && h.detail == entry.detail
+                && (h.event == "resolved") == (event == "resolved")
+        });
+        if !replayed {
+            record.history.push(entry.clone());
+        }
+        record.severity = t.severity;
+        record.updated_at = record.updated_at.max(t.at);
+        record.value = value.or(record.value);
+        record.message = t.message.clone();
+        for (k, v) in &t.labels {
+            record.labels.insert(k.clone(), v.clone());
+        }
+        if t.state == AlertState::Resolved {
+            record.state = "resolved";
+            record.resolved_at.get_or_insert(t.at);
+        }
+        let record = record.clone();
+        // Queued under the lock: the store sees changes in the hub's order.
+        if let Some(store) = self.store() {
+            store.enqueue(
+                vec![crate::persist::transition_change(&record, t, &entry)],
+                Vec::new(),
+            );
+        }
+        // Forget the oldest resolved alerts beyond the retention (the store keeps them).
+        if alerts.len() > RESOLVED_KEPT * 2 {
+            let mut resolved: Vec<(i64, String)> = alerts
+                .values()
+                .filter(|a| a.state == "resolved")
+                .map(|a| (a.updated_at, a.alert_id.clone()))
+                .collect();
+            resolved.sort();
+            let excess = resolved.len().saturating_sub(RESOLVED_KEPT);
+            for (_, id) in resolved.into_iter().take(excess) {
+                alerts.remove(&id);
+            }
+        }
+        drop(alerts);
+        self.publish(self.alert_delta(&record));
     }
 }

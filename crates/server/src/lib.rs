@@ -11,6 +11,7 @@ mod assets;
 pub mod auth;
 pub mod hub;
 pub mod kpi;
+mod persist;
 mod ws;
 
 use std::path::PathBuf;
@@ -41,10 +42,18 @@ pub struct AppState {
 
 /// The HTTP application: API, WebSocket, metrics and dashboard.
 pub fn router(state: AppState) -> Router {
-    api::routes()
-        .merge(ws::routes())
-        .merge(assets::routes())
-        .with_state(state)
+    router_with(state, true)
+}
+
+/// [`router`], with or without the dashboard's pages.
+pub fn router_with(state: AppState, dashboard: bool) -> Router {
+    let app = api::routes().merge(ws::routes());
+    let app = if dashboard {
+        app.merge(assets::routes())
+    } else {
+        app
+    };
+    app.with_state(state)
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves; refreshes the KPIs
@@ -52,6 +61,16 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(state, listener, true, shutdown).await
+}
+
+/// [`serve`], with or without the dashboard's pages.
+pub async fn serve_with(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    dashboard: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hub = state.hub.clone();
@@ -62,7 +81,7 @@ pub async fn serve(
             hub.refresh_kpis();
         }
     });
-    let result = axum::serve(listener, router(state))
+    let result = axum::serve(listener, router_with(state, dashboard))
         .with_graceful_shutdown(shutdown)
         .await;
     kpis.abort();

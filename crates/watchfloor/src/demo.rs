@@ -1,22 +1,22 @@
 //! `watchfloor demo`: the whole command centre in one process with no external service:
 //! the embedded MQTT broker, the city simulator publishing to it (real time, scripted
-//! incidents every few minutes), the pipeline with the shipped rule packs, and the server
-//! with the dashboard on http://127.0.0.1:8080.
+//! incidents every few minutes), and `pipelines/demo.toml` run by the same runtime as
+//! `watchfloor run` (`crate::centre`): pipeline, incident store (SQLite) and server with the
+//! dashboard on http://127.0.0.1:8080.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use watchfloor_city::City;
+use watchfloor_connectors::config::{OutputConfig, SourceConfig, StoreSettings};
 use watchfloor_connectors::{
-    run_pipeline_linked, start_embedded_broker, EmbeddedBrokerConfig, PipelineConfig, PipelineLink,
-    PipelineStats,
+    start_embedded_broker, EmbeddedBrokerConfig, PipelineConfig, PipelineStats,
 };
-use watchfloor_server::{Accounts, AppState, Hub};
 use watchfloor_simulators::{demo_script, SimConfig, Simulator};
 
 use crate::simulate::{publish, Sink};
@@ -24,21 +24,22 @@ use crate::simulate::{publish, Sink};
 /// Options of `watchfloor demo`.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// HTTP port of the dashboard and APIs.
+    /// The demo's pipeline file.
+    #[arg(long, default_value = "pipelines/demo.toml")]
+    pub pipeline: PathBuf,
+    /// HTTP port of the dashboard and APIs (overrides the pipeline's `[server] listen`).
     #[arg(long, default_value_t = 8080)]
     pub http_port: u16,
-    /// Port of the embedded MQTT broker.
+    /// Port of the embedded MQTT broker (the pipeline's MQTT sources and outputs use it).
     #[arg(long, default_value_t = 1883)]
     pub mqtt_port: u16,
-    /// Rule directory (rules, city, reference tables).
-    #[arg(long, default_value = "alert-rules")]
-    pub rules: PathBuf,
-    /// Accounts file (token hashes, roles, scopes).
-    #[arg(long, default_value = "pipelines/demo-accounts.toml")]
-    pub accounts: PathBuf,
-    /// Where the demo writes alerts, dead letters and the audit log.
-    #[arg(long, default_value = "var/demo")]
-    pub data_dir: PathBuf,
+    /// Accounts file (overrides the pipeline's `[server] accounts`).
+    #[arg(long)]
+    pub accounts: Option<PathBuf>,
+    /// Where the demo keeps alerts, dead letters, its checkpoint and its incident store
+    /// (overrides the pipeline's paths; default: as in the pipeline file, `var/demo/`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Seed of the simulated telemetry.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -64,58 +65,60 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The demo pipeline with the command line's ports and data directory.
+fn demo_config(args: &DemoArgs) -> Result<PipelineConfig> {
+    let mut config = PipelineConfig::load(&args.pipeline).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for source in &mut config.sources {
+        if let SourceConfig::Mqtt { port, .. } = source {
+            *port = args.mqtt_port;
+        }
+    }
+    let server = config
+        .server
+        .as_mut()
+        .context("the demo pipeline needs [server]")?;
+    server.listen = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), args.http_port);
+    if let Some(accounts) = &args.accounts {
+        server.accounts = accounts.clone();
+    }
+    for output in config
+        .outputs
+        .iter_mut()
+        .chain(std::iter::once(&mut config.dead_letter))
+    {
+        match output {
+            OutputConfig::Mqtt { port, .. } => *port = args.mqtt_port,
+            OutputConfig::File { path } => {
+                if let Some(dir) = &args.data_dir {
+                    *path = dir.join(path.file_name().unwrap_or_default());
+                }
+            }
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+    if let Some(dir) = &args.data_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        if config.engine.checkpoint.is_some() {
+            config.engine.checkpoint = Some(dir.join("engine.checkpoint").display().to_string());
+        }
+        config.store = Some(StoreSettings {
+            url: format!("sqlite:{}", dir.join("incidents.db").display()),
+        });
+    }
+    config
+        .validate(&args.pipeline)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(config)
+}
+
 /// Runs the demo until Ctrl-C.
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     crate::live::init_logging();
-    let city = City::load(&args.rules)
+    let config = demo_config(args)?;
+    let city = City::load(&config.rules)
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .with_context(|| format!("no city in {}", args.rules.display()))?;
-    let accounts = Arc::new(Accounts::load(&args.accounts)?);
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-    let data = args.data_dir.display().to_string();
-    let pipeline_path = args.data_dir.join("pipeline.toml");
-    std::fs::write(
-        &pipeline_path,
-        format!(
-            r#"# Written by `watchfloor demo`.
-name = "demo"
-rules = "{rules}"
-
-[engine]
-max_out_of_orderness = "2s"
-allowed_lateness = "5s"
-idle_timeout = "2m"
-tick_interval = "200ms"
-
-[[source]]
-type = "mqtt"
-host = "127.0.0.1"
-port = {port}
-client_id = "watchfloor-demo-telemetry"
-topics = ["ioc/+/+/telemetry"]
-format = "json"
-
-[[output]]
-type = "file"
-path = "{data}/alerts.ndjson"
-
-[[output]]
-type = "mqtt"
-host = "127.0.0.1"
-port = {port}
-client_id = "watchfloor-demo-alerts"
-topic = "ioc/alerts/{{severity}}/{{rule}}"
-
-[dead_letter]
-type = "file"
-path = "{data}/dead-letters.ndjson"
-"#,
-            rules = std::fs::canonicalize(&args.rules)?.display(),
-            port = args.mqtt_port,
-        ),
-    )?;
-    let config = PipelineConfig::load(&pipeline_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        .with_context(|| format!("no city in {}", config.rules.display()))?;
     // The broker runs its own threads (never inside a tokio task).
     start_embedded_broker(&EmbeddedBrokerConfig {
         listen: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), args.mqtt_port),
@@ -123,50 +126,37 @@ path = "{data}/dead-letters.ndjson"
         max_inflight: 1000,
     })
     .context("starting the embedded MQTT broker")?;
+    let data = data_dir(&config);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let audit = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(args.data_dir.join("audit.ndjson"))?;
-        let city = Arc::new(city);
-        let hub = Hub::new(Some(city.clone()), Some(audit));
-        let stats = Arc::new(PipelineStats::default());
-        let (commands_tx, commands_rx) = mpsc::channel(64);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut stopped = stop_rx.clone();
-        let pipeline = tokio::spawn({
-            let (hub, stats, path) = (hub.clone(), stats.clone(), pipeline_path.clone());
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let stats = Arc::new(PipelineStats::default());
+        let centre = tokio::spawn({
             let mut stop = stop_rx.clone();
+            let path = args.pipeline.clone();
             async move {
-                let link = PipelineLink {
-                    observer: hub,
-                    commands: commands_rx,
-                };
-                run_pipeline_linked(config, &path, stats, Some(link), async move {
-                    let _ = stop.changed().await;
-                })
+                crate::centre::run(
+                    config,
+                    &path,
+                    stats,
+                    async move {
+                        let _ = stop.changed().await;
+                    },
+                    |c| {
+                        let _ = started_tx.send(c.addr);
+                    },
+                )
                 .await
             }
         });
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, args.http_port))
-            .await
-            .with_context(|| format!("cannot listen on port {}", args.http_port))?;
-        let state = AppState {
-            hub: hub.clone(),
-            accounts,
-            commands: commands_tx,
-            rules_dir: args.rules.clone(),
-            stats,
+        let addr = match started_rx.await {
+            Ok(addr) => addr,
+            Err(_) => return centre.await.context("centre task")?,
         };
-        let server = tokio::spawn(watchfloor_server::serve(state, listener, async move {
-            let _ = stopped.changed().await;
-        }));
-        // Give the pipeline a moment to subscribe, then start the city.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let start_ms = now_ms();
         let duration_ms = 7 * 24 * 3_600_000;
         let sim = Simulator::new(
@@ -186,7 +176,7 @@ path = "{data}/dead-letters.ndjson"
             let stop = stop_rx.clone();
             async move { publish(sim, &mut sink, speed, start_ms, Some(stop)).await }
         });
-        println!("Watchfloor demo: http://127.0.0.1:{}/", args.http_port);
+        println!("Watchfloor demo: http://{addr}/");
         println!(
             "  {} stations and cameras in {} zones; MQTT broker on 127.0.0.1:{}; data in {data}/",
             city.stations.len(),
@@ -198,12 +188,29 @@ path = "{data}/dead-letters.ndjson"
             println!("    {token:<26} {what}");
         }
         println!("  first incident (a camera fire in Long Hòa) in about 10 s; Ctrl-C stops");
-        tokio::signal::ctrl_c().await?;
+        let mut centre = centre;
+        let ended = tokio::select! {
+            _ = crate::live::stop_signal() => None,
+            r = &mut centre => Some(r),
+        };
         let _ = stop_tx.send(true);
         let _ = simulator.await;
-        let _ = pipeline.await;
-        let _ = server.await;
-        anyhow::Ok(())
+        match ended {
+            Some(r) => r.context("centre task")?,
+            None => centre.await.context("centre task")?,
+        }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the demo's files are, for the banner.
+fn data_dir(config: &PipelineConfig) -> String {
+    match &config.dead_letter {
+        OutputConfig::File { path } => path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .display()
+            .to_string(),
+        _ => "var/demo".into(),
+    }
 }

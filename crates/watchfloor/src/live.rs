@@ -62,14 +62,43 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         eprintln!("{errors}");
         return Ok(ExitCode::FAILURE);
     }
+    if let Some(server) = &config.server {
+        if let Err(e) = watchfloor_server::Accounts::load(&server.accounts) {
+            eprintln!("{}: server.accounts: {e}", args.pipeline.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     if args.check {
+        let centre = match (&config.server, &config.store) {
+            (Some(server), Some(store)) => format!(
+                "; command centre on {}{}, store {}",
+                server.listen,
+                if server.dashboard {
+                    " with the dashboard"
+                } else {
+                    ""
+                },
+                store
+                    .url
+                    .split("://")
+                    .next()
+                    .unwrap_or("sqlite")
+                    .split(':')
+                    .next()
+                    .unwrap_or("sqlite")
+            ),
+            _ => "; headless".into(),
+        };
         println!(
-            "ok: pipeline `{}` ({} sources, {} outputs)",
+            "ok: pipeline `{}` ({} sources, {} outputs{centre})",
             config.name,
             config.sources.len(),
             config.outputs.len()
         );
         return Ok(ExitCode::SUCCESS);
+    }
+    if config.server.is_some() {
+        return run_centre(config, &args.pipeline);
     }
     // MQTT-only pipelines run on one thread: the source, the engine and the outputs hand
     // messages to each other through channels, and a cross-thread wake-up per message cost
@@ -91,18 +120,42 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     };
     let stats = Arc::new(PipelineStats::default());
     let path = args.pipeline.clone();
-    runtime.block_on(async {
-        let shutdown = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("signal handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        };
-        run_pipeline(config, &path, stats.clone(), shutdown).await
-    })?;
+    runtime.block_on(async { run_pipeline(config, &path, stats.clone(), stop_signal()).await })?;
+    eprintln!(
+        "pipeline stopped: {} received, {} accepted, {} rejected, {} alert transitions",
+        stats.received.load(Ordering::Relaxed),
+        stats.accepted.load(Ordering::Relaxed),
+        stats.rejected_total(),
+        stats.transitions.load(Ordering::Relaxed),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM.
+pub(crate) async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs a pipeline with its command centre (`[server]`) until SIGINT/SIGTERM.
+fn run_centre(config: PipelineConfig, path: &std::path::Path) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let stats = Arc::new(PipelineStats::default());
+    runtime.block_on(crate::centre::run(
+        config,
+        path,
+        stats.clone(),
+        stop_signal(),
+        |c| {
+            eprintln!("command centre: http://{}/", c.addr);
+        },
+    ))?;
     eprintln!(
         "pipeline stopped: {} received, {} accepted, {} rejected, {} alert transitions",
         stats.received.load(Ordering::Relaxed),

@@ -4,6 +4,7 @@
 //! - `watchfloor replay --rules <dir> --input <file|->` runs recorded telemetry through the
 //!   engine in event time and prints alert transitions as NDJSON.
 
+mod centre;
 mod demo;
 mod fanout;
 mod live;

@@ -1,0 +1,170 @@
+//! The command centre: a pipeline with a `[server]` section runs with the server beside it
+//! — the incident store opened (and migrated), the hub rebuilt from it, the pipeline
+//! started, the hub reconciled with the engine once the engine restored its checkpoint,
+//! the API, WebSocket and dashboard served, old history pruned every hour. `watchfloor
+//! run` and `watchfloor demo` both come here: one wiring.
+//!
+//! Shutdown: the future given stops the pipeline (which writes its checkpoint), then the
+//! server, then the store writer drains its queue.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::{mpsc, oneshot, watch};
+use watchfloor_city::City;
+use watchfloor_connectors::{
+    run_pipeline_linked, EngineCommand, PipelineConfig, PipelineLink, PipelineStats,
+};
+use watchfloor_server::{Accounts, AppState, Hub};
+use watchfloor_store::{Store, StoreWriter};
+
+/// How often old history is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// What a running centre tells its caller (the demo starts its simulator then).
+pub struct Centre {
+    /// Where the server listens.
+    pub addr: std::net::SocketAddr,
+}
+
+/// Runs the pipeline and its command centre until `shutdown` resolves; `started` is called
+/// once everything listens.
+pub async fn run(
+    config: PipelineConfig,
+    path: &Path,
+    stats: Arc<PipelineStats>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    started: impl FnOnce(&Centre),
+) -> Result<()> {
+    let server = config
+        .server
+        .clone()
+        .context("the pipeline has no [server] section")?;
+    let store_url = config
+        .store
+        .as_ref()
+        .map(|s| s.url.clone())
+        .context("no [store]")?;
+    let retention_ms = config
+        .retention_ms(path)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let city = City::load(&config.rules)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .map(Arc::new);
+    let accounts = Arc::new(Accounts::load(&server.accounts)?);
+    let store = Store::open(&store_url)
+        .await
+        .with_context(|| format!("opening the incident store {}", redact(&store_url)))?;
+    tracing::info!(backend = store.backend(), url = %redact(&store_url), "incident store open");
+    let (writer, writer_task) = StoreWriter::start(store.clone());
+    let hub = Hub::new(city, None);
+    hub.attach_store(writer);
+    let restored = hub
+        .restore_from_store()
+        .await
+        .context("reading the incident store")?;
+    tracing::info!(open_alerts = restored, "alerts restored from the store");
+
+    let rules_dir = config.rules.clone();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (commands_tx, commands_rx) = mpsc::channel(64);
+    let pipeline = tokio::spawn({
+        let (hub, stats, path) = (hub.clone(), stats.clone(), path.to_path_buf());
+        let mut stop = stop_rx.clone();
+        async move {
+            let link = PipelineLink {
+                observer: hub,
+                commands: commands_rx,
+            };
+            run_pipeline_linked(config, &path, stats, Some(link), async move {
+                let _ = stop.changed().await;
+            })
+            .await
+        }
+    });
+    // The engine answers commands once it has restored its checkpoint and replayed its log.
+    let (reply, active) = oneshot::channel();
+    commands_tx
+        .send(EngineCommand::ActiveAlerts { reply })
+        .await
+        .map_err(|_| anyhow::anyhow!("the pipeline stopped at start"))?;
+    let Ok(active) = active.await else {
+        // The pipeline dropped the request: it stopped; say why.
+        return match pipeline.await.context("pipeline task")? {
+            Ok(()) => Err(anyhow::anyhow!("the pipeline stopped at start")),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        };
+    };
+    let (resolved, added) = hub.reconcile(&active, now_ms());
+    tracing::info!(
+        firing = active.len(),
+        resolved,
+        added,
+        "screen and store reconciled with the engine"
+    );
+
+    let listener = tokio::net::TcpListener::bind(server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", server.listen))?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        hub: hub.clone(),
+        accounts,
+        commands: commands_tx,
+        rules_dir,
+        stats,
+    };
+    let serving = tokio::spawn({
+        let mut stop = stop_rx.clone();
+        watchfloor_server::serve_with(state, listener, server.dashboard, async move {
+            let _ = stop.changed().await;
+        })
+    });
+    let pruning = tokio::spawn(prune_forever(store.clone(), retention_ms));
+    tracing::info!(%addr, dashboard = server.dashboard, "command centre listening");
+    started(&Centre { addr });
+
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let result = pipeline.await.context("pipeline task")?;
+    let _ = serving.await;
+    pruning.abort();
+    drop(hub);
+    // The writer stops once its queue is written and every handle is gone.
+    let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
+    store.close().await;
+    result.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn prune_forever(store: Store, retention_ms: i64) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        match store.prune(now_ms() - retention_ms).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(alerts = n, "old history pruned"),
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning the incident store failed; next try in an hour")
+            }
+        }
+    }
+}
+
+/// A store URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme && url[scheme + 3..at].contains(':') => {
+            let user = url[scheme + 3..at].split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
