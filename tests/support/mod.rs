@@ -62,6 +62,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 pub mod equivalence;
+pub mod http;
 pub mod mosquitto;
 pub mod tansu;
 

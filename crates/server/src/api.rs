@@ -204,7 +204,24 @@ async fn get_alert(
     Authed(who): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<AlertRecord>, ApiError> {
-    visible_alert(&s, &who, &id).map(Json)
+    if s.hub.alert(&id).is_some() {
+        return visible_alert(&s, &who, &id).map(Json);
+    }
+    // Not on the screen any more (resolved long ago, or before a restart): the store's.
+    let not_found = || {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no alert `{id}` in your scope"),
+        )
+    };
+    let store = s.hub.store().ok_or_else(not_found)?;
+    let stored = crate::persist::stored_record(store.store(), &id)
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    stored
+        .filter(|a| visible(&who, a))
+        .map(Json)
+        .ok_or_else(not_found)
 }
 
 /// Body of acknowledge, resolve, comment and assign.

@@ -20,7 +20,7 @@ use crate::kpi::{KpiInputs, ZoneKpis};
 /// Deltas kept per channel for resuming clients.
 pub const REPLAY_CAPACITY: usize = 4096;
 /// Resolved alerts kept in memory (the oldest are forgotten first).
-const RESOLVED_KEPT: usize = 5000;
+pub(crate) const RESOLVED_KEPT: usize = 5000;
 /// Readings kept per station for drill-down charts.
 const RECENT_READINGS: usize = 240;
 /// Attribute names that carry personal data (masked for roles not entitled to it).

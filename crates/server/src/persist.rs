@@ -106,20 +106,40 @@ pub(crate) fn transition_change(
     }
 }
 
+/// An alert and its timeline as stored, if stored.
+pub(crate) async fn stored_record(
+    store: &watchfloor_store::Store,
+    id: &str,
+) -> Result<Option<AlertRecord>, watchfloor_store::StoreError> {
+    let Some(row) = store.alert(id).await? else {
+        return Ok(None);
+    };
+    let timeline = store.timeline(id).await?;
+    Ok(Some(record_of(row, timeline)))
+}
+
 impl Hub {
-    /// Loads the open alerts from the store into the hub (at start, before the pipeline
-    /// runs); returns how many.
+    /// Loads the open alerts and the most recently resolved ones (as many as the hub keeps)
+    /// from the store into the hub, at start, before the pipeline runs: a transition the
+    /// engine replays from its log then finds its alert with the whole timeline. Returns
+    /// how many are open.
     pub async fn restore_from_store(&self) -> Result<usize, watchfloor_store::StoreError> {
         let Some(writer) = self.store() else {
             return Ok(0);
         };
-        let open = writer.store().open_alerts().await?;
-        let n = open.len();
-        let records = open
-            .into_iter()
-            .map(|(row, timeline)| record_of(row, timeline));
-        self.insert_records(records);
-        Ok(n)
+        let set = writer
+            .store()
+            .working_set(crate::hub::RESOLVED_KEPT)
+            .await?;
+        let open = set
+            .iter()
+            .filter(|(row, _)| row.state != "resolved")
+            .count();
+        self.insert_records(
+            set.into_iter()
+                .map(|(row, timeline)| record_of(row, timeline)),
+        );
+        Ok(open)
     }
 
     /// Makes the hub (and the store) agree with the engine's firing alerts, once the

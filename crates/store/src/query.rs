@@ -60,19 +60,47 @@ fn parse_cursor(c: &str) -> Result<(i64, String), StoreError> {
 impl Store {
     /// Alerts not resolved, with their timelines (oldest line first).
     pub async fn open_alerts(&self) -> Result<Vec<(AlertRow, Vec<Entry>)>, StoreError> {
-        let rows = on_pool!(self, pool => {
-            let mut out = Vec::new();
-            for r in sqlx::query("SELECT * FROM alerts WHERE state <> 'resolved' ORDER BY fired_at, alert_id").fetch_all(pool).await? {
-                out.push(alert_from_row!(&r));
+        self.working_set(0).await
+    }
+
+    /// What a restarted server holds: the alerts not resolved (oldest first) and the
+    /// `resolved` most recently resolved ones, each with its timeline — two queries
+    /// whatever the count.
+    pub async fn working_set(
+        &self,
+        resolved: usize,
+    ) -> Result<Vec<(AlertRow, Vec<Entry>)>, StoreError> {
+        const SET: &str = "SELECT alert_id FROM alerts WHERE state <> 'resolved' \
+             UNION ALL SELECT alert_id FROM (SELECT alert_id FROM alerts WHERE state = 'resolved' ORDER BY updated_at DESC LIMIT $1) AS recent";
+        let limit = resolved as i64;
+        let (rows, entries) = on_pool!(self, pool => {
+            let mut rows = Vec::new();
+            let sql = format!("SELECT * FROM alerts WHERE alert_id IN ({SET}) ORDER BY fired_at, alert_id");
+            for r in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(pool).await? {
+                rows.push(alert_from_row!(&r));
             }
-            out
+            let sql = format!("SELECT alert_id, at, event, by_account, detail FROM alert_events WHERE alert_id IN ({SET}) ORDER BY seq");
+            let entries: Vec<(String, i64, String, Option<String>, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(pool).await?;
+            (rows, entries)
         });
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let timeline = self.timeline(&row.alert_id).await?;
-            out.push((row, timeline));
+        let mut timelines: std::collections::HashMap<String, Vec<Entry>> =
+            std::collections::HashMap::new();
+        for (id, at, event, by, detail) in entries {
+            timelines.entry(id).or_default().push(Entry {
+                at,
+                event,
+                by,
+                detail,
+            });
         }
-        Ok(out)
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let timeline = timelines.remove(&r.alert_id).unwrap_or_default();
+                (r, timeline)
+            })
+            .collect())
     }
 
     /// One alert, if stored.

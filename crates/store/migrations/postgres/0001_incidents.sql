@@ -27,6 +27,7 @@ CREATE INDEX alerts_fired ON alerts (fired_at, alert_id);
 CREATE INDEX alerts_ward_fired ON alerts (ward, fired_at);
 CREATE INDEX alerts_district_fired ON alerts (district, fired_at);
 CREATE INDEX alerts_open ON alerts (state) WHERE state <> 'resolved';
+CREATE INDEX alerts_recently_resolved ON alerts (updated_at) WHERE state = 'resolved';
 
 CREATE TABLE alert_events (
     seq         BIGSERIAL PRIMARY KEY,

@@ -1,0 +1,414 @@
+//! The production command centre survives its process: `watchfloor run` with `[server]`
+//! and `[store]` (SQLite, and a private PostgreSQL server) next to a real Mosquitto;
+//! cameras keep reporting fires while operators acknowledge, assign, comment on and
+//! resolve alerts through the API; the process is killed (SIGKILL) or stopped (SIGTERM)
+//! in the middle and started again. Afterwards: every action that was answered 200 is in
+//! its alert's history (and the acknowledgement and assignee on the alert), the alerts open
+//! on the screen are exactly those open in the engine's own output, and every timeline
+//! holds each engine transition once.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::http::{call, get};
+use support::mosquitto::Mosquitto;
+use support::{free_port, now_ms, run_pipeline, scratch, wait_until, Killed};
+
+const LOG: &str = "watchfloor.log";
+const OPERATOR: &str = "token-operator";
+
+fn write_centre(dir: &Path, mqtt: u16, http: u16, store: &str) -> PathBuf {
+    let accounts = format!(
+        "[[account]]\nname = \"duty-operator\"\nrole = \"operator\"\nscope = \"city\"\ntoken_sha256 = \"{}\"\n",
+        watchfloor_server::token_hash_hex(OPERATOR)
+    );
+    std::fs::write(dir.join("accounts.toml"), accounts).unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../alert-rules");
+    let path = dir.join("centre.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+name = "centre"
+rules = "{rules}"
+
+[engine]
+max_out_of_orderness = "2s"
+allowed_lateness = "5s"
+idle_timeout = "1m"
+tick_interval = "200ms"
+checkpoint = "state/engine.checkpoint"
+checkpoint_interval = "1s"
+
+[[source]]
+type = "mqtt"
+host = "127.0.0.1"
+port = {mqtt}
+client_id = "centre-telemetry"
+topics = ["ioc/+/+/telemetry"]
+format = "json"
+
+[[output]]
+type = "file"
+path = "alerts.ndjson"
+
+[dead_letter]
+type = "file"
+path = "dead.ndjson"
+
+[server]
+listen = "127.0.0.1:{http}"
+accounts = "accounts.toml"
+
+[store]
+url = "{store}"
+"#,
+            rules = rules.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Cameras publishing while the test runs: every camera in turn, mostly quiet detections,
+/// a confident fire from a new camera every 25 messages; about 200 messages a second.
+fn publish_until(
+    mqtt: u16,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut options = rumqttc::MqttOptions::new("centre-cameras", "127.0.0.1", mqtt);
+        options.set_keep_alive(Duration::from_secs(30));
+        let (client, mut connection) = rumqttc::Client::new(options, 100);
+        std::thread::spawn(move || for _ in connection.iter() {});
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let camera = format!("CT-CAM-{:02}", i % 36 + 1);
+            let confidence = if i.is_multiple_of(25) { 0.95 } else { 0.3 };
+            let payload = json!({"source": camera, "kind": "camera", "ts": now_ms(), "event": "fire_smoke", "confidence": confidence});
+            client
+                .publish(
+                    format!("ioc/city/{camera}/telemetry"),
+                    rumqttc::QoS::AtLeastOnce,
+                    false,
+                    payload.to_string(),
+                )
+                .unwrap();
+            sent.fetch_add(1, Ordering::Relaxed);
+            i += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = client.disconnect();
+    })
+}
+
+/// An action the API answered 200 to: alert, history event, detail.
+type Done = (String, String, String);
+
+/// An operator working the open alerts until the server stops answering: acknowledge,
+/// assign, comment, and now and then resolve by hand. Returns what was answered 200.
+fn operate(
+    http: u16,
+    stop: Arc<AtomicBool>,
+    done: Arc<Mutex<Vec<Done>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let Some(list) = call(
+                http,
+                "GET",
+                "/api/alerts?state=open&limit=1000",
+                Some(OPERATOR),
+                None,
+            ) else {
+                return;
+            };
+            let Some(alerts) = list.body.as_array().cloned() else {
+                return;
+            };
+            for a in alerts {
+                let id = a["alert_id"].as_str().unwrap().to_string();
+                n += 1;
+                let (path, body, event, detail) = match n % 7 {
+                    0 => (
+                        "resolve",
+                        json!({"note": format!("cleared {n}")}),
+                        "resolved by hand",
+                        format!("cleared {n}"),
+                    ),
+                    1 | 4 if a["acknowledged"].is_null() => (
+                        "ack",
+                        json!({"note": format!("on it {n}")}),
+                        "acknowledged",
+                        format!("on it {n}"),
+                    ),
+                    2 | 5 => (
+                        "assign",
+                        json!({"to": format!("team-{n}")}),
+                        "assigned",
+                        format!("team-{n}"),
+                    ),
+                    _ => (
+                        "comment",
+                        json!({"text": format!("note {n}")}),
+                        "commented",
+                        format!("note {n}"),
+                    ),
+                };
+                match call(
+                    http,
+                    "POST",
+                    &format!("/api/alerts/{id}/{path}"),
+                    Some(OPERATOR),
+                    Some(&body),
+                ) {
+                    Some(answer) if answer.status == 200 => {
+                        done.lock().unwrap().push((id, event.into(), detail))
+                    }
+                    Some(_) => {} // 409 (resolved meanwhile) or 503: not answered 200
+                    None => return,
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// Each alert's distinct transitions: (at, state).
+type Transitions = BTreeMap<String, BTreeSet<(i64, String)>>;
+
+/// The engine's own view from its output: each alert's distinct transitions, and the open
+/// ones (last transition not `resolved`).
+fn engine_output(dir: &Path) -> (Transitions, BTreeSet<String>) {
+    let text = std::fs::read_to_string(dir.join("alerts.ndjson")).unwrap_or_default();
+    let mut transitions = Transitions::new();
+    let mut last: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    for line in text.lines() {
+        let Ok(t) = serde_json::from_str::<Value>(line) else {
+            continue;
+        }; // a torn last line
+        let id = t["alert_id"].as_str().unwrap().to_string();
+        let at = chrono::DateTime::parse_from_rfc3339(t["at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
+        let state = t["state"].as_str().unwrap().to_string();
+        transitions
+            .entry(id.clone())
+            .or_default()
+            .insert((at, state.clone()));
+        let l = last.entry(id).or_insert((at, state.clone()));
+        if at >= l.0 {
+            *l = (at, state);
+        }
+    }
+    let open = last
+        .into_iter()
+        .filter(|(_, (_, s))| s != "resolved")
+        .map(|(id, _)| id)
+        .collect();
+    (transitions, open)
+}
+
+fn open_on_screen(http: u16) -> BTreeSet<String> {
+    get(http, "/api/alerts?state=open&limit=1000", OPERATOR)
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn start(pipeline: &Path, http: u16) -> Killed {
+    let process = run_pipeline(pipeline, LOG);
+    wait_until(
+        "the command centre to answer /healthz",
+        Duration::from_secs(30),
+        || call(http, "GET", "/healthz", None, None).is_some_and(|a| a.status == 200),
+    );
+    process
+}
+
+fn restart_keeps_operator_work(name: &str, store: impl FnOnce(&Path) -> String, kill: bool) {
+    let dir = scratch("centre", name);
+    let mut broker = Mosquitto::start(&dir);
+    let http = free_port();
+    let pipeline = write_centre(&dir, broker.port, http, &store(&dir));
+    let log = || support::log_of(&pipeline, LOG);
+    let mut process = start(&pipeline, http);
+
+    let stop_publishing = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let publisher = publish_until(broker.port, stop_publishing.clone(), sent.clone());
+    wait_until("five open alerts", Duration::from_secs(30), || {
+        open_on_screen(http).len() >= 5
+    });
+    let done = Arc::new(Mutex::new(Vec::new()));
+    let stop_operating = Arc::new(AtomicBool::new(false));
+    let operator = operate(http, stop_operating.clone(), done.clone());
+    wait_until(
+        "40 operator actions answered 200",
+        Duration::from_secs(60),
+        || done.lock().unwrap().len() >= 40,
+    );
+
+    // Stopped while the operator is mid-work and the cameras keep publishing.
+    if kill {
+        process.0.kill().unwrap();
+    } else {
+        let pid = process.0.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+    }
+    process.0.wait().unwrap();
+    stop_operating.store(true, Ordering::Relaxed);
+    operator.join().unwrap();
+    let answered = done.lock().unwrap().clone();
+    let process = start(&pipeline, http);
+    stop_publishing.store(true, Ordering::Relaxed);
+    publisher.join().unwrap();
+    let log_text = log();
+    assert!(
+        log_text.contains("alerts restored from the store"),
+        "{log_text}"
+    );
+
+    // The screen catches up with the engine's output (the broker redelivers what the
+    // killed process had not acknowledged).
+    let caught_up = || {
+        let (_, open) = engine_output(&dir);
+        open == open_on_screen(http)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !caught_up() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (transitions, open) = engine_output(&dir);
+    let screen = open_on_screen(http);
+    assert_eq!(
+        screen,
+        open,
+        "{name}: open on the screen = open in the engine (screen only: {:?}; engine only: {:?})",
+        screen.difference(&open).collect::<Vec<_>>(),
+        open.difference(&screen).collect::<Vec<_>>()
+    );
+
+    // Every action answered 200 is in its alert's history; acknowledgements and the latest
+    // assignment are on the alert.
+    let mut checked = BTreeSet::new();
+    for (id, event, detail) in &answered {
+        let alert = get(http, &format!("/api/alerts/{id}"), OPERATOR);
+        assert_eq!(
+            alert.status, 200,
+            "{name}: alert {id} after the restart: {:?}",
+            alert.body
+        );
+        let history = alert.body["history"].as_array().unwrap();
+        assert!(
+            history.iter().any(|h| h["event"] == event.as_str() && h["detail"] == detail.as_str() && h["by"] == "duty-operator"),
+            "{name}: `{event} {detail}` on {id}, answered 200 before the stop, is in its history: {history:#?}"
+        );
+        if event == "acknowledged" {
+            assert_eq!(
+                alert.body["acknowledged"]["note"],
+                detail.as_str(),
+                "{name}: {id}"
+            );
+        }
+        if checked.insert(id.clone()) {
+            // Each engine transition once, the same as the engine's output.
+            let engine: BTreeSet<(i64, String)> = history
+                .iter()
+                .filter(|h| h["by"].is_null())
+                .map(|h| {
+                    let state = if h["event"] == "resolved" {
+                        "resolved"
+                    } else {
+                        "firing"
+                    };
+                    (h["at"].as_i64().unwrap(), state.to_string())
+                })
+                .collect();
+            let lines = history.iter().filter(|h| h["by"].is_null()).count();
+            assert_eq!(
+                lines,
+                engine.len(),
+                "{name}: {id}: an engine transition twice in {history:#?}"
+            );
+            assert_eq!(
+                &engine, &transitions[id],
+                "{name}: {id}: the timeline holds the engine's transitions"
+            );
+            assert_eq!(history[0]["event"], "fired", "{name}: {id}");
+        }
+    }
+    let last_assigned: BTreeMap<&str, &str> = answered
+        .iter()
+        .filter(|(_, e, _)| e == "assigned")
+        .map(|(id, _, d)| (id.as_str(), d.as_str()))
+        .collect();
+    for (id, to) in last_assigned {
+        let alert = get(http, &format!("/api/alerts/{id}"), OPERATOR);
+        assert_eq!(alert.body["assignee"], to, "{name}: {id}");
+    }
+    println!(
+        "{name}: {} messages published, {} actions answered 200 before the {}, {} alerts open after, all kept",
+        sent.load(Ordering::Relaxed),
+        answered.len(),
+        if kill { "SIGKILL" } else { "SIGTERM" },
+        open.len()
+    );
+    drop(process);
+    broker.stop();
+}
+
+fn sqlite(dir: &Path) -> String {
+    format!("sqlite:{}", dir.join("state/incidents.db").display())
+}
+
+fn postgres() -> &'static watchfloor_store::testing::TestPostgres {
+    static PG: std::sync::OnceLock<watchfloor_store::testing::TestPostgres> =
+        std::sync::OnceLock::new();
+    PG.get_or_init(watchfloor_store::testing::TestPostgres::start)
+}
+
+#[test]
+fn sqlite_keeps_operator_work_across_sigkill() {
+    restart_keeps_operator_work("sqlite-kill", sqlite, true);
+}
+
+#[test]
+fn sqlite_keeps_operator_work_across_sigterm() {
+    restart_keeps_operator_work("sqlite-term", sqlite, false);
+}
+
+#[test]
+fn postgres_keeps_operator_work_across_sigkill() {
+    restart_keeps_operator_work(
+        "postgres-kill",
+        |_| postgres().database("centre_kill"),
+        true,
+    );
+}
+
+#[test]
+fn postgres_keeps_operator_work_across_sigterm() {
+    restart_keeps_operator_work(
+        "postgres-term",
+        |_| postgres().database("centre_term"),
+        false,
+    );
+}
