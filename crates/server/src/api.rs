@@ -135,8 +135,10 @@ pub(crate) struct AlertQuery {
     since: Option<i64>,
     /// Fired before (epoch ms).
     until: Option<i64>,
-    /// At most this many, newest first (default 500).
+    /// At most this many, newest first (default 500; at most 1000 from the store).
     limit: Option<usize>,
+    /// Where the previous page ended (the `next` of its `Link` header; store only).
+    cursor: Option<String>,
 }
 
 fn visible(who: &Account, a: &AlertRecord) -> bool {
@@ -147,7 +149,7 @@ async fn list_alerts(
     State(s): State<AppState>,
     Authed(who): Authed,
     Query(q): Query<AlertQuery>,
-) -> Result<Json<Vec<AlertRecord>>, ApiError> {
+) -> Result<Response, ApiError> {
     let min_severity = match &q.severity {
         Some(text) => Some(Severity::parse(text).ok_or_else(|| {
             error(
@@ -164,6 +166,9 @@ async fn list_alerts(
         ),
         None => None,
     };
+    if let Some(store) = s.hub.store() {
+        return stored_alerts(store.store(), &who, &q, min_severity).await;
+    }
     let mut alerts: Vec<AlertRecord> = s
         .hub
         .alerts()
@@ -187,7 +192,92 @@ async fn list_alerts(
         .collect();
     alerts.sort_by_key(|a| std::cmp::Reverse(a.updated_at));
     alerts.truncate(q.limit.unwrap_or(500));
-    Ok(Json(alerts))
+    Ok(Json(alerts).into_response())
+}
+
+/// `GET /api/alerts` with a store: the stored history, newest fired first, a page at a
+/// time (cursor pagination: `Link: <…&cursor=…>; rel="next"` while there is more), scoped
+/// to the caller. Records carry no history (`GET /api/alerts/{id}` has it).
+async fn stored_alerts(
+    store: &watchfloor_store::Store,
+    who: &Account,
+    q: &AlertQuery,
+    min_severity: Option<Severity>,
+) -> Result<Response, ApiError> {
+    let (wards, district) = match &who.scope {
+        crate::auth::Scope::City => (Vec::new(), None),
+        crate::auth::Scope::District(d) => (Vec::new(), Some(d.clone())),
+        crate::auth::Scope::Ward(w) => (vec![w.clone()], None),
+    };
+    let limit = q
+        .limit
+        .unwrap_or(500)
+        .clamp(1, watchfloor_store::query::MAX_PAGE);
+    let query = watchfloor_store::AlertQuery {
+        from: q.since,
+        to: q.until,
+        wards,
+        district,
+        zone: q.zone.clone(),
+        rule: q.rule.clone(),
+        kind: q.kind.clone(),
+        min_severity,
+        state: q.state.clone(),
+        limit,
+        cursor: q.cursor.clone(),
+    };
+    let page = store.query(&query).await.map_err(|e| match e {
+        watchfloor_store::StoreError::Fatal(m) if m.starts_with("bad cursor") => {
+            error(StatusCode::BAD_REQUEST, m)
+        }
+        e => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    })?;
+    let records: Vec<AlertRecord> = page
+        .alerts
+        .into_iter()
+        .map(|row| crate::persist::record_of(row, Vec::new()))
+        .collect();
+    let mut response = Json(records).into_response();
+    if let Some(next) = page.next {
+        let mut params = vec![
+            format!("limit={limit}"),
+            format!("cursor={}", urlencode(&next)),
+        ];
+        let keep = [
+            ("state", &q.state),
+            ("severity", &q.severity),
+            ("zone", &q.zone),
+            ("rule", &q.rule),
+            ("kind", &q.kind),
+        ];
+        for (name, value) in keep {
+            if let Some(v) = value {
+                params.push(format!("{name}={}", urlencode(v)));
+            }
+        }
+        for (name, value) in [("since", q.since), ("until", q.until)] {
+            if let Some(v) = value {
+                params.push(format!("{name}={v}"));
+            }
+        }
+        let link = format!("</api/alerts?{}>; rel=\"next\"", params.join("&"));
+        if let Ok(v) = header::HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(response)
+}
+
+/// Percent-encodes a query value.
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn visible_alert(s: &AppState, who: &Account, id: &str) -> Result<AlertRecord, ApiError> {

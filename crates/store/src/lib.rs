@@ -14,7 +14,7 @@
 //! - The same SQL text runs on both backends (`$n` parameters, numbered in order of first
 //!   use, which SQLite maps to the same positions).
 
-mod query;
+pub mod query;
 mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;

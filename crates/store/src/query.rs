@@ -26,6 +26,8 @@ pub struct AlertQuery {
     pub zone: Option<String>,
     /// Rule id.
     pub rule: Option<String>,
+    /// Station kind.
+    pub kind: Option<String>,
     /// Lowest severity.
     pub min_severity: Option<Severity>,
     /// `firing`, `acknowledged`, `resolved`, or `open` (firing or acknowledged).
@@ -166,6 +168,9 @@ impl Store {
         }
         if let Some(r) = &q.rule {
             push(&mut sql, " AND rule = ?", Bind::S(r.clone()));
+        }
+        if let Some(k) = &q.kind {
+            push(&mut sql, " AND kind = ?", Bind::S(k.clone()));
         }
         if let Some(s) = q.min_severity {
             push(&mut sql, " AND severity_rank >= ?", Bind::I(rank(s)));

@@ -1,0 +1,300 @@
+//! The command-centre server with its incident store (SQLite, and a private PostgreSQL
+//! server that is killed and restarted): an action answered 200 is already committed; the
+//! alert list pages through the stored history by scope with a `Link` to the next page;
+//! while the store cannot be written, actions answer 503 (and are not applied), `/healthz`
+//! says degraded and why, `/metrics` shows it, and the live screen keeps updating; once the
+//! database is back everything queued meanwhile is stored.
+
+mod server_support;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use watchfloor_store::testing::TestPostgres;
+use watchfloor_store::{Store, StoreWriter};
+
+use server_support::*;
+
+async fn with_store(url: &str) -> (Harness, Store) {
+    let h = harness(&shipped_rules());
+    let store = Store::open(url).await.unwrap();
+    let (writer, _task) = StoreWriter::start(store.clone());
+    h.hub.attach_store(writer);
+    (h, store)
+}
+
+/// A GET answering the status, the body and the `Link` header.
+async fn get_with_link(h: &Harness, path: &str, who: &str) -> (StatusCode, Value, Option<String>) {
+    let request = Request::builder()
+        .uri(path)
+        .header("authorization", format!("Bearer token-{who}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = watchfloor_server::router(h.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let link = response
+        .headers()
+        .get("link")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        link,
+    )
+}
+
+#[tokio::test]
+async fn actions_are_committed_and_the_history_pages_by_scope() {
+    let dir = std::env::temp_dir().join(format!("watchfloor-server-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (h, store) = with_store(&format!("sqlite:{}", dir.join("incidents.db").display())).await;
+    // Twelve fires: cameras 1–6 are in Long Hòa's district (Bình Thủy), 21–26 in Ninh Kiều.
+    for (i, cam) in (1..=6).chain(21..=26).enumerate() {
+        h.feed(vec![camera(
+            &format!("CT-CAM-{cam:02}"),
+            T0 + i as i64 * 1000,
+            "fire_smoke",
+            0.95,
+            "x",
+        )])
+        .await;
+    }
+    let (long_hoa, _) = (
+        h.hub
+            .alerts()
+            .into_iter()
+            .find(|a| a.key == "CT-CAM-01")
+            .unwrap()
+            .alert_id,
+        (),
+    );
+    let (status, _) = h
+        .call(
+            "POST",
+            &format!("/api/alerts/{long_hoa}/ack"),
+            "long-hoa-operator",
+            json!({"note": "crew sent"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Answered 200: already in the database, with its audit line.
+    let stored = store.alert(&long_hoa).await.unwrap().expect("stored");
+    assert_eq!(
+        stored.ack.as_ref().map(|a| a.2.clone()),
+        Some(Some("crew sent".to_string()))
+    );
+    assert!(store
+        .audit(0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .any(|a| a.action == "acknowledge" && a.target == long_hoa));
+
+    // The city operator pages through all twelve, five at a time, newest first.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while store
+            .query(&watchfloor_store::AlertQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .alerts
+            .len()
+            < 12
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the writer stores the twelve fires");
+    let mut path = "/api/alerts?limit=5&state=open".to_string();
+    let mut keys = Vec::new();
+    loop {
+        let (status, page, link) = get_with_link(&h, &path, "city-operator").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        keys.extend(
+            page.as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["key"].as_str().unwrap().to_string()),
+        );
+        match link {
+            Some(link) => {
+                assert!(link.ends_with("; rel=\"next\""), "{link}");
+                assert!(
+                    link.contains("state=open"),
+                    "the filters carry over: {link}"
+                );
+                path = link
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_string();
+            }
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (1..=6)
+        .chain(21..=26)
+        .rev()
+        .map(|c| format!("CT-CAM-{c:02}"))
+        .collect();
+    assert_eq!(keys, expected);
+    // A ward operator's history holds the ward's alerts only; a district viewer's its district's.
+    let (_, ward, link) = get_with_link(&h, "/api/alerts?limit=100", "long-hoa-operator").await;
+    let wards: Vec<&str> = ward
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ward"].as_str().unwrap())
+        .collect();
+    assert!(
+        !wards.is_empty() && wards.iter().all(|w| *w == "long_hoa"),
+        "{wards:?}"
+    );
+    assert!(link.is_none());
+    let (_, district, _) = get_with_link(&h, "/api/alerts?limit=100", "binh-thuy-viewer").await;
+    assert_eq!(district.as_array().unwrap().len(), 6, "{district}");
+    let (status, body, _) = get_with_link(&h, "/api/alerts?cursor=garbage", "admin").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_degrades_the_centre_without_losing_what_was_answered() {
+    let mut pg = TestPostgres::start();
+    let (h, store) = with_store(&pg.database("degraded")).await;
+    h.feed(vec![camera("CT-CAM-01", T0, "fire_smoke", 0.95, "x")])
+        .await;
+    let id = h.hub.alerts()[0].alert_id.clone();
+    let (status, _) = h
+        .call(
+            "POST",
+            &format!("/api/alerts/{id}/comment"),
+            "admin",
+            json!({"text": "before"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    tokio::task::block_in_place(|| pg.kill());
+    // The screen keeps updating: a new fire is on it at once.
+    h.feed(vec![camera(
+        "CT-CAM-21",
+        T0 + 1000,
+        "fire_smoke",
+        0.95,
+        "y",
+    )])
+    .await;
+    assert_eq!(h.hub.alerts().len(), 2);
+    // An action cannot be stored: 503 with the reason, and not applied.
+    let (status, body) = h
+        .call(
+            "POST",
+            &format!("/api/alerts/{id}/comment"),
+            "admin",
+            json!({"text": "during"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not stored, try again"),
+        "{body}"
+    );
+    assert!(!h
+        .hub
+        .alert(&id)
+        .unwrap()
+        .history
+        .iter()
+        .any(|e| e.detail == "during"));
+    let (status, health) = h.call("GET", "/healthz", "admin", Value::Null).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
+    assert_eq!(health["status"], "degraded");
+    assert!(
+        health["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("incident store (postgres)"),
+        "{health}"
+    );
+    let request = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
+    let response = watchfloor_server::router(h.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let metrics = String::from_utf8(
+        axum::body::to_bytes(response.into_body(), 1 << 24)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "watchfloor_store_degraded 1"),
+        "{metrics}"
+    );
+
+    tokio::task::block_in_place(|| pg.restart());
+    // Back: the action goes through and what was queued meanwhile is stored.
+    let (status, body) = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let answer = h
+                .call(
+                    "POST",
+                    &format!("/api/alerts/{id}/comment"),
+                    "admin",
+                    json!({"text": "after"}),
+                )
+                .await;
+            if answer.0 == StatusCode::OK {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the store is back within 30 s");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = h.call("GET", "/healthz", "admin", Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    let open = store.open_alerts().await.unwrap();
+    assert_eq!(
+        open.len(),
+        2,
+        "the fire seen while the database was down is stored"
+    );
+    let details: Vec<String> = store
+        .timeline(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.detail)
+        .collect();
+    assert!(
+        details.contains(&"before".to_string()) && details.contains(&"after".to_string()),
+        "{details:?}"
+    );
+    assert!(
+        !details.contains(&"during".to_string()),
+        "the action answered 503 was not stored later: {details:?}"
+    );
+}
