@@ -286,18 +286,29 @@ fn restart_keeps_operator_work(name: &str, store: impl FnOnce(&Path) -> String, 
         "{log_text}"
     );
 
-    // The screen catches up with the engine's output (the broker redelivers what the
-    // killed process had not acknowledged).
-    let caught_up = || {
-        let (_, open) = engine_output(&dir);
-        open == open_on_screen(http)
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !caught_up() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // The broker redelivers what the stopped process had not acknowledged: wait until the
+    // engine's output has been quiet for two seconds (the backlog is drained), then until
+    // the screen shows the same open alerts (the store writer is a few milliseconds behind).
+    let output_len = || std::fs::metadata(dir.join("alerts.ndjson")).map_or(0, |m| m.len());
+    let mut last = (output_len(), std::time::Instant::now());
+    wait_until(
+        "the engine's output to settle",
+        Duration::from_secs(30),
+        || {
+            let len = output_len();
+            if len != last.0 {
+                last = (len, std::time::Instant::now());
+            }
+            last.1.elapsed() >= Duration::from_secs(2)
+        },
+    );
     let (transitions, open) = engine_output(&dir);
-    let screen = open_on_screen(http);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut screen = open_on_screen(http);
+    while screen != open && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        screen = open_on_screen(http);
+    }
     assert_eq!(
         screen,
         open,
@@ -330,9 +341,15 @@ fn restart_keeps_operator_work(name: &str, store: impl FnOnce(&Path) -> String, 
         }
         if checked.insert(id.clone()) {
             // Each engine transition once, the same as the engine's output.
+            // (The reconciliation's own lines — resolved at restart, reopened — are not the
+            // engine's.)
+            let engine_line = |h: &&Value| {
+                h["by"].is_null()
+                    && ["fired", "escalated", "resolved"].contains(&h["event"].as_str().unwrap())
+            };
             let engine: BTreeSet<(i64, String)> = history
                 .iter()
-                .filter(|h| h["by"].is_null())
+                .filter(engine_line)
                 .map(|h| {
                     let state = if h["event"] == "resolved" {
                         "resolved"
@@ -342,7 +359,7 @@ fn restart_keeps_operator_work(name: &str, store: impl FnOnce(&Path) -> String, 
                     (h["at"].as_i64().unwrap(), state.to_string())
                 })
                 .collect();
-            let lines = history.iter().filter(|h| h["by"].is_null()).count();
+            let lines = history.iter().filter(engine_line).count();
             assert_eq!(
                 lines,
                 engine.len(),

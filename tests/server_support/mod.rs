@@ -98,6 +98,7 @@ pub fn harness(rules_dir: &Path) -> Harness {
                     Some(EngineCommand::Resolve { id, at, reply }) => { let _ = reply.send(engine.resolve_manually(&id, at, &mut out)); }
                     Some(EngineCommand::Reload { rules, city: c, reply }) => { let _ = reply.send(engine.reload(rules, &mut out)); city = c; }
                     Some(EngineCommand::ActiveAlerts { reply }) => { let _ = reply.send(engine.active_alerts()); }
+                    Some(EngineCommand::WithActiveAlerts { with }) => with(engine.active_alerts()),
                     None => return,
                 }
             }

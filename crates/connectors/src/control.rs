@@ -17,6 +17,14 @@ pub trait PipelineObserver: Send + Sync {
     fn on_event(&self, event: &Event);
     /// Alert transitions, in the order the engine emitted them.
     fn on_transitions(&self, transitions: &[AlertTransition]);
+    /// For an observer that makes transitions durable (the incident store): a number that
+    /// grows with every transition handed to it, and the number up to which they are
+    /// durable. A checkpoint is written only once everything handed before it is durable,
+    /// so a crash makes the engine emit again whatever the observer had not kept. The
+    /// input is acknowledged without waiting for this: the engine never waits on it.
+    fn durability(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 /// A request to the engine, answered on `reply`.
@@ -47,6 +55,13 @@ pub enum EngineCommand {
         city: Option<Arc<City>>,
         /// What was kept, changed, added and removed.
         reply: oneshot::Sender<ReloadSummary>,
+    },
+    /// Runs `with` on the firing alerts on the engine's own task, before it processes
+    /// anything else (a restarted centre reconciles its screen with the engine there, so
+    /// no transition slips in between).
+    WithActiveAlerts {
+        /// What to do with them.
+        with: Box<dyn FnOnce(Vec<ActiveAlertView>) + Send>,
     },
     /// The firing alerts.
     ActiveAlerts {

@@ -21,6 +21,10 @@ use crate::kpi::{KpiInputs, ZoneKpis};
 pub const REPLAY_CAPACITY: usize = 4096;
 /// Resolved alerts kept in memory (the oldest are forgotten first).
 pub(crate) const RESOLVED_KEPT: usize = 5000;
+/// The history line of an alert the restart reconciliation resolved.
+pub(crate) const RESOLVED_AT_RESTART: &str = "resolved at restart";
+/// The history line of such an alert firing again.
+pub(crate) const REOPENED: &str = "reopened";
 /// Readings kept per station for drill-down charts.
 const RECENT_READINGS: usize = 240;
 /// Attribute names that carry personal data (masked for roles not entitled to it).
@@ -638,6 +642,10 @@ impl PipelineObserver for Hub {
             self.apply_transition(t);
         }
     }
+
+    fn durability(&self) -> (u64, u64) {
+        self.store_durability()
+    }
 }
 
 impl Hub {
@@ -645,6 +653,14 @@ impl Hub {
     /// store and publishes it. A transition the record already has (replayed from the
     /// write-ahead log after a restart) adds no second history line.
     pub(crate) fn apply_transition(&self, t: &AlertTransition) {
+        self.apply_transition_as(t, None);
+    }
+
+    /// [`Hub::apply_transition`], its history line named `event` instead of the
+    /// transition's own (`resolved at restart` for the reconciliation). A firing for an
+    /// alert resolved at restart reopens it: its input came back from the broker after the
+    /// engine's restore (it had been processed, but not logged durably, before a crash).
+    pub(crate) fn apply_transition_as(&self, t: &AlertTransition, event: Option<&str>) {
         let (ward, district, kind, location) = self.place_of(&t.key);
         let value = t.value.is_finite().then_some(t.value);
         let mut alerts = self.alerts.lock().expect("alerts lock");
@@ -670,8 +686,18 @@ impl Hub {
                 assignee: None,
                 history: Vec::new(),
             });
-        let event = match t.state {
-            AlertState::Resolved => "resolved",
+        let reopen = t.state != AlertState::Resolved
+            && record.state == "resolved"
+            && record
+                .history
+                .iter()
+                .rev()
+                .find(|h| h.by.is_none())
+                .is_some_and(|h| h.event == RESOLVED_AT_RESTART);
+        let event = match (event, t.state) {
+            (Some(event), _) => event,
+            _ if reopen => REOPENED,
+            (None, AlertState::Resolved) => "resolved",
             _ if record.history.is_empty() => "fired",
             _ => "escalated",
         };
@@ -700,12 +726,21 @@ impl Hub {
         if t.state == AlertState::Resolved {
             record.state = "resolved";
             record.resolved_at.get_or_insert(t.at);
+        } else if reopen {
+            record.state = if record.acknowledged.is_some() {
+                "acknowledged"
+            } else {
+                "firing"
+            };
+            record.resolved_at = None;
         }
         let record = record.clone();
         // Queued under the lock: the store sees changes in the hub's order.
         if let Some(store) = self.store() {
             store.enqueue(
-                vec![crate::persist::transition_change(&record, t, &entry)],
+                vec![crate::persist::transition_change(
+                    &record, t, &entry, reopen,
+                )],
                 Vec::new(),
             );
         }

@@ -87,7 +87,13 @@ pub(crate) fn transition_change(
     record: &AlertRecord,
     t: &AlertTransition,
     entry: &HistoryEntry,
+    reopen: bool,
 ) -> Change {
+    let kind = if reopen {
+        "reopen".to_string()
+    } else {
+        format!("{:?}", t.state)
+    };
     Change::Transition {
         row: Box::new(row_of(record)),
         entry: Entry {
@@ -96,13 +102,8 @@ pub(crate) fn transition_change(
             by: None,
             detail: entry.detail.clone(),
         },
-        dedup: format!(
-            "{}|{:?}|{}|{}",
-            t.alert_id,
-            t.state,
-            t.severity.as_str(),
-            t.at
-        ),
+        dedup: format!("{}|{kind}|{}|{}", t.alert_id, t.severity.as_str(), t.at),
+        reopen,
     }
 }
 
@@ -119,6 +120,18 @@ pub(crate) async fn stored_record(
 }
 
 impl Hub {
+    /// (jobs handed to the store writer, jobs it finished): see
+    /// [`watchfloor_connectors::PipelineObserver::durability`].
+    pub(crate) fn store_durability(&self) -> (u64, u64) {
+        self.store().map_or((0, 0), |w| {
+            let h = w.health();
+            (
+                h.queued_jobs.load(std::sync::atomic::Ordering::SeqCst),
+                h.finished_jobs.load(std::sync::atomic::Ordering::SeqCst),
+            )
+        })
+    }
+
     /// Loads the open alerts and the most recently resolved ones (as many as the hub keeps)
     /// from the store into the hub, at start, before the pipeline runs: a transition the
     /// engine replays from its log then finds its alert with the whole timeline. Returns
@@ -161,10 +174,11 @@ impl Hub {
                     window_start: now,
                     window_end: now,
                     value: f64::NAN,
-                    message: "resolved while the centre was stopped".into(),
+                    message: "no longer firing in the engine after the restart".into(),
                     labels: record.labels.clone(),
                 };
-                self.apply_transition(&t);
+                tracing::info!(alert = %record.alert_id, rule = %record.rule, key = %record.key, "open in the store, no longer firing in the engine: resolved");
+                self.apply_transition_as(&t, Some(crate::hub::RESOLVED_AT_RESTART));
                 resolved += 1;
             }
         }
@@ -184,6 +198,7 @@ impl Hub {
                 message: format!("{} (open in the engine at restart)", a.rule),
                 labels: Default::default(),
             };
+            tracing::info!(alert = %a.alert_id, rule = %a.rule, key = %a.key, "firing in the engine, unknown to the store: added");
             self.apply_transition(&t);
             added += 1;
         }

@@ -72,6 +72,8 @@ pub enum Change {
         entry: Entry,
         /// A key that makes a transition replayed after a restart a no-op on the timeline.
         dedup: String,
+        /// The alert was resolved at a restart and fires again: open it again.
+        reopen: bool,
     },
     /// An operator acted on the alert.
     Action {

@@ -15,6 +15,8 @@ const UPSERT_ALERT: &str = "INSERT INTO alerts (alert_id, rule, key, state, seve
      value = COALESCE(excluded.value, alerts.value), message = excluded.message, labels = excluded.labels, \
      ward = excluded.ward, district = excluded.district, kind = excluded.kind, lat = excluded.lat, lon = excluded.lon";
 
+const REOPEN: &str = "UPDATE alerts SET state = CASE WHEN ack_by IS NULL THEN 'firing' ELSE 'acknowledged' END, \
+     resolved_at = NULL, updated_at = CASE WHEN $1 > updated_at THEN $1 ELSE updated_at END WHERE alert_id = $2";
 const ACKNOWLEDGE: &str = "UPDATE alerts SET ack_by = $1, ack_at = $2, ack_note = $3, \
      state = CASE WHEN state = 'resolved' THEN state ELSE 'acknowledged' END, \
      updated_at = CASE WHEN $2 > updated_at THEN $2 ELSE updated_at END WHERE alert_id = $4";
@@ -39,6 +41,10 @@ impl Store {
             let mut tx = pool.begin().await?;
             for c in changes {
                 let dedup = match c {
+                    Change::Transition { row: r, dedup, reopen: true, .. } => {
+                        sqlx::query(REOPEN).bind(r.updated_at).bind(&r.alert_id).execute(&mut *tx).await?;
+                        Some(dedup.as_str())
+                    }
                     Change::Transition { row: r, dedup, .. } => {
                         sqlx::query(UPSERT_ALERT)
                             .bind(&r.alert_id)

@@ -31,6 +31,11 @@ pub struct WriterHealth {
     pub backlog: AtomicU64,
     /// Changes committed.
     pub written: AtomicU64,
+    /// The number of the last job queued (every `enqueue` and `commit` is one).
+    pub queued_jobs: AtomicU64,
+    /// Every job up to this number is finished (committed, or refused for good, or given
+    /// up by its caller): jobs finish in the order they were queued.
+    pub finished_jobs: AtomicU64,
     /// Transactions committed.
     pub batches: AtomicU64,
     /// Failed attempts (each retried or, if refused for good, skipped).
@@ -44,6 +49,7 @@ pub struct WriterHealth {
 }
 
 struct Job {
+    seq: u64,
     changes: Vec<Change>,
     audit: Vec<AuditRow>,
     done: Option<oneshot::Sender<Result<(), StoreError>>>,
@@ -53,6 +59,8 @@ struct Job {
 #[derive(Clone)]
 pub struct StoreWriter {
     tx: mpsc::UnboundedSender<Job>,
+    /// Numbers jobs and queues them as one step, so jobs queue in number order.
+    order: Arc<Mutex<()>>,
     health: Arc<WriterHealth>,
     store: Store,
 }
@@ -64,7 +72,15 @@ impl StoreWriter {
         let (tx, rx) = mpsc::unbounded_channel();
         let health = Arc::new(WriterHealth::default());
         let task = tokio::spawn(run(store.clone(), rx, health.clone()));
-        (StoreWriter { tx, health, store }, task)
+        (
+            StoreWriter {
+                tx,
+                order: Arc::new(Mutex::new(())),
+                health,
+                store,
+            },
+            task,
+        )
     }
 
     /// The store written to (for reads).
@@ -81,15 +97,17 @@ impl StoreWriter {
     pub fn enqueue(&self, changes: Vec<Change>, audit: Vec<AuditRow>) {
         let n = (changes.len() + audit.len()) as u64;
         self.health.backlog.fetch_add(n, Ordering::Relaxed);
-        if self
-            .tx
-            .send(Job {
+        let sent = {
+            let _order = self.order.lock().expect("order lock");
+            let seq = self.health.queued_jobs.fetch_add(1, Ordering::SeqCst) + 1;
+            self.tx.send(Job {
+                seq,
                 changes,
                 audit,
                 done: None,
             })
-            .is_err()
-        {
+        };
+        if sent.is_err() {
             self.health.backlog.fetch_sub(n, Ordering::Relaxed);
             tracing::error!("store writer stopped; changes not stored");
         }
@@ -106,15 +124,17 @@ impl StoreWriter {
         let (done, committed) = oneshot::channel();
         let n = (changes.len() + audit.len()) as u64;
         self.health.backlog.fetch_add(n, Ordering::Relaxed);
-        if self
-            .tx
-            .send(Job {
+        let sent = {
+            let _order = self.order.lock().expect("order lock");
+            let seq = self.health.queued_jobs.fetch_add(1, Ordering::SeqCst) + 1;
+            self.tx.send(Job {
+                seq,
                 changes,
                 audit,
                 done: Some(done),
             })
-            .is_err()
-        {
+        };
+        if sent.is_err() {
             self.health.backlog.fetch_sub(n, Ordering::Relaxed);
             return Err(StoreError::Stopped);
         }
@@ -165,6 +185,7 @@ async fn write_batch(store: &Store, mut jobs: Vec<Job>, health: &WriterHealth) {
             health
                 .backlog
                 .fetch_sub((j.changes.len() + j.audit.len()) as u64, Ordering::Relaxed);
+            health.finished_jobs.fetch_max(j.seq, Ordering::SeqCst);
         }
         if jobs.is_empty() {
             return;
@@ -225,6 +246,7 @@ fn finish(jobs: Vec<Job>, health: &WriterHealth, written: usize, result: Result<
             (job.changes.len() + job.audit.len()) as u64,
             Ordering::Relaxed,
         );
+        health.finished_jobs.fetch_max(job.seq, Ordering::SeqCst);
         if let Some(done) = job.done {
             let _ = done.send(match &result {
                 Ok(()) => Ok(()),

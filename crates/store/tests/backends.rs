@@ -82,6 +82,7 @@ fn transition(r: &AlertRow, event: &str) -> Change {
             r.severity.as_str(),
             r.updated_at
         ),
+        reopen: false,
     }
 }
 
@@ -294,6 +295,38 @@ async fn transitions_and_actions_in_any_order_keep_everything() {
         assert_eq!(audit.len(), 1, "{b}");
         assert_eq!(audit[0].detail["n"], 1, "{b}");
         assert!(store.open_alerts().await.unwrap().is_empty(), "{b}");
+
+        // Resolved at a restart, then firing again (its input came back): open again,
+        // still acknowledged, with a line saying so.
+        let mut again = row("a1", "long_hoa", T0, Severity::Critical);
+        again.updated_at = T0 + 70;
+        let reopen = Change::Transition {
+            row: Box::new(again),
+            entry: Entry {
+                at: T0 + 70,
+                event: "reopened".into(),
+                by: None,
+                detail: "fired again".into(),
+            },
+            dedup: "a1|reopen|critical|70".into(),
+            reopen: true,
+        };
+        store
+            .write(std::slice::from_ref(&reopen), &[])
+            .await
+            .unwrap();
+        store.write(&[reopen], &[]).await.unwrap();
+        let got = store.alert("a1").await.unwrap().unwrap();
+        assert_eq!(got.state, "acknowledged", "{b}");
+        assert_eq!(got.resolved_at, None, "{b}");
+        let reopened = store
+            .timeline("a1")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event == "reopened")
+            .count();
+        assert_eq!(reopened, 1, "{b}: once");
     }
 }
 

@@ -90,26 +90,35 @@ pub async fn run(
             .await
         }
     });
-    // The engine answers commands once it has restored its checkpoint and replayed its log.
-    let (reply, active) = oneshot::channel();
+    // The engine takes commands once it has restored its checkpoint and replayed its log;
+    // the screen is reconciled with it on the engine's task, before any new input.
+    let (done, reconciled) = oneshot::channel();
+    let reconcile = {
+        let hub = hub.clone();
+        move |active: Vec<watchfloor_engine::ActiveAlertView>| {
+            let (resolved, added) = hub.reconcile(&active, now_ms());
+            tracing::info!(
+                firing = active.len(),
+                resolved,
+                added,
+                "screen and store reconciled with the engine"
+            );
+            let _ = done.send(());
+        }
+    };
     commands_tx
-        .send(EngineCommand::ActiveAlerts { reply })
+        .send(EngineCommand::WithActiveAlerts {
+            with: Box::new(reconcile),
+        })
         .await
         .map_err(|_| anyhow::anyhow!("the pipeline stopped at start"))?;
-    let Ok(active) = active.await else {
+    if reconciled.await.is_err() {
         // The pipeline dropped the request: it stopped; say why.
         return match pipeline.await.context("pipeline task")? {
             Ok(()) => Err(anyhow::anyhow!("the pipeline stopped at start")),
             Err(e) => Err(anyhow::anyhow!("{e}")),
         };
-    };
-    let (resolved, added) = hub.reconcile(&active, now_ms());
-    tracing::info!(
-        firing = active.len(),
-        resolved,
-        added,
-        "screen and store reconciled with the engine"
-    );
+    }
 
     let listener = tokio::net::TcpListener::bind(server.listen)
         .await

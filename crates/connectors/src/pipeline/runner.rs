@@ -21,6 +21,9 @@ use crate::durable::record::{InputRecord, LogRecord, OperatorAction, Origin};
 use crate::durable::Durable;
 use crate::output::Output;
 
+/// How long a clean stop (or the end of a replay) waits for the observer (the incident
+/// store) to keep what it was handed before writing a checkpoint.
+const OBSERVER_WAIT: Duration = Duration::from_secs(10);
 /// How often progress (rates, queue depth) is logged.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
@@ -56,6 +59,8 @@ struct PendingCheckpoint {
     snapshot: crate::durable::Snapshot,
     marks: Vec<u64>,
     dead_letter_mark: u64,
+    /// What the observer (the incident store) was handed before it.
+    observer_mark: u64,
 }
 
 /// The engine task's state.
@@ -139,6 +144,12 @@ impl Runner {
         self.flush_outputs().await;
         // The downtime is not station silence (absence rules).
         self.processor.engine.resume(super::now_ms());
+        // (If the incident store cannot keep the replayed transitions now, the loop's own
+        // checkpoint follows once it has.)
+        if !self.observer_caught_up().await {
+            self.last_checkpoint = Instant::now();
+            return Ok(());
+        }
         if let Some(durable) = &mut self.durable {
             durable.checkpoint_and_wait(&self.processor.engine)?;
         }
@@ -256,6 +267,7 @@ impl Runner {
                 );
                 let _ = reply.send(summary);
             }
+            EngineCommand::WithActiveAlerts { with } => with(self.processor.engine.active_alerts()),
             EngineCommand::ActiveAlerts { reply } => {
                 let _ = reply.send(self.processor.engine.active_alerts());
             }
@@ -317,13 +329,14 @@ impl Runner {
                 snapshot: durable.snapshot(&self.processor.engine),
                 marks: self.outputs.iter().map(Output::handed_over).collect(),
                 dead_letter_mark: self.dead_letters.handed_over(),
+                observer_mark: self.observer_durability().0,
             });
             self.last_checkpoint = Instant::now();
         }
-        let confirmed = self
-            .checkpoint
-            .as_ref()
-            .is_some_and(|c| self.confirmed(&c.marks, c.dead_letter_mark));
+        let confirmed = self.checkpoint.as_ref().is_some_and(|c| {
+            self.confirmed(&c.marks, c.dead_letter_mark)
+                && self.observer_durability().1 >= c.observer_mark
+        });
         if let (true, Some(durable)) = (confirmed, &mut self.durable) {
             let checkpoint = self.checkpoint.take().expect("checked");
             durable.write(checkpoint.snapshot);
@@ -331,6 +344,34 @@ impl Runner {
         self.release_ready();
         self.report();
         Ok(())
+    }
+
+    /// The observer's (handed, durable) numbers.
+    fn observer_durability(&self) -> (u64, u64) {
+        self.processor
+            .observer
+            .as_ref()
+            .map_or((0, 0), |o| o.durability())
+    }
+
+    /// Waits (at most [`OBSERVER_WAIT`]) until the observer kept everything handed to it.
+    fn observer_caught_up(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let observer = self.processor.observer.clone();
+        async move {
+            let Some(observer) = observer else {
+                return true;
+            };
+            let (handed, _) = observer.durability();
+            let deadline = Instant::now() + OBSERVER_WAIT;
+            while observer.durability().1 < handed {
+                if Instant::now() >= deadline {
+                    tracing::warn!("the incident store is behind; no checkpoint now (the log keeps the input, a restart replays it)");
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            true
+        }
     }
 
     /// Is anything waiting to be acknowledged?
@@ -392,6 +433,10 @@ impl Runner {
             }
         }
         if self.dead_letters.flush().await.is_err() {
+            return Ok(());
+        }
+        // The last checkpoint must not cover transitions the observer has not kept.
+        if !self.observer_caught_up().await {
             return Ok(());
         }
         if let Some(durable) = &mut self.durable {
