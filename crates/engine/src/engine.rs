@@ -1844,3 +1844,7 @@ fn single_event_values(runtime: &RuleRuntime, event_values: &[f64], values: &mut
 #[cfg(test)]
 #[path = "engine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "operator_tests.rs"]
+mod operator_tests;
