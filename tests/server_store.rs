@@ -12,9 +12,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use tower::ServiceExt;
 use watchfloor_store::testing::TestPostgres;
-use watchfloor_store::{Store, StoreWriter};
+
+use watchfloor_model::Severity;
+use watchfloor_store::{Action, AlertRow, Change, Entry, Store, StoreWriter};
 
 use server_support::*;
 
@@ -297,4 +300,244 @@ async fn a_lost_database_degrades_the_centre_without_losing_what_was_answered() 
         !details.contains(&"during".to_string()),
         "the action answered 503 was not stored later: {details:?}"
     );
+}
+
+fn stored_alert(
+    id: &str,
+    key: &str,
+    ward: &str,
+    district: &str,
+    pack: &str,
+    severity: Severity,
+    fired_at: i64,
+) -> AlertRow {
+    AlertRow {
+        alert_id: id.into(),
+        rule: format!("{pack}_rule"),
+        key: key.into(),
+        state: "firing".into(),
+        severity,
+        fired_at,
+        updated_at: fired_at,
+        resolved_at: None,
+        value: None,
+        message: "m".into(),
+        labels: BTreeMap::from([("pack".to_string(), pack.to_string())]),
+        ward: Some(ward.into()),
+        district: Some(district.into()),
+        kind: Some("camera".into()),
+        location: None,
+        ack: None,
+        assignee: None,
+    }
+}
+
+#[tokio::test]
+async fn the_daily_report_counts_a_day_by_zone_as_json_and_csv() {
+    let dir = std::env::temp_dir().join(format!("watchfloor-server-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (h, store) = with_store(&format!("sqlite:{}", dir.join("incidents.db").display())).await;
+    const H: i64 = 3_600_000;
+    const M: i64 = 60_000;
+    let fire = |r: &AlertRow| Change::Transition {
+        row: Box::new(r.clone()),
+        entry: Entry {
+            at: r.fired_at,
+            event: "fired".into(),
+            by: None,
+            detail: String::new(),
+        },
+        dedup: format!("{}|fired", r.alert_id),
+        reopen: false,
+    };
+    let ack = |id: &str, at: i64| Change::Action {
+        alert_id: id.into(),
+        action: Action::Acknowledge {
+            by: "op".into(),
+            at,
+            note: None,
+        },
+        entry: Entry {
+            at,
+            event: "acknowledged".into(),
+            by: Some("op".into()),
+            detail: String::new(),
+        },
+    };
+    let resolve = |id: &str, at: i64| Change::Action {
+        alert_id: id.into(),
+        action: Action::Resolve { at },
+        entry: Entry {
+            at,
+            event: "resolved by hand".into(),
+            by: Some("op".into()),
+            detail: String::new(),
+        },
+    };
+    // 2026-11-27 (UTC+7): two in Long Hòa (Bình Thủy), one in Tân An (Ninh Kiều); one the day before.
+    let a1 = stored_alert(
+        "a1",
+        "CT-CAM-01",
+        "long_hoa",
+        "binh_thuy",
+        "camera",
+        Severity::Major,
+        T0 + H,
+    );
+    let a2 = stored_alert(
+        "a2",
+        "CT-CAM-02",
+        "long_hoa",
+        "binh_thuy",
+        "camera",
+        Severity::Critical,
+        T0 + 2 * H,
+    );
+    let a3 = stored_alert(
+        "a3",
+        "CT-CAM-21",
+        "tan_an",
+        "ninh_kieu",
+        "traffic",
+        Severity::Minor,
+        T0 + 3 * H,
+    );
+    let a0 = stored_alert(
+        "a0",
+        "CT-CAM-03",
+        "long_hoa",
+        "binh_thuy",
+        "camera",
+        Severity::Major,
+        T0 - H,
+    );
+    store
+        .write(
+            &[
+                fire(&a0),
+                fire(&a1),
+                fire(&a2),
+                fire(&a3),
+                ack("a1", T0 + H + 10 * M),
+                resolve("a1", T0 + H + 30 * M),
+                ack("a2", T0 + 2 * H + 20 * M),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let (status, report) = h
+        .call(
+            "GET",
+            "/api/reports/daily?date=2026-11-27",
+            "city-operator",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let zone = |name: &str| {
+        report["zones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|z| z["zone"] == name)
+            .unwrap_or_else(|| panic!("{name} in {report}"))
+            .clone()
+    };
+    let long_hoa = zone("long_hoa");
+    assert_eq!(long_hoa["alerts"], 2, "{long_hoa}");
+    assert_eq!(long_hoa["by_pack"], json!({"camera": 2}));
+    assert_eq!(long_hoa["by_severity"], json!({"critical": 1, "major": 1}));
+    assert_eq!(
+        (
+            long_hoa["acknowledged"].clone(),
+            long_hoa["resolved"].clone()
+        ),
+        (json!(2), json!(1))
+    );
+    assert_eq!(
+        (
+            long_hoa["ack_minutes_median"].as_f64(),
+            long_hoa["ack_minutes_p90"].as_f64()
+        ),
+        (Some(10.0), Some(20.0))
+    );
+    assert_eq!(
+        (
+            long_hoa["resolve_minutes_median"].as_f64(),
+            long_hoa["resolve_minutes_p90"].as_f64()
+        ),
+        (Some(30.0), Some(30.0))
+    );
+    assert_eq!(zone("binh_thuy")["alerts"], 2);
+    assert_eq!(zone("tan_an")["by_pack"], json!({"traffic": 1}));
+    assert!(zone("tan_an")["ack_minutes_median"].is_null());
+    let total = zone("total");
+    assert_eq!(total["alerts"], 3, "the day before is not counted: {total}");
+    // Discharge stations counted from the registry; no discharge alert: all compliant.
+    let city = h.hub.city().unwrap();
+    let in_city = city
+        .stations
+        .iter()
+        .filter(|s| s.kind == watchfloor_model::Kind::Discharge)
+        .count();
+    assert_eq!(total["discharge_stations"], in_city);
+    assert_eq!(total["discharge_compliant_pct"].as_f64(), Some(100.0));
+
+    // A ward operator's report: the ward and the total of what they may see.
+    let (_, mine) = h
+        .call(
+            "GET",
+            "/api/reports/daily?date=2026-11-27",
+            "long-hoa-operator",
+            Value::Null,
+        )
+        .await;
+    let zones: Vec<&str> = mine["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z["zone"].as_str().unwrap())
+        .collect();
+    assert_eq!(zones, ["long_hoa", "total"]);
+    assert_eq!(mine["zones"][1]["alerts"], 2);
+
+    // CSV: a header and one line per zone, the same figures.
+    let request = Request::builder()
+        .uri("/api/reports/daily?date=2026-11-27&format=csv&zone=long_hoa")
+        .header("authorization", "Bearer token-admin")
+        .body(Body::empty())
+        .unwrap();
+    let response = watchfloor_server::router(h.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    let text = String::from_utf8(
+        axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("date,zone,level,alerts,pack_camera,severity_info,severity_minor,severity_major,severity_critical,acknowledged,resolved"), "{text}");
+    assert!(
+        lines[1].starts_with("2026-11-27,long_hoa,ward,2,2,0,0,1,1,2,1,10,20,30,30,"),
+        "{text}"
+    );
+
+    for bad in [
+        "/api/reports/daily?date=27-11-2026",
+        "/api/reports/daily?date=2026-11-27&format=pdf",
+    ] {
+        let (status, body) = h.call("GET", bad, "admin", Value::Null).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"].is_string());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -38,7 +38,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
     ApiError(status, message.into())
 }
 
@@ -99,6 +99,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/rules", get(rules))
         .route("/api/rules/reload", post(reload))
         .route("/api/audit", get(audit))
+        .route("/api/reports/daily", get(crate::report::daily))
 }
 
 async fn openapi() -> impl IntoResponse {

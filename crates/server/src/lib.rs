@@ -12,6 +12,7 @@ pub mod auth;
 pub mod hub;
 pub mod kpi;
 mod persist;
+mod report;
 mod ws;
 
 use std::path::PathBuf;

@@ -1,0 +1,322 @@
+//! `GET /api/reports/daily?date=YYYY-MM-DD&zone=<id>&format=json|csv`: one day's figures
+//! per ward (and per district, and for the caller's whole scope) from the incident store —
+//! the "live KPI set that replaces paper reports". The day is the city's (UTC+7).
+//!
+//! Figures, per zone: alerts fired that day by pack and by severity; how many were
+//! acknowledged and resolved; time to acknowledge and to resolve (median and 90th
+//! percentile, minutes, over the alerts that were); discharge compliance (share of the
+//! zone's discharge stations with no discharge alert that day). Scoped like every answer:
+//! a ward operator's report holds their ward only.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use watchfloor_model::Kind;
+use watchfloor_store::{AlertQuery, AlertRow};
+
+use crate::api::{error, ApiError, Authed};
+use crate::auth::{Account, Scope};
+use crate::AppState;
+
+/// The city's offset from UTC (Vietnam, no daylight saving).
+const UTC_OFFSET_MS: i64 = 7 * 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Deserialize)]
+pub(crate) struct ReportQuery {
+    date: String,
+    zone: Option<String>,
+    format: Option<String>,
+}
+
+/// One zone's figures for the day.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct ZoneReport {
+    zone: String,
+    level: &'static str,
+    alerts: usize,
+    by_pack: BTreeMap<String, usize>,
+    by_severity: BTreeMap<String, usize>,
+    acknowledged: usize,
+    resolved: usize,
+    ack_minutes_median: Option<f64>,
+    ack_minutes_p90: Option<f64>,
+    resolve_minutes_median: Option<f64>,
+    resolve_minutes_p90: Option<f64>,
+    discharge_stations: usize,
+    discharge_compliant_pct: Option<f64>,
+    #[serde(skip)]
+    ack_minutes: Vec<f64>,
+    #[serde(skip)]
+    resolve_minutes: Vec<f64>,
+    #[serde(skip)]
+    discharge_in_breach: std::collections::BTreeSet<String>,
+}
+
+/// Midnight (UTC+7) of `date`, epoch ms.
+fn day_start(date: &str) -> Option<i64> {
+    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    let midnight = d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
+    Some(midnight - UTC_OFFSET_MS)
+}
+
+/// The `q` quantile (0–1) of sorted values, nearest rank.
+fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some((sorted[rank - 1] * 10.0).round() / 10.0)
+}
+
+impl ZoneReport {
+    fn add(&mut self, a: &AlertRow) {
+        self.alerts += 1;
+        let pack = a
+            .labels
+            .get("pack")
+            .cloned()
+            .unwrap_or_else(|| "other".into());
+        *self.by_pack.entry(pack.clone()).or_default() += 1;
+        *self
+            .by_severity
+            .entry(a.severity.as_str().into())
+            .or_default() += 1;
+        if let Some((_, at, _)) = &a.ack {
+            self.acknowledged += 1;
+            self.ack_minutes
+                .push((at - a.fired_at).max(0) as f64 / 60_000.0);
+        }
+        if let Some(at) = a.resolved_at {
+            self.resolved += 1;
+            self.resolve_minutes
+                .push((at - a.fired_at).max(0) as f64 / 60_000.0);
+        }
+        if pack == "discharge" && a.kind.as_deref() == Some("discharge") {
+            self.discharge_in_breach.insert(a.key.clone());
+        }
+    }
+
+    fn finish(&mut self) {
+        for v in [&mut self.ack_minutes, &mut self.resolve_minutes] {
+            v.sort_by(f64::total_cmp);
+        }
+        self.ack_minutes_median = quantile(&self.ack_minutes, 0.5);
+        self.ack_minutes_p90 = quantile(&self.ack_minutes, 0.9);
+        self.resolve_minutes_median = quantile(&self.resolve_minutes, 0.5);
+        self.resolve_minutes_p90 = quantile(&self.resolve_minutes, 0.9);
+        if self.discharge_stations > 0 {
+            let ok = self.discharge_stations
+                - self.discharge_in_breach.len().min(self.discharge_stations);
+            self.discharge_compliant_pct =
+                Some((1000.0 * ok as f64 / self.discharge_stations as f64).round() / 10.0);
+        }
+    }
+}
+
+/// The zones a caller's report covers: (id, level), the scope's own first.
+fn zones_for(
+    s: &AppState,
+    who: &Account,
+    filter: Option<&str>,
+) -> Vec<(String, &'static str, Option<String>)> {
+    let Some(city) = s.hub.city() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for z in &city.zones.zones {
+        let (level, district) = match z.level {
+            watchfloor_city::ZoneLevel::Ward => ("ward", z.district.clone()),
+            _ => ("district", None),
+        };
+        let (ward, district_of) = if level == "ward" {
+            (Some(z.id.as_str()), district.as_deref())
+        } else {
+            (None, Some(z.id.as_str()))
+        };
+        let visible = match &who.scope {
+            Scope::City => true,
+            Scope::District(d) => district_of == Some(d.as_str()),
+            Scope::Ward(w) => ward == Some(w.as_str()),
+        };
+        let wanted = filter.is_none_or(|f| f == z.id || district.as_deref() == Some(f));
+        if visible && wanted {
+            out.push((z.id.clone(), level, district));
+        }
+    }
+    out
+}
+
+pub(crate) async fn daily(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    let from = day_start(&q.date).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("`date` must be YYYY-MM-DD, not `{}`", q.date),
+        )
+    })?;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("`format` is json or csv, not `{other}`"),
+            ))
+        }
+    };
+    let store = s
+        .hub
+        .store()
+        .ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                "reports need the incident store ([store])",
+            )
+        })?
+        .store()
+        .clone();
+    let zones = zones_for(&s, &who, q.zone.as_deref());
+    if zones.is_empty() {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "no zone in your scope matches",
+        ));
+    }
+    let mut reports: BTreeMap<String, ZoneReport> = zones
+        .iter()
+        .map(|(id, level, _)| {
+            (
+                id.clone(),
+                ZoneReport {
+                    zone: id.clone(),
+                    level,
+                    ..ZoneReport::default()
+                },
+            )
+        })
+        .collect();
+    let mut total = ZoneReport {
+        zone: "total".into(),
+        level: "scope",
+        ..ZoneReport::default()
+    };
+    if let Some(city) = s.hub.city() {
+        for st in city.stations.iter().filter(|st| st.kind == Kind::Discharge) {
+            let mut counted = false;
+            for z in [st.ward.as_deref(), st.district.as_deref()]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(r) = reports.get_mut(z) {
+                    r.discharge_stations += 1;
+                    counted = true;
+                }
+            }
+            if counted {
+                total.discharge_stations += 1;
+            }
+        }
+    }
+    // The day's alerts in scope, a page at a time.
+    let mut query = AlertQuery {
+        from: Some(from),
+        to: Some(from + DAY_MS),
+        limit: 1000,
+        ..AlertQuery::default()
+    };
+    match &who.scope {
+        Scope::City => {}
+        Scope::District(d) => query.district = Some(d.clone()),
+        Scope::Ward(w) => query.wards = vec![w.clone()],
+    }
+    loop {
+        let page = store
+            .query(&query)
+            .await
+            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        for a in &page.alerts {
+            let mut counted = false;
+            for z in [a.ward.as_deref(), a.district.as_deref()]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(r) = reports.get_mut(z) {
+                    r.add(a);
+                    counted = true;
+                }
+            }
+            if counted {
+                total.add(a);
+            }
+        }
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut rows: Vec<ZoneReport> = reports.into_values().collect();
+    rows.push(total);
+    for r in &mut rows {
+        r.finish();
+    }
+    if csv {
+        return Ok(csv_response(&q.date, &rows));
+    }
+    Ok(
+        axum::Json(serde_json::json!({"date": q.date, "utc_offset_hours": 7, "zones": rows}))
+            .into_response(),
+    )
+}
+
+fn csv_response(date: &str, rows: &[ZoneReport]) -> Response {
+    let packs: std::collections::BTreeSet<&String> =
+        rows.iter().flat_map(|r| r.by_pack.keys()).collect();
+    let severities = ["info", "minor", "major", "critical"];
+    let mut out = String::from("date,zone,level,alerts");
+    for p in &packs {
+        out += &format!(",pack_{p}");
+    }
+    for s in severities {
+        out += &format!(",severity_{s}");
+    }
+    out += ",acknowledged,resolved,ack_minutes_median,ack_minutes_p90,resolve_minutes_median,resolve_minutes_p90,discharge_stations,discharge_compliant_pct\n";
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    for r in rows {
+        out += &format!("{date},{},{},{}", r.zone, r.level, r.alerts);
+        for p in &packs {
+            out += &format!(",{}", r.by_pack.get(*p).copied().unwrap_or(0));
+        }
+        for s in severities {
+            out += &format!(",{}", r.by_severity.get(s).copied().unwrap_or(0));
+        }
+        out += &format!(
+            ",{},{},{},{},{},{},{},{}\n",
+            r.acknowledged,
+            r.resolved,
+            opt(r.ack_minutes_median),
+            opt(r.ack_minutes_p90),
+            opt(r.resolve_minutes_median),
+            opt(r.resolve_minutes_p90),
+            r.discharge_stations,
+            opt(r.discharge_compliant_pct)
+        );
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"watchfloor-{date}.csv\""),
+            ),
+        ],
+        out,
+    )
+        .into_response()
+}
