@@ -369,6 +369,45 @@ async fn acting_without_a_working_engine_answers_503_with_a_reason() {
         assert_eq!(alert["state"], "firing", "{alert}");
         assert!(alert["acknowledged"].is_null(), "{alert}");
     }
+    // Held up: it takes the command but cannot get to it (an output it waits for is
+    // stuck). The answer comes after 10 s, not never, and says why; /healthz says so too.
+    let held = with_engine(&h, |mut rx| {
+        tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Some(c) = rx.recv().await {
+                kept.push(c);
+            }
+        });
+    });
+    held.state.stats.set_output_stuck(Some(
+        "alert output failing for 42 s: broker unreachable".into(),
+    ));
+    let started = std::time::Instant::now();
+    let (status, answer) = held.call("POST", &ack, "admin", body.clone()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    let message = answer["error"].as_str().unwrap();
+    assert!(
+        message.contains("did not answer within 10 s") && message.contains("broker unreachable"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, health) = held.call("GET", "/healthz", "admin", Value::Null).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
+    assert!(
+        health["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("output stuck: alert output failing"),
+        "{health}"
+    );
+    held.state.stats.set_output_stuck(None);
+    let (status, _) = held.call("GET", "/healthz", "admin", Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+
     // The real engine, still there, takes the same acknowledgement.
     let (status, alert) = h.call("POST", &ack, "admin", body).await;
     assert_eq!(status, StatusCode::OK, "{alert}");

@@ -26,6 +26,8 @@ use watchfloor_store::{
     Action as StoreAction, AuditRow, Change as StoreChange, Entry as StoreEntry,
 };
 
+/// How long a request may wait for the engine's answer before it is 503.
+const ENGINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long an operator's action may wait for the store before the answer is 503.
 const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -411,9 +413,25 @@ async fn ask_engine<T>(
         .send(make(reply))
         .await
         .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the engine is not running"))?;
-    answer
-        .await
-        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the engine did not answer"))
+    match tokio::time::timeout(ENGINE_TIMEOUT, answer).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(_)) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the engine did not answer",
+        )),
+        // The engine is held up (an output it waits for is stuck): say so, do not hang.
+        Err(_) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the engine did not answer within {} s{}; try again",
+                ENGINE_TIMEOUT.as_secs(),
+                s.stats
+                    .output_stuck()
+                    .map(|why| format!(" (output stuck: {why})"))
+                    .unwrap_or_default()
+            ),
+        )),
+    }
 }
 
 /// An engine refusal as an API error: an unknown alert conflicts with the caller's view;
@@ -891,6 +909,15 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         "Event time to alert of per-event alerts (live).",
         lines,
     );
+    metric(
+        "watchfloor_output_stuck",
+        "gauge",
+        "1 while an output keeps failing (alerts wait, input stays unacknowledged).",
+        vec![format!(
+            "watchfloor_output_stuck {}",
+            u8::from(st.output_stuck().is_some())
+        )],
+    );
     if let Some(store) = s.hub.store() {
         let h = store.health();
         let gauges = [
@@ -938,10 +965,13 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
-/// `GET /healthz`: `ok`, or 503 with the reasons while a part is degraded (the incident
-/// store cannot be written).
+/// `GET /healthz`: `ok`, or 503 with the reasons while a part is degraded (an output keeps
+/// failing, the incident store cannot be written).
 async fn healthz(State(s): State<AppState>) -> Response {
     let mut reasons = Vec::new();
+    if let Some(stuck) = s.stats.output_stuck() {
+        reasons.push(format!("output stuck: {stuck}"));
+    }
     if let Some(store) = s.hub.store() {
         let h = store.health();
         if h.degraded.load(Ordering::Relaxed) {

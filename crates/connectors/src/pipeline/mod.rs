@@ -104,6 +104,9 @@ pub struct PipelineStats {
     pub transitions: AtomicU64,
     /// Messages waiting in the queue for the engine.
     pub queue_depth: AtomicU64,
+    /// An output that keeps failing (its name, for how long, the last error); `None` while
+    /// every output works.
+    pub output_stuck: std::sync::Mutex<Option<String>>,
     /// Rejections by reason code.
     pub rejected: std::sync::Mutex<BTreeMap<&'static str, u64>>,
     /// Messages a broker sent again that were already in the write-ahead log: acknowledged,
@@ -123,6 +126,16 @@ pub struct PipelineStats {
 }
 
 impl PipelineStats {
+    /// Records that an output is stuck (`Some(why)`) or works again (`None`).
+    pub fn set_output_stuck(&self, reason: Option<String>) {
+        *self.output_stuck.lock().expect("stats lock") = reason;
+    }
+
+    /// Why an output is stuck, if one is.
+    pub fn output_stuck(&self) -> Option<String> {
+        self.output_stuck.lock().expect("stats lock").clone()
+    }
+
     /// Total rejections.
     pub fn rejected_total(&self) -> u64 {
         self.rejected.lock().map(|m| m.values().sum()).unwrap_or(0)

@@ -28,15 +28,29 @@ const OBSERVER_WAIT: Duration = Duration::from_secs(10);
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// Retries an output operation until it succeeds: input is never acknowledged past a
-/// failed output, and never dropped.
+/// failed output, and never dropped. While it fails, the pipeline's stats say which output
+/// is stuck and why (`/healthz` answers 503 with it; `watchfloor_output_stuck` is 1).
 macro_rules! retry {
-    ($what:expr, $op:expr) => {{
+    ($stats:expr, $what:expr, $op:expr) => {{
         let mut delay = Duration::from_millis(100);
+        let mut failing_since: Option<Instant> = None;
         loop {
             match $op.await {
-                Ok(()) => break,
+                Ok(()) => {
+                    if failing_since.is_some() {
+                        tracing::info!("{} works again", $what);
+                        $stats.set_output_stuck(None);
+                    }
+                    break;
+                }
                 Err(e) => {
+                    let since = *failing_since.get_or_insert_with(Instant::now);
                     tracing::error!(error = %e, "{} failed; retrying", $what);
+                    $stats.set_output_stuck(Some(format!(
+                        "{} failing for {} s: {e}",
+                        $what,
+                        since.elapsed().as_secs()
+                    )));
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
@@ -283,7 +297,7 @@ impl Runner {
         }
         for transition in &emitted.transitions {
             for output in self.outputs.iter_mut() {
-                retry!("alert output", output.send_alert(transition));
+                retry!(self.stats, "alert output", output.send_alert(transition));
             }
         }
         self.stats
@@ -291,21 +305,29 @@ impl Runner {
             .fetch_add(emitted.transitions.len() as u64, Ordering::Relaxed);
         emitted.transitions.clear();
         for record in &self.processor.dead_letters {
-            retry!("dead-letter output", self.dead_letters.send_record(record));
+            retry!(
+                self.stats,
+                "dead-letter output",
+                self.dead_letters.send_record(record)
+            );
         }
         self.processor.dead_letters.clear();
         for output in self.outputs.iter_mut() {
-            retry!("alert output flush", output.flush_local());
+            retry!(self.stats, "alert output flush", output.flush_local());
         }
-        retry!("dead-letter flush", self.dead_letters.flush_local());
+        retry!(
+            self.stats,
+            "dead-letter flush",
+            self.dead_letters.flush_local()
+        );
     }
 
     /// Waits until every output confirmed everything handed to it.
     async fn flush_outputs(&mut self) {
         for output in self.outputs.iter_mut() {
-            retry!("alert output flush", output.flush());
+            retry!(self.stats, "alert output flush", output.flush());
         }
-        retry!("dead-letter flush", self.dead_letters.flush());
+        retry!(self.stats, "dead-letter flush", self.dead_letters.flush());
     }
 
     /// After each step: backpressure from the outputs, acknowledgements that are due, the
