@@ -184,3 +184,27 @@ fn a_late_event_is_refused_saying_how_late_and_the_clock_follows_event_time_only
         "an event from the future does not move the live clock"
     );
 }
+
+#[test]
+fn an_opened_channel_holds_the_watermark_until_it_delivers_and_a_closed_one_no_longer() {
+    let mut e = engine();
+    let mut out = Emitted::default();
+    e.process_on(0, &temp("S1", T0, 20.0), &mut out).unwrap();
+    assert_eq!(e.watermark(), T0);
+    // A partition assigned: until it delivers (or goes idle, a minute here) it holds the
+    // watermark where it is, so its backlog is not refused as late.
+    e.open_channel(1);
+    e.process_on(0, &temp("S1", T0 + 10_000, 20.0), &mut out)
+        .unwrap();
+    assert_eq!(e.watermark(), T0, "held by the new channel");
+    e.process_on(1, &temp("S2", T0 + 2_000, 20.0), &mut out)
+        .unwrap();
+    e.process_on(0, &temp("S1", T0 + 15_000, 20.0), &mut out)
+        .unwrap();
+    assert_eq!(e.watermark(), T0 + 2_000, "the slowest channel's time");
+    // Revoked: its sources no longer hold anything back.
+    e.close_channel(1);
+    e.process_on(0, &temp("S1", T0 + 20_000, 20.0), &mut out)
+        .unwrap();
+    assert_eq!(e.watermark(), T0 + 20_000);
+}
