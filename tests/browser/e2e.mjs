@@ -66,6 +66,18 @@ const meta = await second.textContent(`${fire} .meta`);
 if (!meta.includes("long-hoa-operator-1")) throw new Error(`the second screen does not say who acknowledged: ${meta}`);
 step("the second operator sees the acknowledgement live");
 
+// The history view finds it in the incident store and opens it with its timeline.
+await first.click("#history-open");
+const row = '#history .history-row[data-state=acknowledged]';
+await first.waitForSelector(row, { timeout: 15000 });
+const rowText = await first.textContent(row);
+if (!rowText.includes("camera_fire_smoke") || !rowText.includes("CT-CAM-01")) throw new Error(`history row: ${rowText}`);
+await first.click(row);
+await first.waitForFunction(() => document.querySelector("#detail-body")?.textContent.includes("acknowledged"), null, { timeout: 15000 });
+step("the history view lists the acknowledged fire and opens its timeline");
+await first.click("#detail-close");
+await first.click("#h-close");
+
 // An operator of another ward does not see it.
 const other = await (await fetch(`${base}/api/alerts`, { headers: { Authorization: "Bearer demo-operator-tan-an" } })).json();
 if (other.some((a) => a.key === "CT-CAM-01")) throw new Error("an alert outside the Tân An scope was shown to its operator");

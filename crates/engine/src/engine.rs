@@ -1415,10 +1415,13 @@ impl Engine {
             let Some((distance, partner)) = partner else {
                 continue;
             };
-            let (subject, other, other_rule) = match side {
-                Side::First => (key, partner.key, &spec.then),
-                Side::Then => (partner.key, key, &spec.first),
+            // The alert is about the first rule's key; the label names the other side's
+            // rule (always `then`) and key.
+            let (subject, other) = match side {
+                Side::First => (key, partner.key),
+                Side::Then => (partner.key, key),
             };
+            let other_rule = &spec.then;
             let with = format!("{other_rule}:{}", self.keys.names[other as usize]);
             let runtime = &mut self.rules[c as usize];
             let track = runtime.alerts.entry(subject).or_insert_with(|| AlertTrack {
@@ -1848,3 +1851,7 @@ mod tests;
 #[cfg(test)]
 #[path = "operator_tests.rs"]
 mod operator_tests;
+
+#[cfg(test)]
+#[path = "corroboration_tests.rs"]
+mod corroboration_tests;

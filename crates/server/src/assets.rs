@@ -18,9 +18,10 @@ macro_rules! asset {
     };
 }
 
-const ASSETS: [(&str, &[u8]); 7] = [
+const ASSETS: [(&str, &[u8]); 8] = [
     asset!("index.html"),
     asset!("app.js"),
+    asset!("history.js"),
     asset!("style.css"),
     asset!("vendor/leaflet.js"),
     asset!("vendor/leaflet.css"),
