@@ -1855,3 +1855,7 @@ mod operator_tests;
 #[cfg(test)]
 #[path = "corroboration_tests.rs"]
 mod corroboration_tests;
+
+#[cfg(test)]
+#[path = "absence_tests.rs"]
+mod absence_tests;
