@@ -102,4 +102,28 @@ mod tests {
         );
         assert_eq!(out[0].as_ref().unwrap_err().code(), "invalid_field");
     }
+
+    #[test]
+    fn a_configured_tt10_format_reads_local_time_at_its_utc_offset() {
+        let line = b"COD\t171.5\tmg/l\t20261127103500\t00\n";
+        let ts = |hours: i32| {
+            let d = Decoder::from_format(&PayloadFormat::Tt10 {
+                station_topic_level: 2,
+                kind: "discharge".into(),
+                utc_offset_hours: hours,
+            });
+            d.decode("ioc/tt10/CT-TN-01", line, None, &DecodeLimits::default())[0]
+                .as_ref()
+                .unwrap()
+                .ts
+        };
+        // 10:35 in Vietnam (UTC+7) is 03:35 UTC; at UTC+2, 08:35 UTC.
+        assert_eq!(ts(7), 1_795_750_500_000, "2026-11-27T03:35:00Z");
+        assert_eq!(ts(7), ts(0) - 7 * 3_600_000);
+        assert_eq!(ts(2), ts(0) - 2 * 3_600_000);
+        assert!(matches!(
+            Decoder::from_format(&PayloadFormat::Json),
+            Decoder::Json
+        ));
+    }
 }
