@@ -548,4 +548,80 @@ mod tests {
             .unwrap_err()
             .contains("true or false"));
     }
+
+    /// Each arithmetic operator and comparison with values where a wrong operator gives a
+    /// different answer (a mutant turning `+` into `-` or `<=` into `>` is caught).
+    #[test]
+    fn every_operator_computes_its_own_result() {
+        let num = |src: &str| match eval(src, &[7.0, 2.0], "A") {
+            Ok(Ok(Val::Num(v))) => v,
+            other => panic!("{src}: {other:?}"),
+        };
+        assert_eq!(num("mean_cod + n"), 9.0);
+        assert_eq!(num("mean_cod - n"), 5.0);
+        assert_eq!(num("mean_cod * n"), 14.0);
+        assert_eq!(num("mean_cod / n"), 3.5);
+        assert_eq!(num("mean_cod % n"), 1.0);
+        assert_eq!(num("-mean_cod"), -7.0);
+        let truth = |src: &str| match eval(src, &[7.0, 2.0], "A") {
+            Ok(Ok(Val::Bool(b))) => b,
+            other => panic!("{src}: {other:?}"),
+        };
+        for (src, expected) in [
+            ("n <= 2", true),
+            ("n <= 1", false),
+            ("n < 2", false),
+            ("n >= 2", true),
+            ("n >= 3", false),
+            ("n > 2", false),
+            ("n > 1", true),
+            ("n == 2", true),
+            ("n != 2", false),
+        ] {
+            assert_eq!(truth(src), expected, "{src}");
+        }
+        assert_eq!(
+            eval("mean_cod % (n - n) > 0", &[1.0, 1.0], "A"),
+            Ok(Err(EvalError::DivisionByZero))
+        );
+    }
+
+    #[test]
+    fn a_numeric_expression_evaluates_to_its_number_or_nan() {
+        let lookups = tables();
+        let agg_names = vec!["mean_cod".to_string(), "n".to_string()];
+        let constants = BTreeMap::new();
+        let names = Names {
+            aggregates: &agg_names,
+            constants: &constants,
+            lookups: &lookups,
+        };
+        let key: Arc<str> = Arc::from("B");
+        let scope = Scope {
+            aggregates: &[7.5, 2.0],
+            key: &key,
+            lookups: &lookups,
+        };
+        assert_eq!(
+            CompiledExpr::compile("mean_cod * 2.0", &names)
+                .unwrap()
+                .number(&scope),
+            15.0
+        );
+        // A missing lookup (B has no cod_limit): not a number.
+        assert!(CompiledExpr::compile("stations.cod_limit + 1.0", &names)
+            .unwrap()
+            .number(&scope)
+            .is_nan());
+    }
+
+    #[test]
+    fn vn_aqi_functions_by_pollutant() {
+        // The VN_AQI of 35 µg/m³ of PM2.5 (24-hour) is 100 (QCVN breakpoints).
+        match eval("aqi_pm25(mean_cod)", &[35.0, 0.0], "A") {
+            Ok(Ok(Val::Num(v))) => assert!(v > 0.0, "{v}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(eval("aqi_nonsense(mean_cod) > 1", &[35.0, 0.0], "A").is_err());
+    }
 }

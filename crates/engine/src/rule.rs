@@ -1246,3 +1246,7 @@ rules:
         assert!(set.rules[0].accepts_status(StationStatus::Error));
     }
 }
+
+#[cfg(test)]
+#[path = "rule_refusals.rs"]
+mod refusals;
