@@ -210,6 +210,32 @@ mod tests {
     }
 
     #[test]
+    fn renders_the_rule_and_the_window() {
+        let lookups = LookupTables::new();
+        let names = Names {
+            aggregates: &[],
+            constants: &BTreeMap::new(),
+            lookups: &lookups,
+        };
+        let t = MessageTemplate::parse("{rule}: {window_start} → {window_end}", &names).unwrap();
+        let text = t.render(&TemplateVars {
+            aggregates: &[],
+            key: "A",
+            rule: "cod_hourly",
+            severity: Severity::Minor,
+            value: 0.0,
+            window_start: 1_795_712_400_000,
+            window_end: 1_795_716_000_000,
+            lookups: &lookups,
+        });
+        // Times in RFC 3339, UTC (midnight of 27 November in Vietnam).
+        assert_eq!(
+            text,
+            "cod_hourly: 2026-11-26T17:00:00.000Z → 2026-11-26T18:00:00.000Z"
+        );
+    }
+
+    #[test]
     fn rejects_unknown_names_and_bad_braces() {
         let lookups = LookupTables::new();
         let names = Names {
