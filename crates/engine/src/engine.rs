@@ -1859,3 +1859,7 @@ mod corroboration_tests;
 #[cfg(test)]
 #[path = "absence_tests.rs"]
 mod absence_tests;
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod lifecycle_tests;
