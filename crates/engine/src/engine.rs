@@ -1863,3 +1863,7 @@ mod absence_tests;
 #[cfg(test)]
 #[path = "lifecycle_tests.rs"]
 mod lifecycle_tests;
+
+#[cfg(test)]
+#[path = "lateness_tests.rs"]
+mod lateness_tests;
