@@ -4,10 +4,8 @@
 //! steps — once each, at their times.
 
 use super::*;
-use watchfloor_model::{Event, Kind, StationStatus};
-
-const T0: i64 = 1_794_999_600_000;
-const MIN: i64 = 60_000;
+use crate::test_support::*;
+use watchfloor_model::{Event, Kind};
 
 const RULES: &str = r#"
 rules:
@@ -23,32 +21,15 @@ rules:
 "#;
 
 fn engine() -> Engine {
-    let set = RuleSet::from_sources(&[("t.yaml".into(), RULES.into())], LookupTables::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(
-        set,
-        EngineConfig {
-            time_mode: TimeMode::Processing,
-            max_out_of_orderness_ms: 0,
-            allowed_lateness_ms: 0,
-            idle_timeout_ms: MIN,
-            ..EngineConfig::default()
-        },
-    )
+    let live = EngineConfig {
+        time_mode: TimeMode::Processing,
+        ..strict()
+    };
+    engine_with(RULES, LookupTables::default(), live)
 }
 
 fn reading(ts: i64) -> Event {
-    Event {
-        source: "A".into(),
-        kind: Kind::Discharge,
-        ts,
-        values: vec![("cod".into(), 1.0)],
-        status: StationStatus::Normal,
-        location: None,
-        camera_event: None,
-        attrs: Default::default(),
-        zone: None,
-    }
+    event("A", Kind::Discharge, ts, &[("cod", 1.0)])
 }
 
 /// (minutes after T0, state, severity, message) of each transition.

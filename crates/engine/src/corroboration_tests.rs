@@ -3,10 +3,8 @@
 //! first rule's key; too far apart in time or space, or the wrong pair, make none.
 
 use super::*;
-use watchfloor_model::{Event, Kind, StationStatus};
-
-const T0: i64 = 1_794_999_600_000;
-const MIN: i64 = 60_000;
+use crate::test_support::*;
+use watchfloor_model::{Event, Kind};
 
 const RULES: &str = r#"
 rules:
@@ -37,45 +35,18 @@ const STATIONS: &str =
 
 fn engine() -> Engine {
     let lookups = LookupTables::from_csv_text("station", STATIONS).unwrap();
-    let set = RuleSet::from_sources(&[("t.yaml".into(), RULES.into())], lookups)
-        .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(
-        set,
-        EngineConfig {
-            max_out_of_orderness_ms: 0,
-            allowed_lateness_ms: 0,
-            idle_timeout_ms: MIN,
-            ..EngineConfig::default()
-        },
-    )
+    engine_with(RULES, lookups, strict())
 }
 
 fn camera(ts: i64, confidence: f64) -> Event {
     Event {
-        source: "CAM".into(),
-        kind: Kind::Camera,
-        ts,
-        values: vec![("confidence".into(), confidence)],
-        status: StationStatus::Normal,
-        location: None,
         camera_event: Some("fire_smoke".into()),
-        attrs: Default::default(),
-        zone: None,
+        ..event("CAM", Kind::Camera, ts, &[("confidence", confidence)])
     }
 }
 
 fn air(source: &str, ts: i64, pm25: f64) -> Event {
-    Event {
-        source: source.into(),
-        kind: Kind::Air,
-        ts,
-        values: vec![("pm25".into(), pm25)],
-        status: StationStatus::Normal,
-        location: None,
-        camera_event: None,
-        attrs: Default::default(),
-        zone: None,
-    }
+    pm(source, ts, pm25)
 }
 
 fn confirmed(out: &Emitted) -> Vec<(String, i64, String)> {

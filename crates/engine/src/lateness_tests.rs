@@ -3,41 +3,19 @@
 //! it; tumbling, sliding and session windows alike; and the windows-closed counter.
 
 use super::*;
-use watchfloor_model::{Event, Kind, StationStatus};
-
-const T0: i64 = 1_794_999_600_000;
-const MIN: i64 = 60_000;
+use crate::test_support::*;
 
 fn engine(window: &str) -> Engine {
     let rules = format!(
         "rules:\n  - id: w\n    match: {{ kind: air }}\n    window: {window}\n    aggregates: {{ n: count(), s: sum(pm25) }}\n    condition: n > 100\n    value: n\n    severity: minor\n    message: m\n"
     );
-    let set = RuleSet::from_sources(&[("t.yaml".into(), rules)], LookupTables::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(
-        set,
-        EngineConfig {
-            max_out_of_orderness_ms: 0,
-            allowed_lateness_ms: 2 * MIN,
-            idle_timeout_ms: 60 * MIN,
-            emit_window_results: true,
-            ..EngineConfig::default()
-        },
-    )
-}
-
-fn pm(source: &str, ts: i64, v: f64) -> Event {
-    Event {
-        source: source.into(),
-        kind: Kind::Air,
-        ts,
-        values: vec![("pm25".into(), v)],
-        status: StationStatus::Normal,
-        location: None,
-        camera_event: None,
-        attrs: Default::default(),
-        zone: None,
-    }
+    let config = EngineConfig {
+        allowed_lateness_ms: 2 * MIN,
+        idle_timeout_ms: 60 * MIN,
+        emit_window_results: true,
+        ..strict()
+    };
+    engine_with(&rules, LookupTables::default(), config)
 }
 
 /// (start, end) in minutes after T0, count, sum of each closed window of key A.

@@ -14,6 +14,8 @@ pub mod expr;
 pub mod lookup;
 pub mod rule;
 pub mod template;
+#[cfg(test)]
+mod test_support;
 pub mod two_stacks;
 mod watermark;
 mod window_store;

@@ -4,37 +4,10 @@
 //! condition broke meanwhile), `clear` hysteresis, and `unless_acknowledged` steps.
 
 use super::*;
-use watchfloor_model::{Event, Kind, StationStatus};
-
-const T0: i64 = 1_794_999_600_000;
-const MIN: i64 = 60_000;
+use crate::test_support::*;
 
 fn engine(rules: &str) -> Engine {
-    let set = RuleSet::from_sources(&[("t.yaml".into(), rules.into())], LookupTables::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(
-        set,
-        EngineConfig {
-            max_out_of_orderness_ms: 0,
-            allowed_lateness_ms: 0,
-            idle_timeout_ms: MIN,
-            ..EngineConfig::default()
-        },
-    )
-}
-
-fn pm(source: &str, ts: i64, v: f64) -> Event {
-    Event {
-        source: source.into(),
-        kind: Kind::Air,
-        ts,
-        values: vec![("pm25".into(), v)],
-        status: StationStatus::Normal,
-        location: None,
-        camera_event: None,
-        attrs: Default::default(),
-        zone: None,
-    }
+    engine_with(rules, LookupTables::default(), strict())
 }
 
 /// (minutes after T0, firing?, severity) of each transition.

@@ -3,9 +3,8 @@
 //! have; the firing alerts it lists, before and after a checkpoint.
 
 use super::*;
-use watchfloor_model::{Event, Kind, StationStatus};
-
-const T0: i64 = 1_794_999_600_000;
+use crate::test_support::*;
+use watchfloor_model::{Event, Kind};
 
 const PER_EVENT: &str = r#"
 rules:
@@ -19,34 +18,11 @@ rules:
 "#;
 
 fn engine() -> Engine {
-    let set = RuleSet::from_sources(
-        &[("t.yaml".into(), PER_EVENT.into())],
-        LookupTables::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(
-        set,
-        EngineConfig {
-            max_out_of_orderness_ms: 0,
-            allowed_lateness_ms: 0,
-            idle_timeout_ms: 60_000,
-            ..EngineConfig::default()
-        },
-    )
+    engine_with(PER_EVENT, LookupTables::default(), strict())
 }
 
 fn temp(source: &str, ts: i64, t: f64) -> Event {
-    Event {
-        source: source.into(),
-        kind: Kind::Air,
-        ts,
-        values: vec![("temp".into(), t)],
-        status: StationStatus::Normal,
-        location: None,
-        camera_event: None,
-        attrs: Default::default(),
-        zone: None,
-    }
+    event(source, Kind::Air, ts, &[("temp", t)])
 }
 
 #[test]
