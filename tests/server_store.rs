@@ -71,15 +71,13 @@ async fn actions_are_committed_and_the_history_pages_by_scope() {
         )])
         .await;
     }
-    let (long_hoa, _) = (
-        h.hub
-            .alerts()
-            .into_iter()
-            .find(|a| a.key == "CT-CAM-01")
-            .unwrap()
-            .alert_id,
-        (),
-    );
+    let long_hoa = h
+        .hub
+        .alerts()
+        .into_iter()
+        .find(|a| a.key == "CT-CAM-01")
+        .unwrap()
+        .alert_id;
     let (status, _) = h
         .call(
             "POST",
