@@ -96,6 +96,22 @@ fn a_duration_fires_on_time_without_more_readings_and_not_if_it_broke() {
     );
 }
 
+#[test]
+fn a_broken_then_restarted_streak_fires_ten_minutes_after_its_new_start() {
+    let mut e = engine(FOR_DURATION);
+    let mut out = Emitted::default();
+    e.process(&pm("B", T0, 80.0), &mut out).unwrap();
+    e.process(&pm("B", T0 + 4 * MIN, 20.0), &mut out).unwrap();
+    e.process(&pm("B", T0 + 6 * MIN, 80.0), &mut out).unwrap();
+    // The first streak's timer (due at 10) finds a newer streak: nothing then.
+    e.process(&pm("C", T0 + 12 * MIN, 10.0), &mut out).unwrap();
+    e.process(&pm("B", T0 + 12 * MIN, 90.0), &mut out).unwrap();
+    assert!(out.transitions.is_empty(), "{:?}", seen(&out));
+    e.process(&pm("C", T0 + 17 * MIN, 10.0), &mut out).unwrap();
+    e.process(&pm("B", T0 + 17 * MIN, 90.0), &mut out).unwrap();
+    assert_eq!(seen(&out), [(16, true, "minor")], "at 6 + 10");
+}
+
 const UNLESS_ACK: &str = r#"
 rules:
   - id: hot

@@ -157,4 +157,23 @@ mod tests {
         let dup = LookupTables::from_csv_text("s", "source,limit\nA,1\nA,2\n").unwrap_err();
         assert!(dup.message.contains("twice"));
     }
+
+    #[test]
+    fn describes_its_tables_for_error_messages_and_refuses_a_second_of_a_name() {
+        assert_eq!(LookupTables::new().describe(), "none");
+        let mut t =
+            LookupTables::from_csv_text("stations", "source,cod_limit,ph_min\nA,75,6\n").unwrap();
+        t.add_csv("zones", "zone,threshold\nz,1\n").unwrap();
+        assert_eq!(
+            t.describe(),
+            "stations(cod_limit, ph_min); zones(threshold)"
+        );
+        let again = t.add_csv("zones", "zone,x\nz,2\n").unwrap_err();
+        assert!(again.message.contains("zones"), "{}", again.message);
+        assert_eq!(
+            t.describe(),
+            "stations(cod_limit, ph_min); zones(threshold)",
+            "unchanged"
+        );
+    }
 }

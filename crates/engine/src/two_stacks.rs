@@ -104,4 +104,19 @@ mod tests {
             assert_eq!(total[0].value(AggFn::Sum), window.iter().sum::<f64>());
         }
     }
+
+    #[test]
+    fn empty_until_a_pane_is_pushed_and_again_once_all_are_popped() {
+        let empty: Box<[Accumulator]> = vec![Accumulator::new(false)].into_boxed_slice();
+        let mut queue = PaneQueue::new(empty.clone());
+        assert!(queue.is_empty());
+        queue.push(empty.clone());
+        queue.push(empty.clone());
+        assert!(!queue.is_empty());
+        assert_eq!(queue.len(), 2);
+        queue.pop();
+        assert!(!queue.is_empty(), "one left");
+        queue.pop();
+        assert!(queue.is_empty());
+    }
 }
