@@ -37,11 +37,16 @@ fn alert(i: u64, fired_at: i64) -> AlertRow {
         alert_id: format!("{i:016x}"),
         rule: ["discharge_cod", "air_pm25", "camera_fire", "traffic_jam"][i as usize % 4].into(),
         key: format!("ST-{:04}", i % 400),
-        state: if i % 10 == 0 { "firing" } else { "resolved" }.into(),
+        state: if i.is_multiple_of(10) {
+            "firing"
+        } else {
+            "resolved"
+        }
+        .into(),
         severity: [Severity::Minor, Severity::Major, Severity::Critical][i as usize % 3],
         fired_at,
         updated_at: fired_at,
-        resolved_at: (i % 10 != 0).then_some(fired_at + 600_000),
+        resolved_at: (!i.is_multiple_of(10)).then_some(fired_at + 600_000),
         value: Some(i as f64),
         message: format!("alert {i} in {ward}"),
         labels: BTreeMap::from([("pack".to_string(), "bench".to_string())]),
@@ -88,6 +93,7 @@ async fn storm(store: &Store, seconds: u64) {
                 n += 1;
                 let id = format!("{:016x}", n * 1000);
                 let change = Change::Action {
+                    row: Some(Box::new(alert(n * 1000, T0 + n as i64 * 1000))),
                     alert_id: id,
                     action: Action::Acknowledge {
                         by: "op".into(),

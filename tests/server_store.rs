@@ -349,6 +349,7 @@ async fn the_daily_report_counts_a_day_by_zone_as_json_and_csv() {
         reopen: false,
     };
     let ack = |id: &str, at: i64| Change::Action {
+        row: None,
         alert_id: id.into(),
         action: Action::Acknowledge {
             by: "op".into(),
@@ -363,6 +364,7 @@ async fn the_daily_report_counts_a_day_by_zone_as_json_and_csv() {
         },
     };
     let resolve = |id: &str, at: i64| Change::Action {
+        row: None,
         alert_id: id.into(),
         action: Action::Resolve { at },
         entry: Entry {

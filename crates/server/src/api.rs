@@ -362,6 +362,10 @@ async fn record_action(
         Some(store) => {
             let change = StoreChange::Action {
                 alert_id: id.into(),
+                row: s
+                    .hub
+                    .alert(id)
+                    .map(|a| Box::new(crate::persist::row_of(&a))),
                 action: stored,
                 entry: StoreEntry {
                     at,

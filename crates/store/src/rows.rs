@@ -83,6 +83,9 @@ pub enum Change {
         action: Action,
         /// The timeline line (who, when, note).
         entry: Entry,
+        /// The alert as the caller sees it, stored first if the store does not have it yet
+        /// (its firing is still queued behind an alert storm).
+        row: Option<Box<AlertRow>>,
     },
 }
 

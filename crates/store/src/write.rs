@@ -31,6 +31,51 @@ const INSERT_ENTRY: &str = "INSERT INTO alert_events (alert_id, at, event, by_ac
 const INSERT_AUDIT: &str =
     "INSERT INTO audit (at, by_account, action, target, detail) VALUES ($1, $2, $3, $4, $5)";
 
+/// Inserts or updates an alert's engine columns from `$r` (an `AlertRow`) in `$tx`.
+macro_rules! upsert {
+    ($tx:expr, $r:expr) => {
+        sqlx::query(UPSERT_ALERT)
+            .bind(&$r.alert_id)
+            .bind(&$r.rule)
+            .bind(&$r.key)
+            .bind(&$r.state)
+            .bind($r.severity.as_str())
+            .bind(rank($r.severity))
+            .bind($r.fired_at)
+            .bind($r.updated_at)
+            .bind($r.resolved_at)
+            .bind($r.value.filter(|v| v.is_finite()))
+            .bind(clean(&$r.message))
+            .bind(serde_json::to_string(&$r.labels).expect("labels serialise"))
+            .bind(&$r.ward)
+            .bind(&$r.district)
+            .bind(&$r.kind)
+            .bind($r.location.map(|l| l[0]))
+            .bind($r.location.map(|l| l[1]))
+            .execute(&mut *$tx)
+            .await?;
+    };
+}
+
+/// The statement applying an operator's action to its alert's row.
+macro_rules! action_query {
+    ($action:expr, $alert_id:expr, $entry:expr) => {
+        match $action {
+            Action::Acknowledge { by, at, note } => sqlx::query(ACKNOWLEDGE)
+                .bind(clean(by))
+                .bind(*at)
+                .bind(note.as_deref().map(clean))
+                .bind($alert_id),
+            Action::Assign { to } => sqlx::query(ASSIGN)
+                .bind(clean(to))
+                .bind($entry.at)
+                .bind($alert_id),
+            Action::Resolve { at } => sqlx::query(RESOLVE).bind(*at).bind($alert_id),
+            Action::Comment => sqlx::query(TOUCH).bind($entry.at).bind($alert_id),
+        }
+    };
+}
+
 impl Store {
     /// Stores `changes` and `audit` lines, all in one transaction.
     pub async fn write(&self, changes: &[Change], audit: &[AuditRow]) -> Result<(), StoreError> {
@@ -46,40 +91,18 @@ impl Store {
                         Some(dedup.as_str())
                     }
                     Change::Transition { row: r, dedup, .. } => {
-                        sqlx::query(UPSERT_ALERT)
-                            .bind(&r.alert_id)
-                            .bind(&r.rule)
-                            .bind(&r.key)
-                            .bind(&r.state)
-                            .bind(r.severity.as_str())
-                            .bind(rank(r.severity))
-                            .bind(r.fired_at)
-                            .bind(r.updated_at)
-                            .bind(r.resolved_at)
-                            .bind(r.value.filter(|v| v.is_finite()))
-                            .bind(clean(&r.message))
-                            .bind(serde_json::to_string(&r.labels).expect("labels serialise"))
-                            .bind(&r.ward)
-                            .bind(&r.district)
-                            .bind(&r.kind)
-                            .bind(r.location.map(|l| l[0]))
-                            .bind(r.location.map(|l| l[1]))
-                            .execute(&mut *tx)
-                            .await?;
+                        upsert!(tx, r);
                         Some(dedup.as_str())
                     }
-                    Change::Action { alert_id, action, entry } => {
-                        let q = match action {
-                            Action::Acknowledge { by, at, note } => sqlx::query(ACKNOWLEDGE)
-                                .bind(clean(by))
-                                .bind(*at)
-                                .bind(note.as_deref().map(clean))
-                                .bind(alert_id),
-                            Action::Assign { to } => sqlx::query(ASSIGN).bind(clean(to)).bind(entry.at).bind(alert_id),
-                            Action::Resolve { at } => sqlx::query(RESOLVE).bind(*at).bind(alert_id),
-                            Action::Comment => sqlx::query(TOUCH).bind(entry.at).bind(alert_id),
-                        };
-                        q.execute(&mut *tx).await?;
+                    Change::Action { alert_id, action, entry, row } => {
+                        let q = action_query!(action, alert_id, entry);
+                        let changed = q.execute(&mut *tx).await?.rows_affected();
+                        if let (0, Some(r)) = (changed, row) {
+                            // The alert's firing is still queued: store the caller's view of
+                            // it, then the action (the firing, when written, keeps it).
+                            upsert!(tx, r);
+                            action_query!(action, alert_id, entry).execute(&mut *tx).await?;
+                        }
                         None
                     }
                 };

@@ -1,7 +1,9 @@
 //! The store writer: one task that takes changes from the engine's path without ever
 //! making it wait, and writes them in batches (one transaction per batch), in the order
-//! they were queued. Operator actions go through the same queue and their caller waits for
-//! the commit ([`StoreWriter::commit`]), so "answered 200" means "in the database".
+//! they were queued. Operator actions have a lane of their own, written at the head of the
+//! next batch whatever the backlog (they change only their own columns and carry the
+//! alert's row in case its firing is still queued), and their caller waits for the commit
+//! ([`StoreWriter::commit`]), so "answered 200" means "in the database" even during a storm.
 //!
 //! Failure: a batch the database cannot take now (unreachable, full) is retried with a
 //! capped backoff while the writer reports itself degraded ([`WriterHealth`]); changes keep
@@ -59,6 +61,10 @@ struct Job {
 #[derive(Clone)]
 pub struct StoreWriter {
     tx: mpsc::UnboundedSender<Job>,
+    /// Operators' actions: written before whatever transitions are queued (an action
+    /// changes only its own columns, and carries the alert's row for when its transition
+    /// is still queued), so an acknowledgement never waits behind an alert storm.
+    prio_tx: mpsc::UnboundedSender<Job>,
     /// Numbers jobs and queues them as one step, so jobs queue in number order.
     order: Arc<Mutex<()>>,
     health: Arc<WriterHealth>,
@@ -70,11 +76,13 @@ impl StoreWriter {
     /// dropped and the queue is written.
     pub fn start(store: Store) -> (StoreWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (prio_tx, prio_rx) = mpsc::unbounded_channel();
         let health = Arc::new(WriterHealth::default());
-        let task = tokio::spawn(run(store.clone(), rx, health.clone()));
+        let task = tokio::spawn(run(store.clone(), prio_rx, rx, health.clone()));
         (
             StoreWriter {
                 tx,
+                prio_tx,
                 order: Arc::new(Mutex::new(())),
                 health,
                 store,
@@ -124,16 +132,13 @@ impl StoreWriter {
         let (done, committed) = oneshot::channel();
         let n = (changes.len() + audit.len()) as u64;
         self.health.backlog.fetch_add(n, Ordering::Relaxed);
-        let sent = {
-            let _order = self.order.lock().expect("order lock");
-            let seq = self.health.queued_jobs.fetch_add(1, Ordering::SeqCst) + 1;
-            self.tx.send(Job {
-                seq,
-                changes,
-                audit,
-                done: Some(done),
-            })
-        };
+        // Not numbered: the numbers track the queued transitions the checkpoints wait for.
+        let sent = self.prio_tx.send(Job {
+            seq: 0,
+            changes,
+            audit,
+            done: Some(done),
+        });
         if sent.is_err() {
             self.health.backlog.fetch_sub(n, Ordering::Relaxed);
             return Err(StoreError::Stopped);
@@ -155,10 +160,26 @@ impl StoreWriter {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Job>, health: Arc<WriterHealth>) {
-    while let Some(first) = rx.recv().await {
+async fn run(
+    store: Store,
+    mut prio: mpsc::UnboundedReceiver<Job>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    health: Arc<WriterHealth>,
+) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            Some(job) = prio.recv() => job,
+            Some(job) = rx.recv() => job,
+            else => return,
+        };
         let mut jobs = vec![first];
         let mut size = jobs[0].changes.len() + jobs[0].audit.len();
+        // Operators' actions first, then queued transitions up to a batch.
+        while let Ok(job) = prio.try_recv() {
+            size += job.changes.len() + job.audit.len();
+            jobs.push(job);
+        }
         while size < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => {

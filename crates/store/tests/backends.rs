@@ -88,6 +88,7 @@ fn transition(r: &AlertRow, event: &str) -> Change {
 
 fn action(id: &str, at: i64, by: &str, action: Action, event: &str, detail: &str) -> Change {
     Change::Action {
+        row: None,
         alert_id: id.into(),
         action,
         entry: Entry {
@@ -369,11 +370,42 @@ async fn an_action_before_the_alert_row_changes_nothing_else_and_open_alerts_com
             .await
             .unwrap();
         assert!(store.alert("ghost").await.unwrap().is_none(), "{b}");
+        // With the caller's view of the alert (its firing still queued behind a storm): the
+        // row is stored with the action, and the firing written later keeps both.
+        let early = row("early", "tan_an", T0 + 50, Severity::Major);
+        let ack = Change::Action {
+            row: Some(Box::new(early.clone())),
+            alert_id: "early".into(),
+            action: Action::Acknowledge {
+                by: "op".into(),
+                at: T0 + 60,
+                note: Some("first".into()),
+            },
+            entry: Entry {
+                at: T0 + 60,
+                event: "acknowledged".into(),
+                by: Some("op".into()),
+                detail: "first".into(),
+            },
+        };
+        store.write(&[ack], &[]).await.unwrap();
+        store
+            .write(&[transition(&early, "fired")], &[])
+            .await
+            .unwrap();
+        let got = store.alert("early").await.unwrap().unwrap();
+        assert_eq!(got.state, "acknowledged", "{b}");
+        assert_eq!(
+            got.ack,
+            Some(("op".into(), T0 + 60, Some("first".into()))),
+            "{b}"
+        );
+        assert_eq!(store.timeline("early").await.unwrap().len(), 2, "{b}");
         let open = store.open_alerts().await.unwrap();
         let ids: Vec<&str> = open.iter().map(|(r, _)| r.alert_id.as_str()).collect();
         assert_eq!(
             ids,
-            ["o0", "o1", "o2", "o4"],
+            ["o0", "o1", "o2", "o4", "early"],
             "{b}: oldest first, the resolved one gone"
         );
         assert_eq!(open[0].1.len(), 1, "{b}: with its timeline");
@@ -508,6 +540,10 @@ async fn history_pages_by_scope_filter_and_cursor() {
     }
 }
 
+fn super_row(id: &str, at: i64) -> AlertRow {
+    row(id, "tan_an", at, Severity::Minor)
+}
+
 #[tokio::test]
 async fn the_writer_batches_and_commit_means_committed() {
     for store in both("writer").await {
@@ -522,32 +558,45 @@ async fn the_writer_batches_and_commit_means_committed() {
                 vec![],
             );
         }
+        // An operator's action on the newest: it does not wait for the queue (it carries the
+        // alert's row in case its firing is not written yet).
+        let mut ack = action(
+            "w1999",
+            T0 + 5000,
+            "op",
+            Action::Acknowledge {
+                by: "op".into(),
+                at: T0 + 5000,
+                note: None,
+            },
+            "acknowledged",
+            "",
+        );
+        if let Change::Action { row, .. } = &mut ack {
+            *row = Some(Box::new(super_row("w1999", T0 + 1999)));
+        }
         writer
-            .commit(
-                vec![action(
-                    "w1999",
-                    T0 + 5000,
-                    "op",
-                    Action::Acknowledge {
-                        by: "op".into(),
-                        at: T0 + 5000,
-                        note: None,
-                    },
-                    "acknowledged",
-                    "",
-                )],
-                vec![],
-                Duration::from_secs(10),
-            )
+            .commit(vec![ack], vec![], Duration::from_secs(10))
             .await
             .unwrap();
-        // Committed, and everything queued before it too.
+        // Committed, whatever is still queued.
         assert_eq!(
             store.alert("w1999").await.unwrap().unwrap().state,
             "acknowledged",
             "{b}"
         );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while writer.health().backlog.load(Ordering::Relaxed) > 0
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(store.open_alerts().await.unwrap().len(), 2000, "{b}");
+        assert_eq!(
+            store.alert("w1999").await.unwrap().unwrap().state,
+            "acknowledged",
+            "{b}: the firing written after the action keeps it"
+        );
         let h = writer.health();
         assert_eq!(h.backlog.load(Ordering::Relaxed), 0, "{b}");
         assert_eq!(h.written.load(Ordering::Relaxed), 2001, "{b}");
