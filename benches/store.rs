@@ -9,7 +9,8 @@
 //!   1,000 queries for one ward's day (what `GET /api/alerts?zone=…&since=…&until=…` runs):
 //!   p50, p99, max.
 //!
-//! `cargo bench -p watchfloor-benches --bench store` (PostgreSQL: Debian's `postgresql`).
+//! `cargo bench -p watchfloor-benches --bench store` (PostgreSQL: Debian's `postgresql`);
+//! `STORE_BACKENDS=sqlite STORM_SECONDS=0` for the history alone on one backend.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
