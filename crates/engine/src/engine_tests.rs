@@ -24,17 +24,7 @@ fn event_time() -> EngineConfig {
 }
 
 fn reading(source: &str, kind: Kind, ts: i64, values: &[(&str, f64)]) -> Event {
-    Event {
-        source: source.into(),
-        kind,
-        ts,
-        values: values.iter().map(|(m, v)| (m.to_string(), *v)).collect(),
-        status: StationStatus::Normal,
-        location: None,
-        camera_event: None,
-        attrs: Default::default(),
-        zone: None,
-    }
+    crate::test_support::event(source, kind, ts, values)
 }
 
 fn summary(out: &Emitted) -> Vec<(String, String, &'static str, &'static str, i64)> {
