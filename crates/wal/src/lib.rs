@@ -8,10 +8,12 @@
 //! - Appends are written and fsynced by one writer thread in groups (group commit): every
 //!   record appended while the previous fsync ran goes out with the next one.
 //! - The log is a folder of segments `<first sequence>.wal`. After a checkpoint covering
-//!   sequence `P` ([`Wal::checkpointed`]) a new segment is started and every segment before
-//!   the newest one wholly at or below `P` is deleted: the log always holds every record
-//!   after the last checkpoint, plus the records just before it (the tail a broker may
-//!   redeliver, which the reader recognises).
+//!   sequence `P` ([`Wal::checkpointed`]) a new segment is started and the segments no
+//!   longer needed are deleted: the log always holds every record after the last
+//!   checkpoint, plus a tail before it (the records a broker may redeliver, which the
+//!   reader recognises): the newest segment wholly at or below `P`, and every segment
+//!   holding one of the last [`Wal::keep_tail`] records up to `P`. Two checkpoints in
+//!   quick succession (a clean stop) therefore never shrink the tail to a handful.
 //! - Each record carries a CRC-32 of its sequence and body. At open, a record that is cut
 //!   off or fails its checksum ends the last segment (a torn write at a crash) and is cut
 //!   off; the same in an older segment is corruption and refused.
@@ -85,6 +87,7 @@ pub struct Wal {
     durable: Arc<AtomicU64>,
     stats: Arc<WalStats>,
     writer: writer::Handle,
+    tail: u64,
 }
 
 impl Wal {
@@ -135,6 +138,7 @@ impl Wal {
                 durable,
                 stats,
                 writer,
+                tail: 0,
             },
             recovered,
         ))
@@ -179,11 +183,18 @@ impl Wal {
         self.writer.sync(self.last_appended())
     }
 
+    /// Keeps at least the last `records` records before each checkpoint (the segments
+    /// holding them) besides the newest segment it wholly covers: as many as a broker
+    /// can redeliver. 0 (the default) keeps that newest segment only.
+    pub fn keep_tail(&mut self, records: u64) {
+        self.tail = records;
+    }
+
     /// A checkpoint covering every record up to `seq` is durable: start a new segment and
-    /// delete the segments no longer needed (all but the newest one wholly at or below
-    /// `seq`, and the ones after it).
+    /// delete the segments no longer needed (all before the newest one wholly at or below
+    /// `seq` and before the [`Wal::keep_tail`] records up to `seq`).
     pub fn checkpointed(&mut self, seq: u64) -> Result<(), WalError> {
-        self.writer.checkpointed(seq)
+        self.writer.checkpointed(seq, self.tail)
     }
 
     /// The log's counters.

@@ -136,6 +136,36 @@ fn checkpoints_delete_old_segments_but_keep_the_one_before() {
 }
 
 #[test]
+fn a_second_checkpoint_right_after_the_first_keeps_the_redelivery_tail() {
+    let dir = scratch("tail");
+    let (mut wal, _) = Wal::open(&dir).unwrap();
+    wal.keep_tail(12);
+    append_all(&mut wal, &bodies(0..10)); // 1..=10
+    wal.checkpointed(10).unwrap(); // new segment from 11
+    append_all(&mut wal, &bodies(10..20)); // 11..=20
+    wal.checkpointed(20).unwrap(); // new segment from 21
+    append_all(&mut wal, &bodies(20..22)); // 21..=22
+                                           // A clean stop: a checkpoint right after the last one. Without the tail only 21..=22
+                                           // would be left to recognise a broker's redeliveries.
+    wal.checkpointed(22).unwrap();
+    wal.sync().unwrap();
+    let firsts: Vec<u64> = segment::list(&dir)
+        .unwrap()
+        .iter()
+        .map(|s| s.first_seq)
+        .collect();
+    assert_eq!(
+        firsts,
+        vec![11, 21, 23],
+        "the last 12 records up to 22 are 11..=22"
+    );
+    drop(wal);
+    let (_, recovered) = Wal::open(&dir).unwrap();
+    assert_eq!(recovered.records.len(), 12);
+    assert_eq!(recovered.records.first().unwrap().seq, 11);
+}
+
+#[test]
 fn an_empty_newest_segment_keeps_its_place_in_the_sequence() {
     let dir = scratch("empty-newest");
     let (mut wal, _) = Wal::open(&dir).unwrap();

@@ -22,7 +22,7 @@ const COMMIT_WINDOW: Duration = Duration::from_millis(2);
 enum Command {
     Append { frames: Vec<u8>, last: u64 },
     Sync { upto: u64, reply: mpsc::Sender<()> },
-    Checkpointed { seq: u64 },
+    Checkpointed { seq: u64, keep: u64 },
 }
 
 /// The application's side of the writer thread.
@@ -76,8 +76,8 @@ impl Handle {
             .map_err(|_| WalError::WriterStopped("the writer thread ended".into()))
     }
 
-    pub(crate) fn checkpointed(&self, seq: u64) -> Result<(), WalError> {
-        self.send(Command::Checkpointed { seq })
+    pub(crate) fn checkpointed(&self, seq: u64, keep: u64) -> Result<(), WalError> {
+        self.send(Command::Checkpointed { seq, keep })
     }
 }
 
@@ -151,11 +151,11 @@ impl Writer {
                         last = l;
                     }
                     Command::Sync { upto, reply } => waiters.push((upto, reply)),
-                    Command::Checkpointed { seq } => {
+                    Command::Checkpointed { seq, keep } => {
                         // What came before the checkpoint goes into the old segment.
                         self.write_group(&frames, last);
                         frames.clear();
-                        self.rotate(seq);
+                        self.rotate(seq, keep);
                     }
                 }
             }
@@ -207,7 +207,7 @@ impl Writer {
     }
 
     /// Starts a new segment after a checkpoint at `seq` and deletes the old ones.
-    fn rotate(&mut self, seq: u64) {
+    fn rotate(&mut self, seq: u64, keep: u64) {
         if self.current_has_records {
             let next = self.written + 1;
             self.segments.push(SegmentFile {
@@ -219,20 +219,24 @@ impl Writer {
                 self.segments.pop();
             }
         }
-        // The newest segment wholly at or below `seq` is kept (the redelivery tail);
-        // everything older goes.
-        let wholly_covered = |i: usize, segments: &[SegmentFile]| {
+        // Segment `i` holds nothing above `upto` (the next one starts at or below upto + 1).
+        let wholly_at_or_below = |i: usize, upto: u64, segments: &[SegmentFile]| {
             segments
                 .get(i + 1)
-                .is_some_and(|next| next.first_seq.saturating_sub(1) <= seq)
-                && i + 1 < segments.len()
+                .is_some_and(|next| next.first_seq.saturating_sub(1) <= upto)
         };
-        let Some(keep_from) = (0..self.segments.len())
+        // The newest segment wholly at or below `seq` is kept, and every segment holding
+        // one of the last `keep` records up to `seq` (the redelivery tail); older ones go.
+        let Some(newest_covered) = (0..self.segments.len())
             .rev()
-            .find(|&i| wholly_covered(i, &self.segments))
+            .find(|&i| wholly_at_or_below(i, seq, &self.segments))
         else {
             return;
         };
+        let cutoff = seq.saturating_sub(keep);
+        let keep_from = (0..newest_covered)
+            .find(|&i| !wholly_at_or_below(i, cutoff, &self.segments))
+            .unwrap_or(newest_covered);
         for old in self.segments.drain(..keep_from) {
             match std::fs::remove_file(&old.path) {
                 Ok(()) => {

@@ -96,7 +96,10 @@ pub fn open(
         .get(WAL_SEQ)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let (wal, recovered) = Wal::open_after(&wal_dir(path), covered)?;
+    let (mut wal, recovered) = Wal::open_after(&wal_dir(path), covered)?;
+    // The log keeps as many records before a checkpoint as are remembered here, so the
+    // memory is whole again after a restart (also after a clean stop's last checkpoint).
+    wal.keep_tail(redelivery_capacity as u64);
     let mut redelivery = Redelivery::new(redelivery_capacity);
     redelivery.restore_positions(&positions);
     let mut replay = Vec::new();
