@@ -344,7 +344,7 @@ fn alerts_reach_file_and_mqtt_and_every_bad_message_is_dead_lettered_once() {
         let mut over_the_wire: Vec<String> = received.lock().unwrap().iter().map(|(topic, alert)| {
             assert_eq!(
                 topic,
-                &format!("ioc/alerts/{}/{}", alert["severity"].as_str().unwrap(), alert["rule"].as_str().unwrap()),
+                &format!("ioc/alerts/{}/{}", alert["severity"].as_str().unwrap_or("<no severity>"), alert["rule"].as_str().unwrap_or("<no rule>")),
                 "{alert}"
             );
             alert.to_string()
@@ -503,9 +503,34 @@ fn no_message_is_lost_when_watchfloor_is_killed_three_times() {
     let _ = std::io::stderr().flush();
 }
 
+/// Where the first half of a window is when the process is killed.
+#[derive(Clone, Copy, PartialEq)]
+enum Held {
+    /// Anywhere: killed as soon as the first checkpoint exists.
+    Checkpoint,
+    /// Only in the write-ahead log: no checkpoint is ever written before the kill.
+    Log,
+}
+
 #[test]
 fn window_state_survives_a_crash_through_the_checkpoint() {
-    let dir = scratch("mqtt", "checkpoint");
+    window_state_survives_a_crash(Held::Checkpoint);
+}
+
+#[test]
+fn window_state_survives_a_crash_through_the_write_ahead_log() {
+    window_state_survives_a_crash(Held::Log);
+}
+
+fn window_state_survives_a_crash(held: Held) {
+    let dir = scratch(
+        "mqtt",
+        if held == Held::Log {
+            "wal"
+        } else {
+            "checkpoint"
+        },
+    );
     let (_broker, port) = mosquitto(&dir);
     let rules = r#"
 rules:
@@ -520,7 +545,10 @@ rules:
     let pipeline = write_pipeline(&dir, port, rules);
     let text = std::fs::read_to_string(&pipeline).unwrap().replace(
         "tick_interval = \"100ms\"",
-        "tick_interval = \"100ms\"\ncheckpoint = \"state/engine.checkpoint\"\ncheckpoint_interval = \"200ms\"",
+        &format!(
+            "tick_interval = \"100ms\"\ncheckpoint = \"state/engine.checkpoint\"\ncheckpoint_interval = \"{}\"",
+            if held == Held::Log { "1h" } else { "200ms" }
+        ),
     );
     std::fs::write(&pipeline, text).unwrap();
     // A 10-second window 20 s ahead: it cannot close before both halves are in.
@@ -560,19 +588,48 @@ rules:
     publish(readings(0, 3), "checkpoint-publisher-1");
     let log = dir.join("watchfloor.log");
     let checkpoint = dir.join("state/engine.checkpoint");
-    // Killed as soon as a checkpoint exists, wherever the three readings are (queued at the
-    // broker, in the write-ahead log, in the checkpoint): none may be lost or counted twice.
-    wait_until("a checkpoint", Duration::from_secs(20), || {
-        checkpoint.exists()
-    });
+    if held == Held::Checkpoint {
+        // Killed as soon as a checkpoint exists, wherever the three readings are (queued at
+        // the broker, in the write-ahead log, in the checkpoint): none may be lost or
+        // counted twice.
+        wait_until("a checkpoint", Duration::from_secs(20), || {
+            checkpoint.exists()
+        });
+    } else {
+        // Killed once the log holds all three (their payloads are in its records): the
+        // restart has no checkpoint and must rebuild the window from the log alone.
+        let wal = dir.join("state/engine.checkpoint.wal");
+        let payloads = readings(0, 3);
+        wait_until(
+            "the three readings in the log",
+            Duration::from_secs(20),
+            || {
+                let bytes: Vec<u8> = std::fs::read_dir(&wal)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .flat_map(|e| std::fs::read(e.path()).unwrap_or_default())
+                    .collect();
+                payloads
+                    .iter()
+                    .all(|p| bytes.windows(p.len()).any(|w| w == p.as_slice()))
+            },
+        );
+        assert!(!checkpoint.exists(), "no checkpoint within the hour");
+    }
     first.0.kill().unwrap();
     let _ = first.0.wait();
 
     let _second = start_watchfloor(&pipeline);
+    let restored = if held == Held::Log {
+        "write-ahead log replayed"
+    } else {
+        "engine state restored from the checkpoint"
+    };
     wait_until("the restore", Duration::from_secs(20), || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
-            .contains("engine state restored from the checkpoint")
+            .contains(restored)
     });
     wait_subscribed(&pipeline);
     // The last three, and one 13 s in that moves the watermark past the window.
