@@ -45,7 +45,7 @@ fn write_pipeline(dir: &Path, brokers: &str) -> PathBuf {
 fn wait_assigned(pipeline: &Path, times: usize) {
     wait_until(
         "the partitions to be assigned",
-        Duration::from_secs(90),
+        Duration::from_secs(60),
         || log_of(pipeline).matches("partitions assigned").count() >= times,
     );
 }
@@ -121,7 +121,7 @@ fn check(name: &str, dir: &Path, pipeline: &Path, reference: &support::equivalen
         expected,
         &dir.join("alerts.ndjson"),
         last_text,
-        Duration::from_secs(90),
+        Duration::from_secs(60),
     );
     assert_matches_replay(name, dir, pipeline, reference, &text);
 }
@@ -155,8 +155,9 @@ fn kafka_sigkills_at_random_moments_change_no_alert() {
             std::thread::sleep(Duration::from_millis(200 + rng.next() % 700));
         } else {
             let at = (total as f64 * (0.1 + 0.18 * k as f64 + rng.unit() * 0.08)) as u64;
-            wait_until("the producer", Duration::from_secs(300), || {
-                produced.load(Ordering::SeqCst) >= at
+            support::wait_progressing("the producer", Duration::from_secs(60), || {
+                let p = produced.load(Ordering::SeqCst);
+                (p, p >= at)
             });
         }
         let at = produced.load(Ordering::SeqCst);

@@ -25,7 +25,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
-use support::{now_ms, runtime, scratch, wait_until, Killed};
+use support::{now_ms, runtime, scratch, wait_progressing, wait_until, Killed};
 
 fn tansu(dir: &Path, topics: &[&str]) -> (Killed, String) {
     support::tansu::start(dir, topics)
@@ -189,9 +189,9 @@ fn wait_for_alert_set(
     what: &str,
 ) -> (HashMap<String, u32>, HashSet<String>) {
     let mut last = (HashMap::new(), HashSet::new());
-    wait_until(what, Duration::from_secs(300), || {
+    wait_progressing(what, Duration::from_secs(60), || {
         last = read_alerts(brokers, &format!("verify-{}", now_ms()));
-        last.1.len() as u64 == total
+        (last.1.len() as u64, last.1.len() as u64 == total)
     });
     last
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 use support::mosquitto::wait_for_port;
-use support::{free_port, now_ms, runtime, scratch, wait_until, Killed};
+use support::{free_port, now_ms, runtime, scratch, wait_progressing, wait_until, Killed};
 
 /// A real Mosquitto on a free port, holding up to any number of queued messages for
 /// disconnected persistent sessions.
@@ -175,10 +175,15 @@ async fn finish(
     acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
     count: u64,
 ) -> u64 {
-    let start = Instant::now();
+    // Bounded by progress: given up after a minute without a new acknowledgement.
+    let (mut best, mut moved) = (0, Instant::now());
     while acked.load(std::sync::atomic::Ordering::SeqCst) < count
-        && start.elapsed() < Duration::from_secs(120)
+        && moved.elapsed() < Duration::from_secs(60)
     {
+        let now = acked.load(std::sync::atomic::Ordering::SeqCst);
+        if now > best {
+            (best, moved) = (now, Instant::now());
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = client.disconnect().await;
@@ -472,8 +477,9 @@ fn no_message_is_lost_when_watchfloor_is_killed_three_times() {
     // Kill watchfloor with SIGKILL three times while the stream runs, restarting it each time.
     for kill in 1..=3 {
         let threshold = kill * TOTAL as usize / 5;
-        wait_until("progress before a kill", Duration::from_secs(120), || {
-            read_lines(&alerts).len() >= threshold
+        wait_progressing("progress before a kill", Duration::from_secs(60), || {
+            let n = read_lines(&alerts).len();
+            (n as u64, n >= threshold)
         });
         wf.0.kill().unwrap(); // SIGKILL
         wf.0.wait().unwrap();
@@ -481,12 +487,12 @@ fn no_message_is_lost_when_watchfloor_is_killed_three_times() {
     }
     let published = rt.block_on(publishing).unwrap();
     assert_eq!(published, TOTAL, "the broker acknowledged every publish");
-    wait_until("every sequence number", Duration::from_secs(180), || {
+    wait_progressing("every sequence number", Duration::from_secs(60), || {
         let seen: std::collections::HashSet<String> = read_lines(&alerts)
             .iter()
             .map(|a| a["key"].as_str().unwrap().to_string())
             .collect();
-        seen.len() as u64 == TOTAL
+        (seen.len() as u64, seen.len() as u64 == TOTAL)
     });
     let lines = read_lines(&alerts);
     let distinct: std::collections::HashSet<&str> = lines

@@ -44,6 +44,33 @@ pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Polls `measure` (how far it got, whether it is done) until it is done, failing the test
+/// when it made no progress for `stall` (at most a minute): a long phase such as
+/// publishing 100,000 messages is bounded by its progress, not by a guess at its total.
+pub fn wait_progressing(what: &str, stall: Duration, mut measure: impl FnMut() -> (u64, bool)) {
+    assert!(
+        stall <= Duration::from_secs(60),
+        "no wait longer than a minute"
+    );
+    let mut best = 0;
+    let mut moved = Instant::now();
+    loop {
+        let (got, done) = measure();
+        if done {
+            return;
+        }
+        if got > best {
+            best = got;
+            moved = Instant::now();
+        }
+        assert!(
+            moved.elapsed() < stall,
+            "timed out waiting for {what}: stuck at {best} for {stall:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Wall clock, epoch milliseconds.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
