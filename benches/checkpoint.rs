@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use watchfloor_benches::{bench_config, engine, events_a, rules_a};
-use watchfloor_connectors::durable::checkpoint::write_atomically;
 use watchfloor_engine::{Emitted, Engine};
+use watchfloor_pipeline::durable::checkpoint::write_atomically;
 use watchfloor_wal::Wal;
 
 /// An engine holding one open one-minute window for each of `keys` stations.

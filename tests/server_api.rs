@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use server_support::*;
 use tokio_tungstenite::tungstenite::Message;
 use tower::ServiceExt;
-use watchfloor_connectors::PipelineObserver;
+use watchfloor_pipeline::PipelineObserver;
 
 #[tokio::test]
 async fn authorization_matrix_every_role_and_scope() {

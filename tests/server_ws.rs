@@ -14,8 +14,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use watchfloor_connectors::EngineCommand;
 use watchfloor_engine::EngineError;
+use watchfloor_pipeline::EngineCommand;
 
 use server_support::*;
 
@@ -379,9 +379,10 @@ async fn acting_without_a_working_engine_answers_503_with_a_reason() {
             }
         });
     });
-    held.state.stats.set_output_stuck(Some(
-        "alert output failing for 42 s: broker unreachable".into(),
-    ));
+    held.state.stats.set_output_stuck(
+        "mqtt:ioc/alerts",
+        Some("output failing for 42 s: broker unreachable".into()),
+    );
     let started = std::time::Instant::now();
     let (status, answer) = held.call("POST", &ack, "admin", body.clone()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
@@ -401,10 +402,10 @@ async fn acting_without_a_working_engine_answers_503_with_a_reason() {
         health["reasons"][0]
             .as_str()
             .unwrap()
-            .starts_with("output stuck: alert output failing"),
+            .starts_with("output stuck: mqtt:ioc/alerts: output failing"),
         "{health}"
     );
-    held.state.stats.set_output_stuck(None);
+    held.state.stats.set_output_stuck("mqtt:ioc/alerts", None);
     let (status, _) = held.call("GET", "/healthz", "admin", Value::Null).await;
     assert_eq!(status, StatusCode::OK);
 

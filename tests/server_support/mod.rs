@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tower::ServiceExt;
 use watchfloor_city::{load_rules, City};
-use watchfloor_connectors::{EngineCommand, PipelineObserver, PipelineStats};
 use watchfloor_engine::{Emitted, Engine, EngineConfig, TimeMode};
 use watchfloor_model::{decode_envelope, DecodeLimits};
+use watchfloor_pipeline::{EngineCommand, PipelineObserver, PipelineStats};
 use watchfloor_server::{token_hash_hex, Accounts, AppState, Hub};
 
 pub const ACCOUNTS: [(&str, &str, &str); 8] = [

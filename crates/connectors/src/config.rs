@@ -129,6 +129,12 @@ pub struct LimitSettings {
     pub queue_capacity: usize,
     /// MQTT messages in flight (received but not yet acknowledged) per source.
     pub mqtt_inflight: u16,
+    /// How long an output may keep failing before it gives up ("never" to retry for
+    /// ever); what it then does not deliver goes to its file in `undelivered_dir`.
+    pub output_give_up: String,
+    /// Where outputs that gave up write what they did not deliver (default
+    /// `var/<pipeline>/undelivered`).
+    pub undelivered_dir: Option<PathBuf>,
 }
 
 impl Default for LimitSettings {
@@ -137,6 +143,8 @@ impl Default for LimitSettings {
             max_payload_bytes: 64 * 1024,
             queue_capacity: 4096,
             mqtt_inflight: 1000,
+            output_give_up: "5m".into(),
+            undelivered_dir: None,
         }
     }
 }
@@ -368,6 +376,7 @@ impl PipelineConfig {
         };
         self.engine_config(path)?;
         self.checkpoint_ms(path)?;
+        self.output_give_up_ms(path)?;
         if let Some(server) = &self.server {
             self.retention_ms(path)?;
             if !server.accounts.exists() {
@@ -441,6 +450,22 @@ impl PipelineConfig {
             "checkpoint_interval",
             &self.engine.checkpoint_interval,
         )
+    }
+
+    /// `[limits] output_give_up` in ms; `None` for "never".
+    pub fn output_give_up_ms(&self, path: &std::path::Path) -> Result<Option<i64>, ConfigError> {
+        if self.limits.output_give_up.trim() == "never" {
+            return Ok(None);
+        }
+        duration(path, "output_give_up", &self.limits.output_give_up).map(Some)
+    }
+
+    /// Where outputs that gave up write what they did not deliver.
+    pub fn undelivered_dir(&self) -> PathBuf {
+        self.limits
+            .undelivered_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("var/{}/undelivered", self.name)))
     }
 
     /// How long the store keeps resolved alerts (`[server] retention`), ms.

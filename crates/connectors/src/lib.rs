@@ -1,19 +1,26 @@
-//! Watchfloor's connections to the outside: pipeline files, payload decoders, MQTT sources
-//! and outputs, dead letters, and the embedded MQTT broker.
+//! Watchfloor's connections to the outside: pipeline files, payload decoders, sources
+//! (MQTT, Kafka) and sinks (files, MQTT, Kafka) behind the [`source::Source`] and
+//! [`sink::AlertSink`] traits, each built from its config, and the embedded MQTT broker.
+//! The run loop that drives them is `watchfloor-pipeline`.
 
 pub mod broker;
 pub mod config;
-pub mod control;
 pub mod decode;
-pub mod durable;
-#[cfg(feature = "kafka")]
-pub mod kafka;
 pub mod mqtt;
-pub mod output;
-pub mod pipeline;
+pub mod sink;
+pub mod source;
+pub mod stats;
+
+/// Kafka's source and sink in one place, for the simulator and tools.
+#[cfg(feature = "kafka")]
+pub mod kafka {
+    pub use crate::sink::kafka::KafkaOutput;
+    pub use crate::source::kafka::*;
+}
 
 pub use broker::{start_embedded_broker, EmbeddedBrokerConfig};
 pub use config::PipelineConfig;
-pub use control::{EngineCommand, PipelineLink, PipelineObserver};
 pub use mqtt::mqtt_client;
-pub use pipeline::{run_pipeline, run_pipeline_linked, PipelineStats};
+pub use sink::{AlertSink, OutputError};
+pub use source::{Ack, ChannelEvent, Inbound, Source, SourceContext, SourceError};
+pub use stats::PipelineStats;

@@ -15,9 +15,9 @@ use axum::{async_trait, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
-use watchfloor_connectors::EngineCommand;
 use watchfloor_engine::Acknowledgement;
 use watchfloor_model::{Kind, Severity};
+use watchfloor_pipeline::EngineCommand;
 
 use crate::auth::{Account, Accounts};
 use crate::hub::{mask, AckInfo, AlertRecord, HistoryEntry, LATENCY_BUCKETS_MS};

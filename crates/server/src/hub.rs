@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use watchfloor_city::City;
-use watchfloor_connectors::PipelineObserver;
 use watchfloor_model::{AlertState, AlertTransition, Event, Kind, Severity};
+use watchfloor_pipeline::PipelineObserver;
 
 use crate::kpi::{KpiInputs, ZoneKpis};
 

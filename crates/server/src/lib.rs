@@ -3,8 +3,8 @@
 //! `/metrics`, and the wall-screen dashboard (`web-dashboard/`, compiled into the binary).
 //!
 //! The server never blocks the engine: it sees the stream through [`Hub`] (a
-//! [`watchfloor_connectors::PipelineObserver`]) and steers the engine through
-//! [`watchfloor_connectors::EngineCommand`]s. Protocol: `docs/api.md`.
+//! [`watchfloor_pipeline::PipelineObserver`]) and steers the engine through
+//! [`watchfloor_pipeline::EngineCommand`]s. Protocol: `docs/api.md`.
 
 mod api;
 mod assets;
@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use axum::Router;
 use tokio::sync::mpsc;
-use watchfloor_connectors::{EngineCommand, PipelineStats};
+use watchfloor_pipeline::{EngineCommand, PipelineStats};
 
 pub use auth::{token_hash_hex, Account, Accounts, Role, Scope};
 pub use hub::{Channel, Hub};

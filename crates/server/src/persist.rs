@@ -121,7 +121,7 @@ pub(crate) async fn stored_record(
 
 impl Hub {
     /// (jobs handed to the store writer, jobs it finished): see
-    /// [`watchfloor_connectors::PipelineObserver::durability`].
+    /// [`watchfloor_pipeline::PipelineObserver::durability`].
     pub(crate) fn store_durability(&self) -> (u64, u64) {
         self.store().map_or((0, 0), |w| {
             let h = w.health();

@@ -14,9 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::{mpsc, oneshot, watch};
 use watchfloor_city::City;
-use watchfloor_connectors::{
-    run_pipeline_linked, EngineCommand, PipelineConfig, PipelineLink, PipelineStats,
-};
+use watchfloor_connectors::PipelineConfig;
+use watchfloor_pipeline::{run_pipeline_linked, EngineCommand, PipelineLink, PipelineStats};
 use watchfloor_server::{Accounts, AppState, Hub};
 use watchfloor_store::{Store, StoreWriter};
 

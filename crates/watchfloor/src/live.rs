@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use watchfloor_connectors::{
-    run_pipeline, start_embedded_broker, EmbeddedBrokerConfig, PipelineConfig, PipelineStats,
-};
+use watchfloor_connectors::{start_embedded_broker, EmbeddedBrokerConfig, PipelineConfig};
+use watchfloor_pipeline::{run_pipeline, PipelineStats};
 
 /// Options of `watchfloor run`.
 #[derive(Args, Debug)]

@@ -31,10 +31,10 @@ use std::time::Instant;
 use watchfloor_engine::{Engine, EngineConfig, RuleSet};
 use watchfloor_wal::{Record, Wal, WalError};
 
-use crate::pipeline::PipelineStats;
 use checkpoint::{start_engine, Checkpointer};
 use record::{InputRecord, LogRecord, OperatorAction};
 use redelivery::Redelivery;
+use watchfloor_connectors::PipelineStats;
 
 /// The checkpoint's position key for the log sequence it covers.
 const WAL_SEQ: &str = "wal:seq";

@@ -9,10 +9,43 @@ use std::time::Duration;
 use rumqttc::{Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 
-use super::{enqueue, Ack, Inbound, PipelineStats, MQTT_MAX_PACKET};
+use super::{enqueue, Ack, Inbound, MQTT_MAX_PACKET};
+use crate::stats::PipelineStats;
+
+/// An MQTT source as configured.
+pub(super) struct MqttSource {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub topics: Vec<String>,
+    pub inflight: u16,
+}
+
+impl super::Source for MqttSource {
+    fn start(self: Box<Self>, context: super::SourceContext) -> Result<(), super::SourceError> {
+        let MqttSource {
+            host,
+            port,
+            client_id,
+            topics,
+            inflight,
+        } = *self;
+        spawn_mqtt_source(
+            context.index,
+            host,
+            port,
+            client_id,
+            topics,
+            inflight,
+            context.queue,
+            context.stats,
+        );
+        Ok(())
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
-pub(super) fn spawn_mqtt_source(
+fn spawn_mqtt_source(
     index: usize,
     host: String,
     port: u16,

@@ -10,9 +10,9 @@ use watchfloor_model::DecodeLimits;
 
 use super::record::{InputRecord, LogRecord, OperatorAction, Origin};
 use super::*;
-use crate::decode::Decoder;
-use crate::pipeline::step::Processor;
-use crate::pipeline::PipelineStats;
+use crate::step::Processor;
+use watchfloor_connectors::decode::Decoder;
+use watchfloor_connectors::PipelineStats;
 
 const RULES: &str = r#"
 rules:

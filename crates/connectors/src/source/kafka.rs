@@ -1,4 +1,5 @@
-//! Kafka source and output (cargo feature `kafka`, librdkafka bundled by rdkafka).
+//! The Kafka source (cargo feature `kafka`, librdkafka bundled by rdkafka): a consumer
+//! group member feeding the pipeline's queue.
 //!
 //! At-least-once: the consumer stores a message's offset only after the alerts it caused
 //! are acknowledged by every output (`enable.auto.offset.store=false`); stored offsets are
@@ -15,15 +16,17 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::mpsc;
 
-use crate::output::OutputError;
-use crate::pipeline::{enqueue, Ack, ChannelEvent, Inbound, PipelineStats};
+use super::{enqueue, Ack, ChannelEvent, Inbound, SourceError};
+use crate::stats::PipelineStats;
 
 /// Watchfloor's defaults for a client, then the pipeline's own `options` over them.
-fn client_config(defaults: &[(&str, &str)], options: &BTreeMap<String, String>) -> ClientConfig {
+pub(crate) fn client_config(
+    defaults: &[(&str, &str)],
+    options: &BTreeMap<String, String>,
+) -> ClientConfig {
     let mut config = ClientConfig::new();
     for (key, value) in defaults {
         config.set(*key, *value);
@@ -242,10 +245,33 @@ impl KafkaAck {
     }
 }
 
+/// A Kafka consumer-group source as configured.
+pub(super) struct KafkaSource {
+    pub brokers: String,
+    pub group_id: String,
+    pub topics: Vec<String>,
+    pub options: BTreeMap<String, String>,
+}
+
+impl super::Source for KafkaSource {
+    fn start(self: Box<Self>, context: super::SourceContext) -> Result<(), SourceError> {
+        spawn_kafka_source(
+            context.index,
+            &self.brokers,
+            &self.group_id,
+            &self.topics,
+            &self.options,
+            context.queue,
+            context.channels,
+            context.stats,
+        )
+    }
+}
+
 /// Starts a consumer-group source; messages go to `tx` (waiting when it is full, which
 /// stops fetching once librdkafka's bounded prefetch queue is full).
 #[allow(clippy::too_many_arguments)]
-pub fn spawn_kafka_source(
+fn spawn_kafka_source(
     index: usize,
     brokers: &str,
     group_id: &str,
@@ -254,7 +280,7 @@ pub fn spawn_kafka_source(
     tx: mpsc::Sender<Inbound>,
     channels: mpsc::UnboundedSender<ChannelEvent>,
     stats: Arc<PipelineStats>,
-) -> Result<(), OutputError> {
+) -> Result<(), SourceError> {
     let in_flight = Arc::new(InFlight::default());
     let group_settings = [
         ("bootstrap.servers", brokers),
@@ -272,11 +298,11 @@ pub fn spawn_kafka_source(
             source: index,
             channels: Some(channels),
         })
-        .map_err(|e| OutputError::Kafka(e.to_string()))?;
+        .map_err(|e| SourceError::Kafka(e.to_string()))?;
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topic_refs)
-        .map_err(|e| OutputError::Kafka(e.to_string()))?;
+        .map_err(|e| SourceError::Kafka(e.to_string()))?;
     let consumer = Arc::new(consumer);
     tokio::spawn(async move {
         loop {
@@ -316,79 +342,6 @@ pub fn spawn_kafka_source(
         }
     });
     Ok(())
-}
-
-/// An idempotent producer keyed by `alert_id`; `flush` waits for every delivery report
-/// and re-sends what failed.
-pub struct KafkaOutput {
-    producer: FutureProducer,
-    topic: String,
-    pending: Vec<(String, Vec<u8>, rdkafka::producer::DeliveryFuture)>,
-}
-
-impl KafkaOutput {
-    /// Creates the producer. By default one record per batch (`linger.ms=0`,
-    /// `batch.num.messages=1`), which brokers such as tansu 0.6 need for correct offsets;
-    /// `options` override any setting.
-    pub fn open(
-        brokers: &str,
-        topic: &str,
-        options: &BTreeMap<String, String>,
-    ) -> Result<KafkaOutput, OutputError> {
-        let producer_settings = [
-            ("bootstrap.servers", brokers),
-            ("enable.idempotence", "true"),
-            ("acks", "all"),
-            ("linger.ms", "0"),
-            ("batch.num.messages", "1"),
-            ("message.timeout.ms", "30000"),
-        ];
-        let producer: FutureProducer = client_config(&producer_settings, options)
-            .create()
-            .map_err(|e| OutputError::Kafka(e.to_string()))?;
-        Ok(KafkaOutput {
-            producer,
-            topic: topic.to_string(),
-            pending: Vec::new(),
-        })
-    }
-
-    /// Queues one record keyed by `key`.
-    pub fn send(&mut self, key: &str, payload: Vec<u8>) -> Result<(), OutputError> {
-        let record = FutureRecord::to(&self.topic).key(key).payload(&payload);
-        let future = self
-            .producer
-            .send_result(record)
-            .map_err(|(e, _)| OutputError::Kafka(e.to_string()))?;
-        self.pending.push((key.to_string(), payload, future));
-        Ok(())
-    }
-
-    /// Waits for every queued record to be acknowledged by the broker.
-    pub async fn flush(&mut self) -> Result<(), OutputError> {
-        let pending = std::mem::take(&mut self.pending);
-        let mut failed = Vec::new();
-        for (key, payload, future) in pending {
-            match future.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => {
-                    tracing::warn!(error = %e, "kafka delivery failed; will re-send");
-                    failed.push((key, payload));
-                }
-                Err(_) => failed.push((key, payload)),
-            }
-        }
-        if failed.is_empty() {
-            return Ok(());
-        }
-        let count = failed.len();
-        for (key, payload) in failed {
-            self.send(&key, payload)?;
-        }
-        Err(OutputError::Kafka(format!(
-            "{count} record(s) not delivered; re-sent"
-        )))
-    }
 }
 
 #[cfg(test)]

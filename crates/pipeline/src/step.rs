@@ -10,10 +10,10 @@ use watchfloor_city::City;
 use watchfloor_engine::{Emitted, Engine};
 use watchfloor_model::{format_rfc3339, DecodeLimits, Rejection};
 
-use super::PipelineStats;
 use crate::control::PipelineObserver;
-use crate::decode::Decoder;
 use crate::durable::record::{InputRecord, Origin};
+use watchfloor_connectors::decode::Decoder;
+use watchfloor_connectors::PipelineStats;
 
 /// The engine and what it needs to take a message.
 pub(crate) struct Processor {

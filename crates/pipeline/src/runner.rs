@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use watchfloor_wal::Record;
 
-use super::step::Processor;
-use super::{release, Ack, Inbound, PipelineError, PipelineStats, MAX_PENDING_BATCHES};
+use watchfloor_connectors::{Ack, ChannelEvent, Inbound, PipelineStats};
+
 use crate::control::EngineCommand;
+use crate::delivery::{Delivery, Item};
 use crate::durable::record::{InputRecord, LogRecord, OperatorAction, Origin};
 use crate::durable::Durable;
-use crate::output::Output;
+use crate::run::{PipelineError, BATCH, MAX_PENDING_BATCHES};
+use crate::step::Processor;
 
 /// How long a clean stop (or the end of a replay) waits for the observer (the incident
 /// store) to keep what it was handed before writing a checkpoint.
@@ -27,37 +29,10 @@ const OBSERVER_WAIT: Duration = Duration::from_secs(10);
 /// How often progress (rates, queue depth) is logged.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
-/// Retries an output operation until it succeeds: input is never acknowledged past a
-/// failed output, and never dropped. While it fails, the pipeline's stats say which output
-/// is stuck and why (`/healthz` answers 503 with it; `watchfloor_output_stuck` is 1).
-macro_rules! retry {
-    ($stats:expr, $what:expr, $op:expr) => {{
-        let mut delay = Duration::from_millis(100);
-        let mut failing_since: Option<Instant> = None;
-        loop {
-            match $op.await {
-                Ok(()) => {
-                    if failing_since.is_some() {
-                        tracing::info!("{} works again", $what);
-                        $stats.set_output_stuck(None);
-                    }
-                    break;
-                }
-                Err(e) => {
-                    let since = *failing_since.get_or_insert_with(Instant::now);
-                    tracing::error!(error = %e, "{} failed; retrying", $what);
-                    $stats.set_output_stuck(Some(format!(
-                        "{} failing for {} s: {e}",
-                        $what,
-                        since.elapsed().as_secs()
-                    )));
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }};
-}
+/// How long a clean stop waits for the outputs to confirm what they were handed.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+/// Items an output may hold unconfirmed before the engine stops taking input.
+const MAX_BACKLOG: u64 = (BATCH * MAX_PENDING_BATCHES) as u64;
 
 /// Input handed over, waiting to be durable and confirmed before it is acknowledged.
 struct PendingBatch {
@@ -80,8 +55,8 @@ struct PendingCheckpoint {
 /// The engine task's state.
 pub(crate) struct Runner {
     pub processor: Processor,
-    pub outputs: Vec<Output>,
-    pub dead_letters: Output,
+    pub outputs: Vec<Delivery>,
+    pub dead_letters: Delivery,
     pub durable: Option<Durable>,
     pub checkpoint_every: Duration,
     pub stats: Arc<PipelineStats>,
@@ -111,8 +86,8 @@ fn origin(ack: &Ack) -> Origin {
 impl Runner {
     pub(crate) fn new(
         processor: Processor,
-        outputs: Vec<Output>,
-        dead_letters: Output,
+        outputs: Vec<Delivery>,
+        dead_letters: Delivery,
         durable: Option<Durable>,
         checkpoint_every: Duration,
         stats: Arc<PipelineStats>,
@@ -137,11 +112,11 @@ impl Runner {
     /// the next start do it all again).
     pub(crate) async fn replay(&mut self, records: Vec<Record>) -> Result<(), PipelineError> {
         if records.is_empty() {
-            self.processor.engine.resume(super::now_ms());
+            self.processor.engine.resume(crate::run::now_ms());
             return Ok(());
         }
         let started = Instant::now();
-        for chunk in records.chunks(super::BATCH) {
+        for chunk in records.chunks(BATCH) {
             for record in chunk {
                 match LogRecord::decode(&record.body) {
                     Ok(LogRecord::Input(input)) => self.processor.process(&input),
@@ -153,11 +128,13 @@ impl Runner {
                     Err(e) => tracing::error!(seq = record.seq, error = %e, "log record skipped"),
                 }
             }
-            self.hand_over().await;
+            self.hand_over();
+            // The log may be long: keep the outputs' backlog bounded.
+            self.wait_confirmed(|r| r.accepting(), None).await?;
         }
-        self.flush_outputs().await;
+        self.wait_confirmed(|r| r.all_confirmed(), None).await?;
         // The downtime is not station silence (absence rules).
-        self.processor.engine.resume(super::now_ms());
+        self.processor.engine.resume(crate::run::now_ms());
         // (If the incident store cannot keep the replayed transitions now, the loop's own
         // checkpoint follows once it has.)
         if !self.observer_caught_up().await {
@@ -210,10 +187,10 @@ impl Runner {
             }
         }
         drop(inputs);
-        self.hand_over().await;
+        self.hand_over();
         self.pending.push_back(PendingBatch {
-            marks: self.outputs.iter().map(Output::handed_over).collect(),
-            dead_letter_mark: self.dead_letters.handed_over(),
+            marks: self.outputs.iter().map(Delivery::mark).collect(),
+            dead_letter_mark: self.dead_letters.mark(),
             wal_mark,
             acks: batch.drain(..).map(|m| m.ack).collect(),
         });
@@ -221,8 +198,8 @@ impl Runner {
     }
 
     /// A partition assigned or revoked: it holds the watermark back, or no longer.
-    pub(crate) fn on_channel(&mut self, event: super::ChannelEvent) {
-        let channel = super::step::channel(event.source as u16, event.partition as u32 & 0xffff);
+    pub(crate) fn on_channel(&mut self, event: ChannelEvent) {
+        let channel = crate::step::channel(event.source as u16, event.partition as u32 & 0xffff);
         if event.open {
             self.processor.engine.open_channel(channel);
         } else {
@@ -288,46 +265,74 @@ impl Runner {
         }
     }
 
-    /// Hands alerts and dead letters to the outputs (written locally, not yet confirmed).
-    pub(crate) async fn hand_over(&mut self) {
+    /// Hands alerts and dead letters to the outputs' tasks (never waits on them).
+    pub(crate) fn hand_over(&mut self) {
         let emitted = &mut self.processor.emitted;
         if let (Some(observer), false) = (&self.processor.observer, emitted.transitions.is_empty())
         {
             observer.on_transitions(&emitted.transitions);
         }
-        for transition in &emitted.transitions {
-            for output in self.outputs.iter_mut() {
-                retry!(self.stats, "alert output", output.send_alert(transition));
-            }
-        }
         self.stats
             .transitions
             .fetch_add(emitted.transitions.len() as u64, Ordering::Relaxed);
-        emitted.transitions.clear();
-        for record in &self.processor.dead_letters {
-            retry!(
-                self.stats,
-                "dead-letter output",
-                self.dead_letters.send_record(record)
-            );
+        for transition in emitted.transitions.drain(..) {
+            let transition = Arc::new(transition);
+            for output in self.outputs.iter_mut() {
+                output.send(Item::Alert(transition.clone()));
+            }
         }
-        self.processor.dead_letters.clear();
-        for output in self.outputs.iter_mut() {
-            retry!(self.stats, "alert output flush", output.flush_local());
+        for record in self.processor.dead_letters.drain(..) {
+            self.dead_letters.send(Item::Record(Arc::new(record)));
         }
-        retry!(
-            self.stats,
-            "dead-letter flush",
-            self.dead_letters.flush_local()
-        );
     }
 
-    /// Waits until every output confirmed everything handed to it.
-    async fn flush_outputs(&mut self) {
-        for output in self.outputs.iter_mut() {
-            retry!(self.stats, "alert output flush", output.flush());
+    /// Is every output confirmed up to what it was handed?
+    fn all_confirmed(&self) -> bool {
+        self.outputs.iter().all(|o| o.confirmed(o.mark()))
+            && self.dead_letters.confirmed(self.dead_letters.mark())
+    }
+
+    /// May the engine take more input? Not while too many batches wait for their
+    /// acknowledgement, or an output holds too much unconfirmed (backpressure: the queue
+    /// fills and the sources stop reading; commands are still served).
+    pub(crate) fn accepting(&self) -> bool {
+        self.pending.len() <= MAX_PENDING_BATCHES
+            && self
+                .outputs
+                .iter()
+                .chain(std::iter::once(&self.dead_letters))
+                .all(|o| o.backlog() <= MAX_BACKLOG)
+    }
+
+    /// An output that can deliver nothing more, not even to its undelivered file.
+    fn failed_output(&self) -> Result<(), PipelineError> {
+        match self
+            .outputs
+            .iter()
+            .chain(std::iter::once(&self.dead_letters))
+            .find_map(Delivery::failed)
+        {
+            Some(why) => Err(PipelineError::OutputFailed(why)),
+            None => Ok(()),
         }
-        retry!(self.stats, "dead-letter flush", self.dead_letters.flush());
+    }
+
+    /// Waits until `done` holds (or `limit` passes: `Ok(false)`), failing if an output
+    /// failed for good.
+    async fn wait_confirmed(
+        &mut self,
+        done: impl Fn(&Runner) -> bool,
+        limit: Option<Duration>,
+    ) -> Result<bool, PipelineError> {
+        let started = Instant::now();
+        while !done(self) {
+            self.failed_output()?;
+            if limit.is_some_and(|limit| started.elapsed() >= limit) {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(true)
     }
 
     /// After each step: backpressure from the outputs, acknowledgements that are due, the
@@ -336,10 +341,7 @@ impl Runner {
         if let Some(durable) = &mut self.durable {
             durable.poll()?;
         }
-        if self.pending.len() > MAX_PENDING_BATCHES {
-            // Outputs fell behind: wait for them (bounded memory, backpressure).
-            self.flush_outputs().await;
-        }
+        self.failed_output()?;
         let checkpoint_due = self.checkpoint.is_none()
             && self.durable.as_ref().is_some_and(|d| !d.checkpoint_busy())
             && self.last_checkpoint.elapsed() >= self.checkpoint_every;
@@ -349,8 +351,8 @@ impl Runner {
             // engine does not wait for that.
             self.checkpoint = Some(PendingCheckpoint {
                 snapshot: durable.snapshot(&self.processor.engine),
-                marks: self.outputs.iter().map(Output::handed_over).collect(),
-                dead_letter_mark: self.dead_letters.handed_over(),
+                marks: self.outputs.iter().map(Delivery::mark).collect(),
+                dead_letter_mark: self.dead_letters.mark(),
                 observer_mark: self.observer_durability().0,
             });
             self.last_checkpoint = Instant::now();
@@ -418,7 +420,7 @@ impl Runner {
             .is_some_and(|p| p.wal_mark <= durable && self.confirmed(&p.marks, p.dead_letter_mark))
         {
             let done = self.pending.pop_front().expect("checked");
-            release(done.acks);
+            Ack::release_all(done.acks);
         }
     }
 
@@ -445,16 +447,17 @@ impl Runner {
     }
 
     /// A clean stop: outputs confirmed, the log synced, everything acknowledged, a last
-    /// checkpoint written.
+    /// checkpoint written. An output that cannot confirm within [`STOP_WAIT`] leaves its
+    /// input unacknowledged (the broker redelivers it) and no last checkpoint.
     pub(crate) async fn shutdown(mut self) -> Result<(), PipelineError> {
-        self.hand_over().await;
+        self.hand_over();
+        let mut confirmed = true;
         for output in self.outputs.iter_mut() {
-            if let Err(e) = output.flush().await {
-                tracing::warn!(error = %e, "output not confirmed at shutdown; its input will be redelivered");
-                return Ok(());
-            }
+            confirmed &= output.close(STOP_WAIT).await;
         }
-        if self.dead_letters.flush().await.is_err() {
+        confirmed &= self.dead_letters.close(STOP_WAIT).await;
+        if !confirmed {
+            tracing::warn!("outputs not confirmed at shutdown; their input will be redelivered");
             return Ok(());
         }
         // The last checkpoint must not cover transitions the observer has not kept.
@@ -465,7 +468,7 @@ impl Runner {
             durable.checkpoint_and_wait(&self.processor.engine)?;
         }
         for done in self.pending.drain(..) {
-            release(done.acks);
+            Ack::release_all(done.acks);
         }
         Ok(())
     }
