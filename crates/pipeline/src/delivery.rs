@@ -6,9 +6,10 @@
 //!   confirmed ([`Delivery::confirmed`]) only once the sink says it is safe at the
 //!   destination, or once it is in the sink's undelivered file after the sink gave up.
 //!   The engine acknowledges input only past confirmed items, so nothing is lost silently.
-//! - A failing operation is retried with a capped exponential backoff (100 ms doubling to
-//!   30 s) while `/healthz` and `/metrics` show the output stuck, with its reason. The
-//!   give-up point: an error that cannot pass (a permission refused, an output this build
+//! - A failing operation (or one taking over 10 s) is retried with a capped exponential
+//!   backoff (100 ms doubling to 30 s) while `/healthz` and `/metrics` show the output
+//!   stuck, with its reason; so does an output whose destination confirms nothing for
+//!   5 s (an MQTT broker that went away). The give-up point: an error that cannot pass (a permission refused, an output this build
 //!   lacks) at once, any other after `[limits] output_give_up` of failing. Then the sink
 //!   is parked: what it holds and everything after goes to
 //!   `<undelivered_dir>/<output>.ndjson` (synced), counted in
@@ -29,9 +30,12 @@ use tokio::sync::mpsc;
 use watchfloor_connectors::{AlertSink, OutputError, PipelineStats};
 use watchfloor_model::AlertTransition;
 
-/// How long items may wait for the destination's confirmation before the sink is asked
-/// to flush (and, if that fails, reported stuck).
-const CONFIRM_WAIT: Duration = Duration::from_secs(30);
+/// How long items may wait for the destination's confirmation before the output is
+/// reported stuck.
+const CONFIRM_WAIT: Duration = Duration::from_secs(5);
+/// How long one operation of a sink may take before it counts as failed (and is tried
+/// again).
+const OP_TIMEOUT: Duration = Duration::from_secs(10);
 /// First retry delay; doubled up to [`MAX_DELAY`].
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 /// The backoff's cap.
@@ -101,6 +105,7 @@ impl Delivery {
             stats,
             policy,
             parked: None,
+            waiting_reported: false,
         };
         Delivery {
             name,
@@ -181,6 +186,8 @@ struct Driver {
     stats: Arc<PipelineStats>,
     policy: RetryPolicy,
     parked: Option<Parked>,
+    /// The output is reported stuck for waiting on confirmations.
+    waiting_reported: bool,
 }
 
 /// Retries `$op` (an expression giving the sink's future) with the policy's backoff;
@@ -190,7 +197,11 @@ macro_rules! attempt {
         let mut delay = FIRST_DELAY;
         let mut failing_since: Option<Instant> = None;
         loop {
-            match $op.await {
+            let result = match tokio::time::timeout(OP_TIMEOUT, $op).await {
+                Ok(result) => result,
+                Err(_) => Err(OutputError::TimedOut(OP_TIMEOUT)),
+            };
+            match result {
                 Ok(()) => {
                     if failing_since.is_some() {
                         tracing::info!(output = %$driver.name, "{} works again", $what);
@@ -232,28 +243,57 @@ impl Driver {
                 None => open = false,
             }
             self.confirm();
-            let waiting_long = self
-                .unconfirmed
-                .front()
-                .is_some_and(|(_, _, _, at)| at.elapsed() >= CONFIRM_WAIT);
-            if !open || waiting_long {
+            if let Err(why) = self.check_waiting() {
+                if self.park(why).is_err() {
+                    return;
+                }
+            }
+            if !open {
                 if self.unconfirmed.is_empty() {
                     return; // closed, and everything confirmed
                 }
-                let name = self.name.clone();
-                let result = attempt!(
-                    self,
-                    format!("output {name} confirmation"),
-                    self.sink.flush()
-                );
-                if let Err(why) = result {
-                    if self.park(why).is_err() {
-                        return;
-                    }
-                }
-                self.confirm();
+                // Closing: the confirmations still due (`Delivery::close` bounds the wait).
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
+    }
+
+    /// Reports the output stuck while its oldest unconfirmed items wait longer than
+    /// [`CONFIRM_WAIT`]; `Err` once they waited past the give-up point.
+    fn check_waiting(&mut self) -> Result<(), String> {
+        if self.parked.is_some() {
+            return Ok(());
+        }
+        let age = self
+            .unconfirmed
+            .front()
+            .map_or(Duration::ZERO, |(_, _, _, at)| at.elapsed());
+        if age < CONFIRM_WAIT.min(self.policy.give_up.unwrap_or(Duration::MAX)) {
+            if self.waiting_reported {
+                self.waiting_reported = false;
+                tracing::info!(output = %self.name, "output confirms again");
+                self.stats.set_output_stuck(&self.name, None);
+            }
+            return Ok(());
+        }
+        let count: usize = self
+            .unconfirmed
+            .iter()
+            .map(|(_, _, items, _)| items.len())
+            .sum();
+        let why = format!(
+            "{count} record(s) not confirmed by the destination for {} s",
+            age.as_secs()
+        );
+        if self.policy.give_up.is_some_and(|limit| age >= limit) {
+            return Err(why);
+        }
+        if !self.waiting_reported {
+            tracing::warn!(output = %self.name, reason = %why, "output stuck");
+        }
+        self.waiting_reported = true;
+        self.stats.set_output_stuck(&self.name, Some(why));
+        Ok(())
     }
 
     /// The next items from the channel; `None` once it is closed and empty. While items

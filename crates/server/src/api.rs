@@ -916,10 +916,19 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     metric(
         "watchfloor_output_stuck",
         "gauge",
-        "1 while an output keeps failing (alerts wait, input stays unacknowledged).",
+        "Outputs that keep failing or gave up (alerts wait, or go to an undelivered file).",
         vec![format!(
             "watchfloor_output_stuck {}",
-            u8::from(st.output_stuck().is_some())
+            st.output_stuck.lock().map_or(0, |m| m.len())
+        )],
+    );
+    metric(
+        "watchfloor_output_undelivered_total",
+        "counter",
+        "Records outputs that gave up wrote to their undelivered files instead.",
+        vec![format!(
+            "watchfloor_output_undelivered_total {}",
+            st.undelivered.load(Ordering::Relaxed)
         )],
     );
     if let Some(store) = s.hub.store() {

@@ -36,6 +36,10 @@ pub enum OutputError {
     /// The broker did not acknowledge in time.
     #[error("mqtt output: broker did not acknowledge {0} message(s) within {1:?}")]
     Unacknowledged(u64, Duration),
+    /// An operation did not finish in time (a client whose queue stays full while its
+    /// broker is away).
+    #[error("output did not answer within {0:?}")]
+    TimedOut(Duration),
     /// This build cannot open the output at all.
     #[error("{0}")]
     Unsupported(String),
