@@ -970,6 +970,12 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
                 "1 while the incident store cannot be written.",
                 u64::from(h.degraded.load(Ordering::Relaxed)),
             ),
+            (
+                "watchfloor_store_shed_total",
+                "counter",
+                "Alert changes not queued for the store while its backlog was full (a restart replays them from the write-ahead log).",
+                h.shed.load(Ordering::Relaxed),
+            ),
         ];
         for (name, kind, help, v) in gauges {
             metric(name, kind, help, vec![format!("{name} {v}")]);
@@ -998,6 +1004,12 @@ async fn healthz(State(s): State<AppState>) -> Response {
                 "incident store ({}): {why}; {} changes waiting",
                 store.store().backend(),
                 h.backlog.load(Ordering::Relaxed)
+            ));
+        }
+        let shed = h.shed.load(Ordering::Relaxed);
+        if shed > 0 {
+            reasons.push(format!(
+                "incident store: {shed} alert changes were not queued while it was too far behind; restart Watchfloor once the database is back and the write-ahead log replays them into it (without an [engine] checkpoint they are only in the outputs)"
             ));
         }
     }

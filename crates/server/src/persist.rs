@@ -127,7 +127,7 @@ impl Hub {
             let h = w.health();
             (
                 h.queued_jobs.load(std::sync::atomic::Ordering::SeqCst),
-                h.finished_jobs.load(std::sync::atomic::Ordering::SeqCst),
+                h.durable_jobs(),
             )
         })
     }

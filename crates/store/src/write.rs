@@ -83,7 +83,9 @@ impl Store {
             return Ok(());
         }
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut conn = pool.acquire().await?;
+            let result: Result<(), sqlx::Error> = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             for c in changes {
                 let dedup = match c {
                     Change::Transition { row: r, dedup, reopen: true, .. } => {
@@ -128,6 +130,18 @@ impl Store {
                     .await?;
             }
             tx.commit().await?;
+            Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                // A connection whose transaction failed midway is not used again: SQLite
+                // rolls back by itself on a full disk, and a pooled connection that still
+                // thought itself inside that transaction made the next batch a savepoint
+                // that was never committed (seen on a full tmpfs: a whole batch "written"
+                // and invisible, and "database is locked" for every other connection).
+                conn.close_on_drop();
+                return Err(e.into());
+            }
         });
         Ok(())
     }

@@ -7,7 +7,12 @@
 //!
 //! Failure: a batch the database cannot take now (unreachable, full) is retried with a
 //! capped backoff while the writer reports itself degraded ([`WriterHealth`]); changes keep
-//! queueing (counted in `backlog`). A batch the database refuses for good (a value it
+//! queueing (counted in `backlog`) up to a bound ([`DEFAULT_MAX_QUEUED`]). Past it the
+//! engine's changes are shed, not queued (memory stays bounded through a long outage):
+//! counted in `shed`, and the jobs finished from the first shed one on never count as
+//! durable ([`WriterHealth::durable_jobs`]), so the pipeline writes no checkpoint that
+//! covers them; its write-ahead log keeps their input, and a restart once the database is
+//! back replays them into the store. A batch the database refuses for good (a value it
 //! cannot hold) is written change by change and the refused ones are logged and counted,
 //! never retried forever. A waiting caller that gave up (timed out) has its change dropped
 //! unwritten if the writer had not reached it yet.
@@ -25,6 +30,8 @@ use crate::{Store, StoreError};
 const MAX_BATCH: usize = 4096;
 /// Longest pause between retries of a failing batch.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Changes that may wait for the database before the engine's are shed.
+pub const DEFAULT_MAX_QUEUED: u64 = 250_000;
 
 /// The writer's state, for `/healthz` and `/metrics`.
 #[derive(Debug, Default)]
@@ -44,10 +51,26 @@ pub struct WriterHealth {
     pub failures: AtomicU64,
     /// Changes the database refused for good (logged, not stored).
     pub refused: AtomicU64,
+    /// Changes from the engine's path not queued because the backlog was full.
+    pub shed: AtomicU64,
+    /// The number of the first job shed (0: none).
+    pub first_shed_job: AtomicU64,
     /// Whether the last attempt failed.
     pub degraded: AtomicBool,
     /// The last failure.
     pub last_error: Mutex<Option<String>>,
+}
+
+impl WriterHealth {
+    /// Every job up to this number is durable in the database: the finished ones, but
+    /// never one at or after the first shed job (its changes were not written).
+    pub fn durable_jobs(&self) -> u64 {
+        let finished = self.finished_jobs.load(Ordering::SeqCst);
+        match self.first_shed_job.load(Ordering::SeqCst) {
+            0 => finished,
+            first => finished.min(first - 1),
+        }
+    }
 }
 
 struct Job {
@@ -69,12 +92,21 @@ pub struct StoreWriter {
     order: Arc<Mutex<()>>,
     health: Arc<WriterHealth>,
     store: Store,
+    max_queued: u64,
 }
 
 impl StoreWriter {
     /// Starts the writer task on the current tokio runtime; it stops once every handle is
     /// dropped and the queue is written.
     pub fn start(store: Store) -> (StoreWriter, tokio::task::JoinHandle<()>) {
+        StoreWriter::start_bounded(store, DEFAULT_MAX_QUEUED)
+    }
+
+    /// [`StoreWriter::start`] with another bound on the changes waiting for the database.
+    pub fn start_bounded(
+        store: Store,
+        max_queued: u64,
+    ) -> (StoreWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (prio_tx, prio_rx) = mpsc::unbounded_channel();
         let health = Arc::new(WriterHealth::default());
@@ -86,6 +118,7 @@ impl StoreWriter {
                 order: Arc::new(Mutex::new(())),
                 health,
                 store,
+                max_queued,
             },
             task,
         )
@@ -101,13 +134,41 @@ impl StoreWriter {
         &self.health
     }
 
-    /// Queues changes without waiting (the engine's path).
+    /// Queues changes without waiting (the engine's path). Alert changes are shed while
+    /// the backlog is at its bound (audit lines are always queued).
     pub fn enqueue(&self, changes: Vec<Change>, audit: Vec<AuditRow>) {
         let n = (changes.len() + audit.len()) as u64;
-        self.health.backlog.fetch_add(n, Ordering::Relaxed);
         let sent = {
             let _order = self.order.lock().expect("order lock");
             let seq = self.health.queued_jobs.fetch_add(1, Ordering::SeqCst) + 1;
+            if !changes.is_empty() && self.health.backlog.load(Ordering::Relaxed) >= self.max_queued
+            {
+                if self
+                    .health
+                    .shed
+                    .fetch_add(changes.len() as u64, Ordering::Relaxed)
+                    == 0
+                {
+                    tracing::error!(
+                        waiting = self.max_queued,
+                        "incident store too far behind: alert changes are no longer queued; the write-ahead log keeps their input, restart once the database is back to store them"
+                    );
+                }
+                let _ = self.health.first_shed_job.compare_exchange(
+                    0,
+                    seq,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+                if audit.is_empty() {
+                    return;
+                }
+                self.health
+                    .backlog
+                    .fetch_add(audit.len() as u64, Ordering::Relaxed);
+                return self.queue_audit(seq, audit);
+            }
+            self.health.backlog.fetch_add(n, Ordering::Relaxed);
             self.tx.send(Job {
                 seq,
                 changes,
@@ -118,6 +179,21 @@ impl StoreWriter {
         if sent.is_err() {
             self.health.backlog.fetch_sub(n, Ordering::Relaxed);
             tracing::error!("store writer stopped; changes not stored");
+        }
+    }
+
+    /// Queues a job of audit lines only (numbered `seq` already, under the order lock).
+    fn queue_audit(&self, seq: u64, audit: Vec<AuditRow>) {
+        let n = audit.len() as u64;
+        let job = Job {
+            seq,
+            changes: Vec::new(),
+            audit,
+            done: None,
+        };
+        if self.tx.send(job).is_err() {
+            self.health.backlog.fetch_sub(n, Ordering::Relaxed);
+            tracing::error!("store writer stopped; audit lines not stored");
         }
     }
 

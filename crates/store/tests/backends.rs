@@ -2,8 +2,9 @@
 //! private PostgreSQL server (Debian's binaries). Each check runs on both: migrations and
 //! the refusal of a newer schema; transitions and operator actions in any order; a
 //! replayed transition stored once; history pages by scope, filters and cursor; pruning;
-//! text PostgreSQL refuses; the writer's batching, its commit, and a database lost mid-run
-//! and back (PostgreSQL killed and restarted).
+//! text PostgreSQL refuses; the writer's batching, its commit, a database lost mid-run
+//! and back (PostgreSQL killed and restarted, the writer's backlog bounded), and a disk
+//! that fills up under SQLite and is freed (a 4 MB tmpfs: needs root, as CI has).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -615,7 +616,8 @@ async fn a_database_lost_mid_run_degrades_then_catches_up() {
     let mut pg = TestPostgres::start();
     let url = pg.database("lost");
     let store = Store::open(&url).await.unwrap();
-    let (writer, _task) = StoreWriter::start(store.clone());
+    // At most 80 changes wait for the database; past that the engine's are shed.
+    let (writer, _task) = StoreWriter::start_bounded(store.clone(), 80);
     let ack = |id: &str, at: i64| {
         action(
             id,
@@ -676,11 +678,15 @@ async fn a_database_lost_mid_run_degrades_then_catches_up() {
         "degraded while the database is gone"
     );
     assert!(h.last_error.lock().unwrap().is_some());
-    assert!(
-        h.backlog.load(Ordering::Relaxed) >= 100,
-        "{}",
-        h.backlog.load(Ordering::Relaxed)
+    assert_eq!(
+        h.backlog.load(Ordering::Relaxed),
+        81,
+        "bounded: 80 queued, the rest shed (and the action that timed out, dropped when reached)"
     );
+    assert_eq!(h.shed.load(Ordering::Relaxed), 20);
+    // The jobs of the first commit and the 80 queued are numbered 1..=81 (the commit is
+    // not numbered); the first shed is 81: nothing from it on may count as durable.
+    assert_eq!(h.first_shed_job.load(Ordering::SeqCst), 81);
 
     pg.restart();
     writer
@@ -692,8 +698,14 @@ async fn a_database_lost_mid_run_degrades_then_catches_up() {
     let open = store.open_alerts().await.unwrap();
     assert_eq!(
         open.len(),
-        101,
+        81,
         "everything queued while the database was gone is stored"
+    );
+    assert!(h.finished_jobs.load(Ordering::SeqCst) >= 80);
+    assert_eq!(
+        h.durable_jobs(),
+        80,
+        "a checkpoint may cover the queued changes, never the shed ones"
     );
     let l0 = store.alert("l0").await.unwrap().unwrap();
     assert_eq!(
@@ -729,4 +741,170 @@ async fn an_unreachable_database_at_start_is_a_clear_retryable_error() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("/proc/watchfloor"), "{err}");
+}
+
+/// A small file system of its own (tmpfs, unmounted when dropped): the disk that fills.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(name: &str, size: &str) -> SmallDisk {
+        let dir =
+            std::env::temp_dir().join(format!("watchfloor-disk-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mounting a {size} tmpfs at {} failed: this test needs root (or CAP_SYS_ADMIN), as the CI machine has",
+            dir.display()
+        );
+        SmallDisk(dir)
+    }
+
+    /// Fills what is left with a ballast file.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.0.join("ballast")).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.0.join("ballast")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_degrades_the_writer_and_nothing_answered_is_lost() {
+    let disk = SmallDisk::mount("full", "4m");
+    let url = format!("sqlite:{}", disk.0.join("incidents.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let (writer, _task) = StoreWriter::start(store.clone());
+    let ack = |id: &str, at: i64, note: &str| {
+        action(
+            id,
+            at,
+            "op",
+            Action::Acknowledge {
+                by: "op".into(),
+                at,
+                note: Some(note.into()),
+            },
+            "acknowledged",
+            note,
+        )
+    };
+    writer
+        .commit(
+            vec![transition(
+                &row("f0", "tan_an", T0, Severity::Major),
+                "fired",
+            )],
+            vec![],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    writer
+        .commit(
+            vec![ack("f0", T0 + 1, "before")],
+            vec![],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+
+    disk.fill();
+    // The engine's path does not wait; the writer finds the disk full and says so.
+    let started = std::time::Instant::now();
+    for i in 1..=300 {
+        writer.enqueue(
+            vec![transition(
+                &row(&format!("f{i}"), "tan_an", T0 + i, Severity::Minor),
+                "fired",
+            )],
+            vec![],
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    let h = writer.health().clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !h.degraded.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        h.degraded.load(Ordering::Relaxed),
+        "degraded on a full disk"
+    );
+    let why = h.last_error.lock().unwrap().clone().unwrap_or_default();
+    assert!(
+        why.contains("full"),
+        "the reason says the disk is full: {why}"
+    );
+    // An operator's action is refused with a retryable error, not answered and lost.
+    let err = writer
+        .commit(
+            vec![ack("f0", T0 + 2, "while full")],
+            vec![],
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+
+    disk.free();
+    writer
+        .commit(
+            vec![ack("f1", T0 + 3, "after")],
+            vec![],
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.backlog.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!h.degraded.load(Ordering::Relaxed));
+    assert_eq!(
+        store.open_alerts().await.unwrap().len(),
+        301,
+        "everything queued is stored"
+    );
+    let f0 = store.alert("f0").await.unwrap().unwrap();
+    assert_eq!(f0.state, "acknowledged");
+    let notes: Vec<String> = store
+        .timeline("f0")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.detail.clone())
+        .collect();
+    assert!(notes.contains(&"before".to_string()), "{notes:?}");
+    assert!(
+        !notes.contains(&"while full".to_string()),
+        "the refused action was not applied later: {notes:?}"
+    );
+    assert_eq!(
+        store.alert("f1").await.unwrap().unwrap().state,
+        "acknowledged"
+    );
 }
