@@ -411,6 +411,34 @@ async fn the_daily_report_counts_a_day_by_zone_as_json_and_csv() {
         Severity::Major,
         T0 - H,
     );
+    // Silence (rules with `absence`) in Long Hòa: one open since the evening before, one
+    // open since ten days before (beyond the look-back: seen as still open), one over
+    // before the day began (not counted), and the same station twice (counted once).
+    let city = h.hub.city().unwrap();
+    let long_hoa_stations: Vec<String> = city
+        .stations
+        .iter()
+        .filter(|st| st.ward.as_deref() == Some("long_hoa"))
+        .map(|st| st.id.to_string())
+        .collect();
+    assert!(long_hoa_stations.len() >= 3, "{long_hoa_stations:?}");
+    let silence = |id: &str, station: &str, fired_at: i64| {
+        let mut r = stored_alert(
+            id,
+            station,
+            "long_hoa",
+            "binh_thuy",
+            "station_health",
+            Severity::Minor,
+            fired_at,
+        );
+        r.rule = "station_offline_traffic".into();
+        r
+    };
+    let s1 = silence("s1", &long_hoa_stations[0], T0 - 2 * H);
+    let s2 = silence("s2", &long_hoa_stations[1], T0 - 240 * H);
+    let s3 = silence("s3", &long_hoa_stations[2], T0 - 3 * H);
+    let s4 = silence("s4", &long_hoa_stations[0], T0 - 240 * H);
     store
         .write(
             &[
@@ -421,6 +449,11 @@ async fn the_daily_report_counts_a_day_by_zone_as_json_and_csv() {
                 ack("a1", T0 + H + 10 * M),
                 resolve("a1", T0 + H + 30 * M),
                 ack("a2", T0 + 2 * H + 20 * M),
+                fire(&s1),
+                fire(&s2),
+                fire(&s3),
+                resolve("s3", T0 - H),
+                fire(&s4),
             ],
             &[],
         )
@@ -476,7 +509,6 @@ async fn the_daily_report_counts_a_day_by_zone_as_json_and_csv() {
     let total = zone("total");
     assert_eq!(total["alerts"], 3, "the day before is not counted: {total}");
     // Discharge stations counted from the registry; no discharge alert: all compliant.
-    let city = h.hub.city().unwrap();
     let in_city = city
         .stations
         .iter()
@@ -484,6 +516,20 @@ async fn the_daily_report_counts_a_day_by_zone_as_json_and_csv() {
         .count();
     assert_eq!(total["discharge_stations"], in_city);
     assert_eq!(total["discharge_compliant_pct"].as_f64(), Some(100.0));
+    // Stations on time: two of Long Hòa's stations were silent during the day.
+    let n = long_hoa_stations.len();
+    assert_eq!(long_hoa["stations"], n);
+    let expected = (1000.0 * (n - 2) as f64 / n as f64).round() / 10.0;
+    assert_eq!(
+        long_hoa["stations_on_time_pct"].as_f64(),
+        Some(expected),
+        "{long_hoa}"
+    );
+    assert_eq!(total["stations"], city.stations.len());
+    let total_expected =
+        (1000.0 * (city.stations.len() - 2) as f64 / city.stations.len() as f64).round() / 10.0;
+    assert_eq!(total["stations_on_time_pct"].as_f64(), Some(total_expected));
+    assert_eq!(zone("tan_an")["stations_on_time_pct"].as_f64(), Some(100.0));
 
     // A ward operator's report: the ward and the total of what they may see.
     let (_, mine) = h

@@ -5,8 +5,11 @@
 //! Figures, per zone: alerts fired that day by pack and by severity; how many were
 //! acknowledged and resolved; time to acknowledge and to resolve (median and 90th
 //! percentile, minutes, over the alerts that were); discharge compliance (share of the
-//! zone's discharge stations with no discharge alert that day). Scoped like every answer:
-//! a ward operator's report holds their ward only.
+//! zone's discharge stations with no discharge alert that day); stations on time (share of
+//! the zone's stations with no silence alert — a rule with `absence` — open at any moment
+//! of the day: fired before its end and not resolved before its start; one that fired more
+//! than [`SILENCE_LOOKBACK_MS`] before the day is seen only while it is still open). Scoped
+//! like every answer: a ward operator's report holds their ward only.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +27,8 @@ use crate::AppState;
 /// The city's offset from UTC (Vietnam, no daylight saving).
 const UTC_OFFSET_MS: i64 = 7 * 3_600_000;
 const DAY_MS: i64 = 86_400_000;
+/// How far before the day silence alerts are looked for (older ones: only if still open).
+const SILENCE_LOOKBACK_MS: i64 = 7 * DAY_MS;
 
 #[derive(Deserialize)]
 pub(crate) struct ReportQuery {
@@ -48,6 +53,10 @@ pub(crate) struct ZoneReport {
     resolve_minutes_p90: Option<f64>,
     discharge_stations: usize,
     discharge_compliant_pct: Option<f64>,
+    stations: usize,
+    stations_on_time_pct: Option<f64>,
+    #[serde(skip)]
+    silent: std::collections::BTreeSet<String>,
     #[serde(skip)]
     ack_minutes: Vec<f64>,
     #[serde(skip)]
@@ -113,6 +122,11 @@ impl ZoneReport {
                 - self.discharge_in_breach.len().min(self.discharge_stations);
             self.discharge_compliant_pct =
                 Some((1000.0 * ok as f64 / self.discharge_stations as f64).round() / 10.0);
+        }
+        if self.stations > 0 {
+            let ok = self.stations - self.silent.len().min(self.stations);
+            self.stations_on_time_pct =
+                Some((1000.0 * ok as f64 / self.stations as f64).round() / 10.0);
         }
     }
 }
@@ -208,19 +222,22 @@ pub(crate) async fn daily(
         ..ZoneReport::default()
     };
     if let Some(city) = s.hub.city() {
-        for st in city.stations.iter().filter(|st| st.kind == Kind::Discharge) {
+        for st in &city.stations {
+            let discharge = usize::from(st.kind == Kind::Discharge);
             let mut counted = false;
             for z in [st.ward.as_deref(), st.district.as_deref()]
                 .into_iter()
                 .flatten()
             {
                 if let Some(r) = reports.get_mut(z) {
-                    r.discharge_stations += 1;
+                    r.discharge_stations += discharge;
+                    r.stations += 1;
                     counted = true;
                 }
             }
             if counted {
-                total.discharge_stations += 1;
+                total.discharge_stations += discharge;
+                total.stations += 1;
             }
         }
     }
@@ -261,6 +278,21 @@ pub(crate) async fn daily(
             None => break,
         }
     }
+    for a in silence_alerts(&s, &store, &who.scope, from).await? {
+        let mut counted = false;
+        for z in [a.ward.as_deref(), a.district.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(r) = reports.get_mut(z) {
+                r.silent.insert(a.key.clone());
+                counted = true;
+            }
+        }
+        if counted {
+            total.silent.insert(a.key.clone());
+        }
+    }
     let mut rows: Vec<ZoneReport> = reports.into_values().collect();
     rows.push(total);
     for r in &mut rows {
@@ -275,6 +307,56 @@ pub(crate) async fn daily(
     )
 }
 
+/// The silence alerts (of rules with `absence`) in `scope` open at some moment of the day
+/// starting at `from`.
+async fn silence_alerts(
+    s: &AppState,
+    store: &watchfloor_store::Store,
+    scope: &Scope,
+    from: i64,
+) -> Result<Vec<AlertRow>, ApiError> {
+    let (rules, _) = watchfloor_city::load_rules(&s.rules_dir)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut found = BTreeMap::new();
+    for rule in rules.rules.iter().filter(|r| r.absence_ms.is_some()) {
+        // Fired within the look-back, any state; and any still open that fired before.
+        for (since, state) in [
+            (Some(from - SILENCE_LOOKBACK_MS), None),
+            (None, Some("open")),
+        ] {
+            let mut query = AlertQuery {
+                from: since,
+                to: Some(from + DAY_MS),
+                rule: Some(rule.id.clone()),
+                state: state.map(str::to_string),
+                limit: 1000,
+                ..AlertQuery::default()
+            };
+            match scope {
+                Scope::City => {}
+                Scope::District(d) => query.district = Some(d.clone()),
+                Scope::Ward(w) => query.wards = vec![w.clone()],
+            }
+            loop {
+                let page = store
+                    .query(&query)
+                    .await
+                    .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+                for a in page.alerts {
+                    if a.resolved_at.is_none_or(|at| at >= from) {
+                        found.insert(a.alert_id.clone(), a);
+                    }
+                }
+                match page.next {
+                    Some(next) => query.cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
 fn csv_response(date: &str, rows: &[ZoneReport]) -> Response {
     let packs: std::collections::BTreeSet<&String> =
         rows.iter().flat_map(|r| r.by_pack.keys()).collect();
@@ -286,7 +368,7 @@ fn csv_response(date: &str, rows: &[ZoneReport]) -> Response {
     for s in severities {
         out += &format!(",severity_{s}");
     }
-    out += ",acknowledged,resolved,ack_minutes_median,ack_minutes_p90,resolve_minutes_median,resolve_minutes_p90,discharge_stations,discharge_compliant_pct\n";
+    out += ",acknowledged,resolved,ack_minutes_median,ack_minutes_p90,resolve_minutes_median,resolve_minutes_p90,discharge_stations,discharge_compliant_pct,stations,stations_on_time_pct\n";
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for r in rows {
         out += &format!("{date},{},{},{}", r.zone, r.level, r.alerts);
@@ -297,7 +379,7 @@ fn csv_response(date: &str, rows: &[ZoneReport]) -> Response {
             out += &format!(",{}", r.by_severity.get(s).copied().unwrap_or(0));
         }
         out += &format!(
-            ",{},{},{},{},{},{},{},{}\n",
+            ",{},{},{},{},{},{},{},{},{},{}\n",
             r.acknowledged,
             r.resolved,
             opt(r.ack_minutes_median),
@@ -305,7 +387,9 @@ fn csv_response(date: &str, rows: &[ZoneReport]) -> Response {
             opt(r.resolve_minutes_median),
             opt(r.resolve_minutes_p90),
             r.discharge_stations,
-            opt(r.discharge_compliant_pct)
+            opt(r.discharge_compliant_pct),
+            r.stations,
+            opt(r.stations_on_time_pct)
         );
     }
     (
