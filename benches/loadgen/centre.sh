@@ -14,7 +14,8 @@ probe_every=${4:-2}
 source benches/loadgen/broker.sh
 pipeline=benches/loadgen/state/centre.toml
 mkdir -p benches/loadgen/state
-: > benches/loadgen/state/accounts.toml
+
+echo "account = []" > benches/loadgen/state/accounts.toml
 cp benches/loadgen/durable.toml "$pipeline"
 sed -i 's|^rules = "rules"|rules = "../rules"|; s|^checkpoint = "state/engine.checkpoint"|checkpoint = "engine.checkpoint"|' "$pipeline"
 http=18831
@@ -25,16 +26,19 @@ case "$store" in
     printf '\n[server]\nlisten = "127.0.0.1:%s"\naccounts = "accounts.toml"\n\n[store]\nurl = "sqlite:incidents.db"\n' "$http" >> "$pipeline" ;;
   postgres)
     bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-    pgdata="$work/pg"
-    "$bin/initdb" -D "$pgdata" -U postgres -A trust >/dev/null
-    "$bin/pg_ctl" -D "$pgdata" -o "-p 18832 -k $work -c listen_addresses=127.0.0.1" -l "$work/pg.log" -w start >/dev/null
-    pg="$bin/pg_ctl -D $pgdata -m immediate stop"
+    # PostgreSQL refuses to run as root: the cluster belongs to `postgres` then.
+    as=; [ "$(id -u)" = 0 ] && as="runuser -u postgres --"
+    pgdata=$(mktemp -d)
+    [ -n "$as" ] && chown postgres:postgres "$pgdata"
+    $as "$bin/initdb" -D "$pgdata/data" -U postgres -A trust >/dev/null
+    $as "$bin/pg_ctl" -D "$pgdata/data" -o "-p 18832 -k $pgdata -c listen_addresses=127.0.0.1" -l "$pgdata/pg.log" -w start >/dev/null
+    pg="$as $bin/pg_ctl -D $pgdata/data -m immediate stop"
     "$bin/createdb" -h 127.0.0.1 -p 18832 -U postgres centre
     printf '\n[server]\nlisten = "127.0.0.1:%s"\naccounts = "accounts.toml"\n\n[store]\nurl = "postgres://postgres@127.0.0.1:18832/centre"\n' "$http" >> "$pipeline" ;;
   *) echo "store: none, sqlite or postgres" >&2; exit 2 ;;
 esac
-trap 'kill ${engine:-} $broker 2>/dev/null || true; ${pg:-true} >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-RUST_LOG=warn target/release/watchfloor run --pipeline "$pipeline" 2>"$work/watchfloor.log" &
+trap 'kill ${engine:-} $broker 2>/dev/null || true; ${pg:-true} >/dev/null 2>&1 || true; rm -rf "$work" ${pgdata:-}' EXIT
+RUST_LOG=warn target/release/watchfloor run --pipeline "$pipeline" 2>"benches/loadgen/state/watchfloor-$store.log" &
 engine=$!
 sleep 2
 echo "store: $store, $rate msg/s for $seconds s, one probe (one alert) in $probe_every"

@@ -223,6 +223,11 @@ pub const LATENCY_BUCKETS_MS: [u64; 7] = [1, 5, 10, 50, 100, 500, 1000];
 pub struct Hub {
     city: RwLock<Option<Arc<City>>>,
     alerts: Mutex<BTreeMap<String, AlertRecord>>,
+    /// How many alerts the hub may hold before it forgets its oldest resolved ones
+    /// again: the scan happens once per [`RESOLVED_KEPT`] new alerts, not per transition
+    /// (with 600,000 open alerts in a storm, a scan per transition slowed the engine task
+    /// to a few hundred transitions a second).
+    prune_at: std::sync::atomic::AtomicUsize,
     stations: Mutex<HashMap<String, StationLive>>,
     kpi_inputs: Mutex<KpiInputs>,
     channels: [Mutex<ChannelState>; 3],
@@ -268,6 +273,7 @@ impl Hub {
             kpi_inputs: Mutex::new(KpiInputs::default()),
             city: RwLock::new(city),
             alerts: Mutex::new(BTreeMap::new()),
+            prune_at: std::sync::atomic::AtomicUsize::new(RESOLVED_KEPT * 2),
             stations: Mutex::new(HashMap::new()),
             channels: [channel_state(), channel_state(), channel_state()],
             last_kpis: Mutex::new(Vec::new()),
@@ -745,7 +751,8 @@ impl Hub {
             );
         }
         // Forget the oldest resolved alerts beyond the retention (the store keeps them).
-        if alerts.len() > RESOLVED_KEPT * 2 {
+        let prune_at = self.prune_at.load(std::sync::atomic::Ordering::Relaxed);
+        if alerts.len() > prune_at {
             let mut resolved: Vec<(i64, String)> = alerts
                 .values()
                 .filter(|a| a.state == "resolved")
@@ -756,6 +763,10 @@ impl Hub {
             for (_, id) in resolved.into_iter().take(excess) {
                 alerts.remove(&id);
             }
+            self.prune_at.store(
+                (alerts.len() + RESOLVED_KEPT).max(RESOLVED_KEPT * 2),
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
         drop(alerts);
         self.publish(self.alert_delta(&record));

@@ -48,6 +48,9 @@ pub struct LoadgenArgs {
     pub sink: bool,
 }
 
+/// Sources the probes are spread over.
+const PROBE_SOURCES: usize = 64;
+
 struct StepResult {
     rate: u64,
     seconds: u64,
@@ -184,7 +187,10 @@ async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepRe
         base_ms,
     );
     let mut last_ts = vec![i64::MIN; sim.station_count()];
-    let mut last_probe_ts = i64::MIN;
+    // Probes come from several sources, so that at a high probe rate each source's
+    // timestamps can stay strictly increasing and near the clock (one source sending
+    // 10,000 probes a second would run ahead of the clock and be refused).
+    let mut last_probe_ts = [i64::MIN; PROBE_SOURCES];
     let mut n = 0;
     while n < total {
         let elapsed = start.elapsed();
@@ -196,12 +202,13 @@ async fn step(args: &LoadgenArgs, rate: u64, step_index: usize) -> Result<StepRe
             // never sends two readings in the same millisecond; the engine refuses that as
             // a duplicate).
             if n % args.probe_every == 0 {
-                let ts = now_ms.max(last_probe_ts + 1);
-                last_probe_ts = ts;
+                let source = probes as usize % PROBE_SOURCES;
+                let ts = now_ms.max(last_probe_ts[source] + 1);
+                last_probe_ts[source] = ts;
                 probes += 1;
                 sent_at.lock().expect("lock").insert(seq, Instant::now());
                 let payload = format!(
-                    r#"{{"source":"LOAD-PROBE","kind":"traffic","ts":{ts},"values":{{"speed":1000}},"attrs":{{"seq":"{seq}"}}}}"#
+                    r#"{{"source":"LOAD-PROBE-{source:02}","kind":"traffic","ts":{ts},"values":{{"speed":1000}},"attrs":{{"seq":"{seq}"}}}}"#
                 );
                 publisher.queue("ioc/load/probe/telemetry", payload.as_bytes())?;
             } else {
