@@ -56,14 +56,8 @@ fn the_shipped_city_pipeline_serves_the_command_centre() {
     );
     let pipeline = dir.join("city.toml");
     std::fs::write(&pipeline, text).unwrap();
-    std::fs::write(
-        dir.join("city-accounts.toml"),
-        format!(
-            "[[account]]\nname = \"duty-officer-1\"\nrole = \"operator\"\nscope = \"city\"\ntoken_sha256 = \"{}\"\n",
-            watchfloor_server::token_hash_hex(OPERATOR)
-        ),
-    )
-    .unwrap();
+    support::centre::write_accounts(&dir, "duty-officer-1", OPERATOR);
+    std::fs::rename(dir.join("accounts.toml"), dir.join("city-accounts.toml")).unwrap();
     let _wf = run_pipeline(&pipeline, LOG);
     wait_until("the centre to answer", Duration::from_secs(30), || {
         call(http, "GET", "/healthz", None, None).is_some_and(|a| a.status == 200)

@@ -19,44 +19,15 @@ use support::{free_port, now_ms, run_pipeline, scratch, wait_until};
 const LOG: &str = "watchfloor.log";
 const OPERATOR: &str = "token-operator";
 
+/// The centre with a second alert output over MQTT to the broker on `alerts`, giving up
+/// after 20 s.
 fn write_centre(dir: &Path, telemetry: u16, alerts: u16, http: u16) -> PathBuf {
-    let accounts = format!(
-        "[[account]]\nname = \"duty-operator\"\nrole = \"operator\"\nscope = \"city\"\ntoken_sha256 = \"{}\"\n",
-        watchfloor_server::token_hash_hex(OPERATOR)
-    );
-    std::fs::write(dir.join("accounts.toml"), accounts).unwrap();
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../alert-rules");
-    let path = dir.join("centre.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-name = "outputs"
-rules = "{rules}"
-
-[engine]
-max_out_of_orderness = "2s"
-allowed_lateness = "5s"
-idle_timeout = "1m"
-tick_interval = "200ms"
-checkpoint = "state/engine.checkpoint"
-checkpoint_interval = "1s"
-
+    support::centre::write_accounts(dir, "duty-operator", OPERATOR);
+    let extra = format!(
+        r#"
 [limits]
 output_give_up = "20s"
 undelivered_dir = "undelivered"
-
-[[source]]
-type = "mqtt"
-host = "127.0.0.1"
-port = {telemetry}
-client_id = "outputs-telemetry"
-topics = ["ioc/+/+/telemetry"]
-format = "json"
-
-[[output]]
-type = "file"
-path = "alerts.ndjson"
 
 [[output]]
 type = "mqtt"
@@ -64,23 +35,9 @@ host = "127.0.0.1"
 port = {alerts}
 client_id = "outputs-alerts"
 topic = "ioc/alerts/{{severity}}/{{rule}}"
-
-[dead_letter]
-type = "file"
-path = "dead.ndjson"
-
-[server]
-listen = "127.0.0.1:{http}"
-accounts = "accounts.toml"
-
-[store]
-url = "sqlite:incidents.db"
-"#,
-            rules = rules.display()
-        ),
-    )
-    .unwrap();
-    path
+"#
+    );
+    support::centre::write_pipeline(dir, telemetry, http, "sqlite:incidents.db", &extra)
 }
 
 /// Publishes camera detections: `fires` confident fires from distinct cameras, then
@@ -236,4 +193,45 @@ impl TapMkdir for PathBuf {
         std::fs::create_dir_all(&self).unwrap();
         self
     }
+}
+
+#[test]
+fn alerts_a_broker_lost_with_its_session_are_published_again() {
+    let dir = scratch("centre", "lost-session");
+    let telemetry = Mosquitto::start(&dir.join("telemetry-broker").tap_mkdir());
+    let alerts_dir = dir.join("alerts-broker").tap_mkdir();
+    let mut alerts_broker = Mosquitto::start(&alerts_dir);
+    let http = free_port();
+    let pipeline = write_centre(&dir, telemetry.port, alerts_broker.port, http);
+    // Never give up here: only the publish again can confirm the alert.
+    let text = std::fs::read_to_string(&pipeline)
+        .unwrap()
+        .replace("output_give_up = \"20s\"", "output_give_up = \"never\"");
+    std::fs::write(&pipeline, text).unwrap();
+    let _wf = run_pipeline(&pipeline, LOG);
+    wait_until("the centre to answer", Duration::from_secs(30), || {
+        health(http).0 == 200 && support::log_of(&pipeline, LOG).contains("mqtt source subscribed")
+    });
+
+    // The alerts' broker goes away while a fire is published, and comes back with no
+    // memory of the centre's session (its saved state deleted).
+    alerts_broker.stop();
+    publish(telemetry.port, 1, 1, 0);
+    wait_until(
+        "the fire in the file output",
+        Duration::from_secs(20),
+        || !alert_ids(&dir).is_empty(),
+    );
+    for entry in std::fs::read_dir(&alerts_dir).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "db") {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    alerts_broker.restart();
+    // Published again and acknowledged: the output is healthy again, not stuck until it
+    // gives up.
+    wait_until("the output to recover", Duration::from_secs(30), || {
+        support::log_of(&pipeline, LOG).contains("publishing again what the destination lost")
+            && health(http).0 == 200
+    });
 }

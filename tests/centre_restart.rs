@@ -25,56 +25,8 @@ const LOG: &str = "watchfloor.log";
 const OPERATOR: &str = "token-operator";
 
 fn write_centre(dir: &Path, mqtt: u16, http: u16, store: &str) -> PathBuf {
-    let accounts = format!(
-        "[[account]]\nname = \"duty-operator\"\nrole = \"operator\"\nscope = \"city\"\ntoken_sha256 = \"{}\"\n",
-        watchfloor_server::token_hash_hex(OPERATOR)
-    );
-    std::fs::write(dir.join("accounts.toml"), accounts).unwrap();
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../alert-rules");
-    let path = dir.join("centre.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-name = "centre"
-rules = "{rules}"
-
-[engine]
-max_out_of_orderness = "2s"
-allowed_lateness = "5s"
-idle_timeout = "1m"
-tick_interval = "200ms"
-checkpoint = "state/engine.checkpoint"
-checkpoint_interval = "1s"
-
-[[source]]
-type = "mqtt"
-host = "127.0.0.1"
-port = {mqtt}
-client_id = "centre-telemetry"
-topics = ["ioc/+/+/telemetry"]
-format = "json"
-
-[[output]]
-type = "file"
-path = "alerts.ndjson"
-
-[dead_letter]
-type = "file"
-path = "dead.ndjson"
-
-[server]
-listen = "127.0.0.1:{http}"
-accounts = "accounts.toml"
-
-[store]
-url = "{store}"
-"#,
-            rules = rules.display()
-        ),
-    )
-    .unwrap();
-    path
+    support::centre::write_accounts(dir, "duty-operator", OPERATOR);
+    support::centre::write_pipeline(dir, mqtt, http, store, "")
 }
 
 /// Cameras publishing while the test runs: every camera in turn, mostly quiet detections,

@@ -88,6 +88,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+pub mod centre;
 pub mod equivalence;
 pub mod http;
 pub mod mosquitto;

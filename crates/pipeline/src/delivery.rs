@@ -205,7 +205,10 @@ macro_rules! attempt {
                 Ok(()) => {
                     if failing_since.is_some() {
                         tracing::info!(output = %$driver.name, "{} works again", $what);
-                        $driver.stats.set_output_stuck(&$driver.name, None);
+                        // (Still stuck if its destination confirms nothing.)
+                        if !$driver.waiting_reported {
+                            $driver.stats.set_output_stuck(&$driver.name, None);
+                        }
                     }
                     break Ok(());
                 }
@@ -243,6 +246,13 @@ impl Driver {
                 None => open = false,
             }
             self.confirm();
+            if self.parked.is_none() && self.sink.take_lost() {
+                if let Err(why) = self.resend().await {
+                    if self.park(why).is_err() {
+                        return;
+                    }
+                }
+            }
             if let Err(why) = self.check_waiting() {
                 if self.park(why).is_err() {
                     return;
@@ -345,6 +355,39 @@ impl Driver {
         self.unconfirmed
             .push_back((self.received, mark, items, Instant::now()));
         result
+    }
+
+    /// Hands every unconfirmed item to the sink again (its destination lost them), with
+    /// fresh marks. On a failure everything not yet handed again stays unconfirmed.
+    async fn resend(&mut self) -> Result<(), String> {
+        let batches: Vec<_> = self.unconfirmed.drain(..).collect();
+        let count: usize = batches.iter().map(|(_, _, items, _)| items.len()).sum();
+        tracing::warn!(output = %self.name, records = count, "publishing again what the destination lost");
+        let what = format!("output {}", self.name);
+        let mut rest = batches.into_iter();
+        while let Some((upto, _, items, _)) = rest.next() {
+            let mut result = Ok(());
+            for item in &items {
+                result = match item {
+                    Item::Alert(t) => attempt!(self, what, self.sink.send_alert(t)),
+                    Item::Record(r) => attempt!(self, what, self.sink.send_record(r)),
+                };
+                if result.is_err() {
+                    break;
+                }
+            }
+            if result.is_ok() {
+                result = attempt!(self, what, self.sink.flush_local());
+            }
+            let mark = self.sink.handed_over();
+            self.unconfirmed
+                .push_back((upto, mark, items, Instant::now()));
+            if let Err(why) = result {
+                self.unconfirmed.extend(rest);
+                return Err(why);
+            }
+        }
+        Ok(())
     }
 
     /// Moves what the sink confirmed out of the unconfirmed list.

@@ -241,43 +241,28 @@ pub(crate) async fn daily(
             }
         }
     }
-    // The day's alerts in scope, a page at a time.
-    let mut query = AlertQuery {
+    // The day's alerts in scope.
+    let day = AlertQuery {
         from: Some(from),
         to: Some(from + DAY_MS),
-        limit: 1000,
         ..AlertQuery::default()
     };
-    match &who.scope {
-        Scope::City => {}
-        Scope::District(d) => query.district = Some(d.clone()),
-        Scope::Ward(w) => query.wards = vec![w.clone()],
-    }
-    loop {
-        let page = store
-            .query(&query)
-            .await
-            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        for a in &page.alerts {
-            let mut counted = false;
-            for z in [a.ward.as_deref(), a.district.as_deref()]
-                .into_iter()
-                .flatten()
-            {
-                if let Some(r) = reports.get_mut(z) {
-                    r.add(a);
-                    counted = true;
-                }
-            }
-            if counted {
-                total.add(a);
+    each_alert(&store, day, &who.scope, |a| {
+        let mut counted = false;
+        for z in [a.ward.as_deref(), a.district.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(r) = reports.get_mut(z) {
+                r.add(&a);
+                counted = true;
             }
         }
-        match page.next {
-            Some(next) => query.cursor = Some(next),
-            None => break,
+        if counted {
+            total.add(&a);
         }
-    }
+    })
+    .await?;
     for a in silence_alerts(&s, &store, &who.scope, from).await? {
         let mut counted = false;
         for z in [a.ward.as_deref(), a.district.as_deref()]
@@ -324,37 +309,49 @@ async fn silence_alerts(
             (Some(from - SILENCE_LOOKBACK_MS), None),
             (None, Some("open")),
         ] {
-            let mut query = AlertQuery {
+            let query = AlertQuery {
                 from: since,
                 to: Some(from + DAY_MS),
                 rule: Some(rule.id.clone()),
                 state: state.map(str::to_string),
-                limit: 1000,
                 ..AlertQuery::default()
             };
-            match scope {
-                Scope::City => {}
-                Scope::District(d) => query.district = Some(d.clone()),
-                Scope::Ward(w) => query.wards = vec![w.clone()],
-            }
-            loop {
-                let page = store
-                    .query(&query)
-                    .await
-                    .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-                for a in page.alerts {
-                    if a.resolved_at.is_none_or(|at| at >= from) {
-                        found.insert(a.alert_id.clone(), a);
-                    }
+            each_alert(store, query, scope, |a| {
+                if a.resolved_at.is_none_or(|at| at >= from) {
+                    found.insert(a.alert_id.clone(), a);
                 }
-                match page.next {
-                    Some(next) => query.cursor = Some(next),
-                    None => break,
-                }
-            }
+            })
+            .await?;
         }
     }
     Ok(found.into_values().collect())
+}
+
+/// Calls `each` on every alert `query` matches within `scope`, a page of 1,000 at a time
+/// (a storm's day is never all in memory).
+async fn each_alert(
+    store: &watchfloor_store::Store,
+    mut query: AlertQuery,
+    scope: &Scope,
+    mut each: impl FnMut(AlertRow),
+) -> Result<(), ApiError> {
+    query.limit = 1000;
+    match scope {
+        Scope::City => {}
+        Scope::District(d) => query.district = Some(d.clone()),
+        Scope::Ward(w) => query.wards = vec![w.clone()],
+    }
+    loop {
+        let page = store
+            .query(&query)
+            .await
+            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        page.alerts.into_iter().for_each(&mut each);
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
 }
 
 fn csv_response(date: &str, rows: &[ZoneReport]) -> Response {

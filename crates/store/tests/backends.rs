@@ -611,6 +611,22 @@ async fn the_writer_batches_and_commit_means_committed() {
     }
 }
 
+/// `op` acknowledging alert `id` at `at` with `note` (none when empty).
+fn acknowledge(id: &str, at: i64, note: &str) -> Change {
+    action(
+        id,
+        at,
+        "op",
+        Action::Acknowledge {
+            by: "op".into(),
+            at,
+            note: (!note.is_empty()).then(|| note.into()),
+        },
+        "acknowledged",
+        note,
+    )
+}
+
 #[tokio::test]
 async fn a_database_lost_mid_run_degrades_then_catches_up() {
     let mut pg = TestPostgres::start();
@@ -618,20 +634,7 @@ async fn a_database_lost_mid_run_degrades_then_catches_up() {
     let store = Store::open(&url).await.unwrap();
     // At most 80 changes wait for the database; past that the engine's are shed.
     let (writer, _task) = StoreWriter::start_bounded(store.clone(), 80);
-    let ack = |id: &str, at: i64| {
-        action(
-            id,
-            at,
-            "op",
-            Action::Acknowledge {
-                by: "op".into(),
-                at,
-                note: None,
-            },
-            "acknowledged",
-            "",
-        )
-    };
+    let ack = |id: &str, at: i64| acknowledge(id, at, "");
     writer
         .commit(
             vec![transition(
@@ -794,20 +797,7 @@ async fn a_full_disk_degrades_the_writer_and_nothing_answered_is_lost() {
     let url = format!("sqlite:{}", disk.0.join("incidents.db").display());
     let store = Store::open(&url).await.unwrap();
     let (writer, _task) = StoreWriter::start(store.clone());
-    let ack = |id: &str, at: i64, note: &str| {
-        action(
-            id,
-            at,
-            "op",
-            Action::Acknowledge {
-                by: "op".into(),
-                at,
-                note: Some(note.into()),
-            },
-            "acknowledged",
-            note,
-        )
-    };
+    let ack = acknowledge;
     writer
         .commit(
             vec![transition(

@@ -14,6 +14,15 @@ fn bodies(range: std::ops::Range<u32>) -> Vec<Vec<u8>> {
     range.map(|i| format!("reading {i}").into_bytes()).collect()
 }
 
+/// Where each segment in `dir` begins, oldest first.
+fn first_seqs(dir: &std::path::Path) -> Vec<u64> {
+    segment::list(dir)
+        .unwrap()
+        .iter()
+        .map(|s| s.first_seq)
+        .collect()
+}
+
 fn append_all(wal: &mut Wal, bodies: &[Vec<u8>]) -> u64 {
     wal.append(bodies.iter().map(Vec::as_slice)).unwrap()
 }
@@ -113,19 +122,11 @@ fn checkpoints_delete_old_segments_but_keep_the_one_before() {
     wal.checkpointed(15).unwrap(); // new segment from 21; segment 1 still the newest covered
     append_all(&mut wal, &bodies(20..30)); // 21..=30
     wal.sync().unwrap();
-    let firsts: Vec<u64> = segment::list(&dir)
-        .unwrap()
-        .iter()
-        .map(|s| s.first_seq)
-        .collect();
+    let firsts = first_seqs(&dir);
     assert_eq!(firsts, vec![1, 11, 21]);
     wal.checkpointed(30).unwrap(); // new segment from 31: 21..=30 is covered and kept
     wal.sync().unwrap();
-    let firsts: Vec<u64> = segment::list(&dir)
-        .unwrap()
-        .iter()
-        .map(|s| s.first_seq)
-        .collect();
+    let firsts = first_seqs(&dir);
     assert_eq!(firsts, vec![21, 31]);
     assert_eq!(wal.stats().segments_deleted.load(Ordering::Relaxed), 2);
     drop(wal);
@@ -149,11 +150,7 @@ fn a_second_checkpoint_right_after_the_first_keeps_the_redelivery_tail() {
                                            // would be left to recognise a broker's redeliveries.
     wal.checkpointed(22).unwrap();
     wal.sync().unwrap();
-    let firsts: Vec<u64> = segment::list(&dir)
-        .unwrap()
-        .iter()
-        .map(|s| s.first_seq)
-        .collect();
+    let firsts = first_seqs(&dir);
     assert_eq!(
         firsts,
         vec![11, 21, 23],
@@ -174,11 +171,7 @@ fn an_empty_newest_segment_keeps_its_place_in_the_sequence() {
     wal.checkpointed(5).unwrap(); // nothing new: no second empty segment
     wal.sync().unwrap();
     drop(wal);
-    let firsts: Vec<u64> = segment::list(&dir)
-        .unwrap()
-        .iter()
-        .map(|s| s.first_seq)
-        .collect();
+    let firsts = first_seqs(&dir);
     assert_eq!(firsts, vec![1, 6]);
     let (mut wal, recovered) = Wal::open(&dir).unwrap();
     assert_eq!(recovered.records.len(), 5);

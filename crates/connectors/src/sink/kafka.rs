@@ -2,7 +2,7 @@
 //! `alert_id` (a dead letter by its reason); a record is confirmed once its delivery report
 //! came back, and what failed is sent again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use watchfloor_model::AlertTransition;
@@ -15,7 +15,18 @@ use crate::source::kafka::client_config;
 pub struct KafkaOutput {
     producer: FutureProducer,
     topic: String,
-    pending: Vec<(String, Vec<u8>, rdkafka::producer::DeliveryFuture)>,
+    /// Records not yet confirmed, oldest first. A record stays here until its delivery
+    /// report says it is stored, so a `flush` cancelled midway (the pipeline's timeout
+    /// on an operation) loses nothing.
+    pending: VecDeque<Pending>,
+}
+
+/// A record handed to the producer (or still to hand: `future` is `None` after a failed
+/// delivery or a refused send).
+struct Pending {
+    key: String,
+    payload: Vec<u8>,
+    future: Option<rdkafka::producer::DeliveryFuture>,
 }
 
 impl KafkaOutput {
@@ -41,44 +52,62 @@ impl KafkaOutput {
         Ok(KafkaOutput {
             producer,
             topic: topic.to_string(),
-            pending: Vec::new(),
+            pending: VecDeque::new(),
         })
+    }
+
+    fn produce(
+        &self,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<rdkafka::producer::DeliveryFuture, OutputError> {
+        let record = FutureRecord::to(&self.topic).key(key).payload(payload);
+        self.producer
+            .send_result(record)
+            .map_err(|(e, _)| OutputError::Kafka(e.to_string()))
     }
 
     /// Queues one record keyed by `key`.
     pub fn send(&mut self, key: &str, payload: Vec<u8>) -> Result<(), OutputError> {
-        let record = FutureRecord::to(&self.topic).key(key).payload(&payload);
-        let future = self
-            .producer
-            .send_result(record)
-            .map_err(|(e, _)| OutputError::Kafka(e.to_string()))?;
-        self.pending.push((key.to_string(), payload, future));
+        let future = self.produce(key, &payload)?;
+        self.pending.push_back(Pending {
+            key: key.to_string(),
+            payload,
+            future: Some(future),
+        });
         Ok(())
     }
 
-    /// Waits for every queued record to be acknowledged by the broker.
+    /// Waits for every queued record to be acknowledged by the broker; what failed is
+    /// sent again (and reported as an error, so the caller retries the flush).
     pub async fn flush(&mut self) -> Result<(), OutputError> {
-        let pending = std::mem::take(&mut self.pending);
-        let mut failed = Vec::new();
-        for (key, payload, future) in pending {
-            match future.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => {
-                    tracing::warn!(error = %e, "kafka delivery failed; will re-send");
-                    failed.push((key, payload));
-                }
-                Err(_) => failed.push((key, payload)),
+        let mut failed = 0;
+        for _ in 0..self.pending.len() {
+            let front = self.pending.front_mut().expect("counted");
+            let delivered = match front.future.as_mut() {
+                Some(future) => match future.await {
+                    Ok(Ok(_)) => true,
+                    Ok(Err((e, _))) => {
+                        tracing::warn!(error = %e, "kafka delivery failed; sending again");
+                        false
+                    }
+                    Err(_) => false,
+                },
+                None => false,
+            };
+            let mut record = self.pending.pop_front().expect("counted");
+            if delivered {
+                continue;
             }
+            failed += 1;
+            record.future = self.produce(&record.key, &record.payload).ok();
+            self.pending.push_back(record);
         }
-        if failed.is_empty() {
+        if failed == 0 {
             return Ok(());
         }
-        let count = failed.len();
-        for (key, payload) in failed {
-            self.send(&key, payload)?;
-        }
         Err(OutputError::Kafka(format!(
-            "{count} record(s) not delivered; re-sent"
+            "{failed} record(s) not delivered; sent again"
         )))
     }
 }

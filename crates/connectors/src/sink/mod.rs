@@ -93,6 +93,12 @@ pub trait AlertSink: Send {
     }
     /// Returns once everything sent so far is safe at the destination, or fails.
     fn flush(&mut self) -> SinkFuture<'_>;
+    /// Did the destination drop what it was handed and had not confirmed (an MQTT broker
+    /// back without our session)? Then the caller hands every unconfirmed item again;
+    /// marks count afresh from here. Asking clears it.
+    fn take_lost(&mut self) -> bool {
+        false
+    }
 }
 
 impl OutputConfig {

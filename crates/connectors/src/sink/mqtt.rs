@@ -2,6 +2,10 @@
 //! acknowledgements are counted by the sink's own event-loop task, so a publish is
 //! confirmed without the pipeline waiting a round trip per batch. The topic may use
 //! `{severity}` and `{rule}` (alerts) or `{reason}` (dead letters).
+//!
+//! A broker that comes back without our session (restarted without persistence) has
+//! dropped every publish it had not acknowledged, and rumqttc drops its own copies: the
+//! sink says so ([`AlertSink::take_lost`]) and its caller publishes them again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,6 +27,7 @@ pub struct MqttSink {
     published: u64,
     acked: Arc<AtomicU64>,
     acked_signal: Arc<Notify>,
+    session_lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl MqttSink {
@@ -42,10 +47,19 @@ impl MqttSink {
         let (client, mut event_loop) = crate::mqtt::mqtt_client(options, 1024);
         let acked = Arc::new(AtomicU64::new(0));
         let acked_signal = Arc::new(Notify::new());
-        let (counter, signal) = (acked.clone(), acked_signal.clone());
+        let session_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (counter, signal, lost) = (acked.clone(), acked_signal.clone(), session_lost.clone());
         tokio::spawn(async move {
+            let mut connected_before = false;
             loop {
                 match event_loop.poll().await {
+                    Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
+                        if connected_before && !ack.session_present {
+                            tracing::warn!("mqtt output: the broker lost our session; unacknowledged alerts are published again");
+                            lost.store(true, Ordering::Release);
+                        }
+                        connected_before = true;
+                    }
                     Ok(MqttEvent::Incoming(Packet::PubAck(_))) => {
                         counter.fetch_add(1, Ordering::Release);
                         signal.notify_waiters();
@@ -64,6 +78,7 @@ impl MqttSink {
             published: 0,
             acked,
             acked_signal,
+            session_lost,
         }
     }
 
@@ -103,6 +118,15 @@ impl AlertSink for MqttSink {
 
     fn flush_local(&mut self) -> SinkFuture<'_> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn take_lost(&mut self) -> bool {
+        if !self.session_lost.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        // Nothing published before now will be acknowledged: count afresh from here.
+        self.published = self.acked.load(Ordering::Acquire);
+        true
     }
 
     fn flush(&mut self) -> SinkFuture<'_> {
