@@ -168,7 +168,7 @@ impl Delivery {
 /// A sink that gave up: its undelivered file.
 struct Parked {
     path: PathBuf,
-    file: std::fs::File,
+    file: Arc<std::fs::File>,
 }
 
 /// The sink's task.
@@ -238,7 +238,7 @@ impl Driver {
             match batch {
                 Some(items) => {
                     if let Err(why) = self.deliver(items).await {
-                        if self.park(why).is_err() {
+                        if self.park(why).await.is_err() {
                             return;
                         }
                     }
@@ -248,13 +248,13 @@ impl Driver {
             self.confirm();
             if self.parked.is_none() && self.sink.take_lost() {
                 if let Err(why) = self.resend().await {
-                    if self.park(why).is_err() {
+                    if self.park(why).await.is_err() {
                         return;
                     }
                 }
             }
             if let Err(why) = self.check_waiting() {
-                if self.park(why).is_err() {
+                if self.park(why).await.is_err() {
                     return;
                 }
             }
@@ -412,7 +412,7 @@ impl Driver {
 
     /// Parks the sink (first time: opens its undelivered file) and writes every
     /// unconfirmed item there. `Err` when even that fails: the pipeline must stop.
-    fn park(&mut self, why: String) -> Result<(), ()> {
+    async fn park(&mut self, why: String) -> Result<(), ()> {
         if self.parked.is_none() {
             let file_name: String = self
                 .name
@@ -445,7 +445,10 @@ impl Driver {
                             path.display()
                         )),
                     );
-                    self.parked = Some(Parked { path, file });
+                    self.parked = Some(Parked {
+                        path,
+                        file: Arc::new(file),
+                    });
                 }
                 Err(e) => {
                     return self.fail(format!(
@@ -466,11 +469,15 @@ impl Driver {
             count += items.len() as u64;
             upto = Some(end);
         }
-        if let Err(e) = parked
-            .file
-            .write_all(&bytes)
-            .and_then(|()| parked.file.sync_data())
-        {
+        // On a blocking thread: a slow disk must not stall the runtime the engine and the
+        // server share.
+        let file = parked.file.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            (&*file).write_all(&bytes).and_then(|()| file.sync_data())
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        if let Err(e) = written {
             let path = parked.path.display().to_string();
             return self.fail(format!(
                 "its undelivered file {path} cannot be written: {e}"
