@@ -101,6 +101,21 @@ fn the_shipped_city_pipeline_serves_the_command_centre() {
         ws.send(Message::Text(json!({"op": "subscribe", "channel": "alerts"}).to_string()))
             .await
             .unwrap();
+        // Subscribed once the snapshot is there (an alert before that would be in it, not
+        // in a delta).
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let Some(Ok(Message::Text(text))) = ws.next().await else {
+                    panic!("the WebSocket closed");
+                };
+                let m: Value = serde_json::from_str(&text).unwrap();
+                if m["type"] == "snapshot" && m["channel"] == "alerts" {
+                    return;
+                }
+            }
+        })
+        .await
+        .expect("the alerts snapshot within 10 s");
 
         // A camera sees fire.
         let mut options = rumqttc::MqttOptions::new("city-camera", "127.0.0.1", broker.port);
