@@ -33,6 +33,8 @@ async fn authorization_matrix_every_role_and_scope() {
         ("tan-an-operator", false, true, true, true, false),
         ("integrator", true, true, false, false, false),
         ("ninh-kieu-operator", false, true, true, true, false),
+        ("cluster-operator", true, true, true, true, false),
+        ("long-hoa-commune-viewer", true, false, false, false, false),
     ];
     for (who, sees_lh, sees_ta, acts, plates, admin) in matrix {
         let (status, list) = h.call("GET", "/api/alerts", who, Value::Null).await;
@@ -100,14 +102,20 @@ async fn authorization_matrix_every_role_and_scope() {
         assert_eq!(status, StatusCode::OK, "{who} kpis");
         let zones = kpis.as_array().unwrap();
         let want = match who {
-            "long-hoa-operator" | "long-hoa-viewer" | "tan-an-operator" => 1,
+            "long-hoa-operator"
+            | "long-hoa-viewer"
+            | "tan-an-operator"
+            | "long-hoa-commune-viewer" => 1,
             _ => 2,
         };
         assert!(zones.len() >= want, "{who} sees KPIs: {}", zones.len());
         for z in zones {
             let zone = z["zone"].as_str().unwrap();
             let ok = match who {
-                "long-hoa-operator" | "long-hoa-viewer" => zone == "long_hoa",
+                "long-hoa-operator" | "long-hoa-viewer" | "long-hoa-commune-viewer" => {
+                    zone == "long_hoa"
+                }
+                "cluster-operator" => zone == "long_hoa" || zone == "tan_an",
                 "tan-an-operator" => zone == "tan_an",
                 "binh-thuy-viewer" => z["district"] == "binh_thuy",
                 "ninh-kieu-operator" => z["district"] == "ninh_kieu",
@@ -704,9 +712,9 @@ async fn alert_list_filters_order_and_the_reference_endpoints() {
         (
             me["role"].as_str(),
             me["scope"]["level"].as_str(),
-            me["scope"]["id"].as_str()
+            me["scope"]["id"].clone()
         ),
-        (Some("operator"), Some("ward"), Some("long_hoa")),
+        (Some("operator"), Some("commune"), json!(["long_hoa"])),
         "{me}"
     );
     for headers in [

@@ -68,7 +68,7 @@ $("#detail-close").addEventListener("click", closeDetail);
 
 async function start() {
   state.me = await api("/api/me");
-  $("#who").textContent = `${state.me.name} · ${state.me.role} · ${state.me.scope.level}${state.me.scope.id ? ": " + state.me.scope.id : ""}`;
+  $("#who").textContent = `${state.me.name} · ${state.me.role} · ${state.me.scope.level}${state.me.scope.id ? ": " + [].concat(state.me.scope.id).join(", ") : ""}`;
   await buildMap();
   connect();
 }
@@ -287,7 +287,10 @@ function drawDetailChart() {
 // ---- KPIs --------------------------------------------------------------------------------
 function scopeZone() {
   if (!state.me) return "city";
-  return state.me.scope.level === "city" ? "city" : state.me.scope.id;
+  if (state.me.scope.level === "city") return "city";
+  // A cluster centre (several communes) shows its first commune's tiles.
+  const id = state.me.scope.id;
+  return Array.isArray(id) ? id[0] : id;
 }
 
 function updateKpi(z, withHistory) {

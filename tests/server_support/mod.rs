@@ -21,7 +21,7 @@ use watchfloor_model::{decode_envelope, DecodeLimits};
 use watchfloor_pipeline::{EngineCommand, PipelineObserver, PipelineStats};
 use watchfloor_server::{token_hash_hex, Accounts, AppState, Hub};
 
-pub const ACCOUNTS: [(&str, &str, &str); 8] = [
+pub const ACCOUNTS: [(&str, &str, &str); 10] = [
     ("admin", "admin", "city"),
     ("city-operator", "operator", "city"),
     ("binh-thuy-viewer", "viewer", "district:binh_thuy"),
@@ -30,6 +30,9 @@ pub const ACCOUNTS: [(&str, &str, &str); 8] = [
     ("tan-an-operator", "operator", "ward:tan_an"),
     ("integrator", "integrator", "city"),
     ("ninh-kieu-operator", "operator", "district:ninh_kieu"),
+    // A cluster centre of two communes, and the commune spelling of a one-ward scope.
+    ("cluster-operator", "operator", "commune:long_hoa,tan_an"),
+    ("long-hoa-commune-viewer", "viewer", "commune:long_hoa"),
 ];
 
 pub fn accounts() -> Accounts {

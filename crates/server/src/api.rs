@@ -210,7 +210,7 @@ async fn stored_alerts(
     let (wards, district) = match &who.scope {
         crate::auth::Scope::City => (Vec::new(), None),
         crate::auth::Scope::District(d) => (Vec::new(), Some(d.clone())),
-        crate::auth::Scope::Ward(w) => (vec![w.clone()], None),
+        crate::auth::Scope::Communes(ids) => (ids.clone(), None),
     };
     let limit = q
         .limit

@@ -1,5 +1,6 @@
 //! Who may see and do what: bearer tokens, stored as SHA-256 hashes, each with a role and
-//! a scope in the IOC hierarchy (the city, a district, or a ward).
+//! an area scope in the two-tier government (the city, or one or more communes/wards — a
+//! cluster centre; a district only for legacy city data).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -29,20 +30,37 @@ pub enum Role {
 pub enum Scope {
     /// The whole city.
     City,
-    /// One district and its wards.
+    /// One district and its wards (legacy data: the district tier was abolished in 2025).
     District(String),
-    /// One ward.
-    Ward(String),
+    /// One or more communes or wards (the commune tier; several for a cluster centre).
+    /// Serialised as `{"level": "commune", "id": [ids]}`.
+    #[serde(rename = "commune")]
+    Communes(Vec<String>),
 }
 
 impl Scope {
-    /// Parses `city`, `district:<id>` or `ward:<id>`.
+    /// Parses `city`, `commune:<id>[,<id>…]` (`ward:` is the same), or `district:<id>`.
     pub fn parse(text: &str) -> Option<Scope> {
         match text.split_once(':') {
             None if text == "city" => Some(Scope::City),
             Some(("district", id)) if !id.is_empty() => Some(Scope::District(id.into())),
-            Some(("ward", id)) if !id.is_empty() => Some(Scope::Ward(id.into())),
+            Some(("commune" | "ward", ids)) => {
+                let ids: Vec<String> = ids.split(',').map(|i| i.trim().to_string()).collect();
+                let mut unique = ids.clone();
+                unique.sort();
+                unique.dedup();
+                (ids.iter().all(|i| !i.is_empty()) && unique.len() == ids.len())
+                    .then_some(Scope::Communes(ids))
+            }
             _ => None,
+        }
+    }
+
+    /// The communes of a commune scope (empty for the others).
+    pub fn communes(&self) -> &[String] {
+        match self {
+            Scope::Communes(ids) => ids,
+            _ => &[],
         }
     }
 }
@@ -65,7 +83,7 @@ impl Account {
         match &self.scope {
             Scope::City => true,
             Scope::District(d) => district == Some(d.as_str()),
-            Scope::Ward(w) => ward == Some(w.as_str()),
+            Scope::Communes(ids) => ward.is_some_and(|w| ids.iter().any(|c| c == w)),
         }
     }
 
@@ -177,6 +195,42 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_are_the_city_communes_or_a_legacy_district() {
+        assert_eq!(Scope::parse("city"), Some(Scope::City));
+        assert_eq!(
+            Scope::parse("commune:long_hoa,tan_an"),
+            Some(Scope::Communes(vec!["long_hoa".into(), "tan_an".into()]))
+        );
+        assert_eq!(
+            Scope::parse("ward:long_hoa"),
+            Some(Scope::Communes(vec!["long_hoa".into()])),
+            "ward: is the commune tier's other name"
+        );
+        assert_eq!(
+            Scope::parse("district:binh_thuy"),
+            Some(Scope::District("binh_thuy".into()))
+        );
+        for bad in [
+            "commune:",
+            "commune:a,,b",
+            "commune:a,a",
+            "province:x",
+            "ward",
+            "",
+        ] {
+            assert_eq!(Scope::parse(bad), None, "{bad}");
+        }
+        let cluster = Account {
+            name: "c".into(),
+            role: Role::Operator,
+            scope: Scope::parse("commune:long_hoa,tan_an").unwrap(),
+        };
+        assert!(cluster.sees(Some("tan_an"), Some("ninh_kieu")));
+        assert!(!cluster.sees(Some("an_binh"), Some("ninh_kieu")));
+        assert!(!cluster.sees(None, None), "city-wide things are the city's");
+    }
 
     #[test]
     fn tokens_are_checked_by_hash_and_scopes_nest() {

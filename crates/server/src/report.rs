@@ -154,7 +154,7 @@ fn zones_for(
         let visible = match &who.scope {
             Scope::City => true,
             Scope::District(d) => district_of == Some(d.as_str()),
-            Scope::Ward(w) => ward == Some(w.as_str()),
+            Scope::Communes(ids) => ward.is_some_and(|w| ids.iter().any(|c| c == w)),
         };
         let wanted = filter.is_none_or(|f| f == z.id || district.as_deref() == Some(f));
         if visible && wanted {
@@ -339,7 +339,7 @@ async fn each_alert(
     match scope {
         Scope::City => {}
         Scope::District(d) => query.district = Some(d.clone()),
-        Scope::Ward(w) => query.wards = vec![w.clone()],
+        Scope::Communes(ids) => query.wards = ids.clone(),
     }
     loop {
         let page = store
