@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use support::http::{call, get};
 use support::mosquitto::Mosquitto;
-use support::{free_port, now_ms, run_pipeline, scratch, wait_until};
+use support::{free_port, run_pipeline, scratch, wait_until};
 use tokio_tungstenite::tungstenite::Message;
 
 const LOG: &str = "watchfloor.log";
@@ -95,12 +95,16 @@ fn the_shipped_city_pipeline_serves_the_command_centre() {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{http}/ws"))
             .await
             .unwrap();
-        ws.send(Message::Text(json!({"op": "auth", "token": OPERATOR}).to_string()))
-            .await
-            .unwrap();
-        ws.send(Message::Text(json!({"op": "subscribe", "channel": "alerts"}).to_string()))
-            .await
-            .unwrap();
+        ws.send(Message::Text(
+            json!({"op": "auth", "token": OPERATOR}).to_string(),
+        ))
+        .await
+        .unwrap();
+        ws.send(Message::Text(
+            json!({"op": "subscribe", "channel": "alerts"}).to_string(),
+        ))
+        .await
+        .unwrap();
         // Subscribed once the snapshot is there (an alert before that would be in it, not
         // in a delta).
         tokio::time::timeout(Duration::from_secs(10), async {
@@ -122,9 +126,9 @@ fn the_shipped_city_pipeline_serves_the_command_centre() {
         options.set_keep_alive(Duration::from_secs(30));
         let (client, mut events) = rumqttc::AsyncClient::new(options, 10);
         let poller = tokio::spawn(async move { while events.poll().await.is_ok() {} });
-        let reading = json!({"source": "CT-CAM-01", "kind": "camera", "ts": now_ms(), "event": "fire_smoke", "confidence": 0.95});
+        let (topic, reading) = support::centre::camera_detection("CT-CAM-01", 0.95);
         client
-            .publish("ioc/city/CT-CAM-01/telemetry", rumqttc::QoS::AtLeastOnce, false, reading.to_string())
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, reading)
             .await
             .unwrap();
 
@@ -148,21 +152,41 @@ fn the_shipped_city_pipeline_serves_the_command_centre() {
 
         // The API has it, and keeps an acknowledgement.
         let http_call = |method: &'static str, path: String, body: Option<Value>| {
-            tokio::task::spawn_blocking(move || call(http, method, &path, Some(OPERATOR), body.as_ref()))
+            tokio::task::spawn_blocking(move || {
+                call(http, method, &path, Some(OPERATOR), body.as_ref())
+            })
         };
-        let list = http_call("GET", "/api/alerts?state=open".into(), None).await.unwrap().unwrap();
-        assert!(
-            list.body.as_array().unwrap().iter().any(|a| a["alert_id"] == id.as_str()),
-            "{}",
-            list.body
-        );
-        let ack = http_call("POST", format!("/api/alerts/{id}/ack"), Some(json!({"note": "fire crew sent"})))
+        let list = http_call("GET", "/api/alerts?state=open".into(), None)
             .await
             .unwrap()
             .unwrap();
+        assert!(
+            list.body
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["alert_id"] == id.as_str()),
+            "{}",
+            list.body
+        );
+        let ack = http_call(
+            "POST",
+            format!("/api/alerts/{id}/ack"),
+            Some(json!({"note": "fire crew sent"})),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert_eq!(ack.status, 200, "{:?}", ack.body);
-        let alert = http_call("GET", format!("/api/alerts/{id}"), None).await.unwrap().unwrap();
-        assert_eq!(alert.body["acknowledged"]["note"], "fire crew sent", "{}", alert.body);
+        let alert = http_call("GET", format!("/api/alerts/{id}"), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            alert.body["acknowledged"]["note"], "fire crew sent",
+            "{}",
+            alert.body
+        );
     });
     // Kept in the store the shipped file names (SQLite under var/city/).
     assert!(dir.join("var/city/incidents.db").exists());

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::http::{call, get};
 use support::mosquitto::Mosquitto;
-use support::{free_port, now_ms, run_pipeline, scratch, wait_until};
+use support::{free_port, run_pipeline, scratch, wait_until};
 
 const LOG: &str = "watchfloor.log";
 const OPERATOR: &str = "token-operator";
@@ -65,14 +65,9 @@ fn publish(port: u16, first_camera: usize, fires: usize, quiet: usize) {
     for i in 0..fires + quiet {
         let camera = format!("CT-CAM-{:02}", first_camera + i.min(fires));
         let confidence = if i < fires { 0.95 } else { 0.3 };
-        let payload = json!({"source": camera, "kind": "camera", "ts": now_ms(), "event": "fire_smoke", "confidence": confidence});
+        let (topic, payload) = support::centre::camera_detection(&camera, confidence);
         client
-            .publish(
-                format!("ioc/city/{camera}/telemetry"),
-                rumqttc::QoS::AtLeastOnce,
-                false,
-                payload.to_string(),
-            )
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
             .unwrap();
         std::thread::sleep(Duration::from_millis(3));
     }

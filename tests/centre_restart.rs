@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::http::{call, get};
 use support::mosquitto::Mosquitto;
-use support::{free_port, now_ms, run_pipeline, scratch, wait_until, Killed};
+use support::{free_port, run_pipeline, scratch, wait_until, Killed};
 
 const LOG: &str = "watchfloor.log";
 const OPERATOR: &str = "token-operator";
@@ -45,14 +45,9 @@ fn publish_until(
         while !stop.load(Ordering::Relaxed) {
             let camera = format!("CT-CAM-{:02}", i % 36 + 1);
             let confidence = if i.is_multiple_of(25) { 0.95 } else { 0.3 };
-            let payload = json!({"source": camera, "kind": "camera", "ts": now_ms(), "event": "fire_smoke", "confidence": confidence});
+            let (topic, payload) = support::centre::camera_detection(&camera, confidence);
             client
-                .publish(
-                    format!("ioc/city/{camera}/telemetry"),
-                    rumqttc::QoS::AtLeastOnce,
-                    false,
-                    payload.to_string(),
-                )
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
                 .unwrap();
             sent.fetch_add(1, Ordering::Relaxed);
             i += 1;

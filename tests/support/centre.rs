@@ -64,3 +64,16 @@ url = "{store}"
     .unwrap();
     path
 }
+
+/// A camera's fire-or-smoke detection now, with `confidence`: its topic and payload, as
+/// the centre's telemetry source reads them.
+pub fn camera_detection(camera: &str, confidence: f64) -> (String, String) {
+    let payload = serde_json::json!({
+        "source": camera,
+        "kind": "camera",
+        "ts": super::now_ms(),
+        "event": "fire_smoke",
+        "confidence": confidence,
+    });
+    (format!("ioc/city/{camera}/telemetry"), payload.to_string())
+}
