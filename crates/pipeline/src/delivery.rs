@@ -338,23 +338,25 @@ impl Driver {
                 .push_back((self.received, 0, items, Instant::now()));
             return Err(String::new());
         }
-        let what = format!("output {}", self.name);
-        for item in &items {
-            let result = match item {
-                Item::Alert(t) => attempt!(self, what, self.sink.send_alert(t)),
-                Item::Record(r) => attempt!(self, what, self.sink.send_record(r)),
-            };
-            if let Err(why) = result {
-                self.unconfirmed
-                    .push_back((self.received, 0, items, Instant::now()));
-                return Err(why);
-            }
-        }
-        let result = attempt!(self, what, self.sink.flush_local());
+        let result = self.hand(&items).await;
         let mark = self.sink.handed_over();
         self.unconfirmed
             .push_back((self.received, mark, items, Instant::now()));
         result
+    }
+
+    /// Writes `items` to the sink, then makes them safe where that is local; stops at the
+    /// first operation past the give-up point. (After a failure the batch is parked whole,
+    /// so the mark taken after it does not matter.)
+    async fn hand(&mut self, items: &[Item]) -> Result<(), String> {
+        let what = format!("output {}", self.name);
+        for item in items {
+            match item {
+                Item::Alert(t) => attempt!(self, what, self.sink.send_alert(t))?,
+                Item::Record(r) => attempt!(self, what, self.sink.send_record(r))?,
+            }
+        }
+        attempt!(self, what, self.sink.flush_local())
     }
 
     /// Hands every unconfirmed item to the sink again (its destination lost them), with
@@ -363,22 +365,9 @@ impl Driver {
         let batches: Vec<_> = self.unconfirmed.drain(..).collect();
         let count: usize = batches.iter().map(|(_, _, items, _)| items.len()).sum();
         tracing::warn!(output = %self.name, records = count, "publishing again what the destination lost");
-        let what = format!("output {}", self.name);
         let mut rest = batches.into_iter();
         while let Some((upto, _, items, _)) = rest.next() {
-            let mut result = Ok(());
-            for item in &items {
-                result = match item {
-                    Item::Alert(t) => attempt!(self, what, self.sink.send_alert(t)),
-                    Item::Record(r) => attempt!(self, what, self.sink.send_record(r)),
-                };
-                if result.is_err() {
-                    break;
-                }
-            }
-            if result.is_ok() {
-                result = attempt!(self, what, self.sink.flush_local());
-            }
+            let result = self.hand(&items).await;
             let mark = self.sink.handed_over();
             self.unconfirmed
                 .push_back((upto, mark, items, Instant::now()));
