@@ -323,6 +323,7 @@ fn stored_alert(
         labels: BTreeMap::from([("pack".to_string(), pack.to_string())]),
         ward: Some(ward.into()),
         district: Some(district.into()),
+        sectors: vec!["public_safety".into()],
         kind: Some("camera".into()),
         location: None,
         ack: None,

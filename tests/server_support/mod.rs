@@ -18,7 +18,7 @@ use tower::ServiceExt;
 use watchfloor_city::{load_rules, City};
 use watchfloor_engine::{Emitted, Engine, EngineConfig, TimeMode};
 use watchfloor_model::{decode_envelope, DecodeLimits};
-use watchfloor_pipeline::{EngineCommand, PipelineObserver, PipelineStats};
+use watchfloor_pipeline::{EngineCommand, Outcome, PipelineObserver, PipelineStats};
 use watchfloor_server::{token_hash_hex, Accounts, AppState, Hub};
 
 pub const ACCOUNTS: [(&str, &str, &str); 10] = [
@@ -35,11 +35,28 @@ pub const ACCOUNTS: [(&str, &str, &str); 10] = [
     ("long-hoa-commune-viewer", "viewer", "commune:long_hoa"),
 ];
 
+/// Accounts limited to sectors (departments): (name, role, area, sectors).
+pub const SECTOR_ACCOUNTS: [(&str, &str, &str, &str); 4] = [
+    // A department centre: one sector, the whole city.
+    ("environment-department", "operator", "city", "environment"),
+    ("transport-department", "viewer", "city", "transport"),
+    // A commune operator limited to one sector.
+    ("long-hoa-environment", "operator", "commune:long_hoa", "environment"),
+    // An admin of one department: its audit lines only.
+    ("environment-admin", "admin", "city", "environment"),
+];
+
 pub fn accounts() -> Accounts {
     let mut text = String::new();
     for (name, role, scope) in ACCOUNTS {
         text += &format!(
             "[[account]]\nname = \"{name}\"\nrole = \"{role}\"\nscope = \"{scope}\"\ntoken_sha256 = \"{}\"\n",
+            token_hash_hex(&format!("token-{name}"))
+        );
+    }
+    for (name, role, scope, sectors) in SECTOR_ACCOUNTS {
+        text += &format!(
+            "[[account]]\nname = \"{name}\"\nrole = \"{role}\"\nscope = \"{scope}\"\nsectors = [\"{sectors}\"]\ntoken_sha256 = \"{}\"\n",
             token_hash_hex(&format!("token-{name}"))
         );
     }
@@ -52,8 +69,12 @@ pub fn shipped_rules() -> PathBuf {
 
 /// A real engine on its own task, fed envelopes by the test, answering the server's
 /// commands, reporting to the hub: the pipeline without its MQTT/Kafka transport.
+/// Lines to feed: each with the time it is received (`None`: at its own timestamp, and
+/// a line the pipeline would refuse is a mistake of the test: it panics).
+pub type Batch = (Vec<(String, Option<i64>)>, tokio::sync::oneshot::Sender<()>);
+
 pub struct Harness {
-    pub feed: mpsc::Sender<(Vec<String>, tokio::sync::oneshot::Sender<()>)>,
+    pub feed: mpsc::Sender<Batch>,
     pub state: AppState,
     pub hub: Arc<Hub>,
 }
@@ -64,8 +85,9 @@ pub fn harness(rules_dir: &Path) -> Harness {
     let (rules, city) = load_rules(rules_dir).unwrap();
     let city: Arc<City> = city.unwrap();
     let hub = Hub::new(Some(city.clone()), None);
+    hub.set_sector_views(accounts().sector_views());
     let (commands_tx, mut commands) = mpsc::channel::<EngineCommand>(16);
-    let (feed, mut lines) = mpsc::channel::<(Vec<String>, tokio::sync::oneshot::Sender<()>)>(16);
+    let (feed, mut lines) = mpsc::channel::<Batch>(16);
     let observer = hub.clone();
     tokio::spawn(async move {
         let mut engine = Engine::new(
@@ -84,11 +106,28 @@ pub fn harness(rules_dir: &Path) -> Harness {
             tokio::select! {
                 batch = lines.recv() => {
                     let Some((batch, done)) = batch else { return };
-                    for line in batch {
-                        let mut event = decode_envelope(line.as_bytes(), None, &DecodeLimits::default()).unwrap();
-                        if let Some(c) = &city { c.place(&mut event).unwrap(); }
-                        engine.process(&event, &mut out).unwrap();
-                        observer.on_event(&event);
+                    for (line, received) in batch {
+                        let decoded = decode_envelope(line.as_bytes(), None, &DecodeLimits::default());
+                        let (station, ts) = match &decoded {
+                            Ok(e) => (Some(e.source.clone()), Some(e.ts)),
+                            Err(_) => (None, None),
+                        };
+                        let result = decoded.and_then(|mut event| {
+                            if let Some(c) = &city { c.place(&mut event)?; }
+                            engine.process(&event, &mut out)?;
+                            Ok(event)
+                        });
+                        let at = received.or(ts).unwrap_or(0);
+                        match result {
+                            Ok(event) => {
+                                observer.on_event(&event);
+                                observer.on_outcome(&Outcome { station: station.as_deref(), ts, event: Some(&event), refusal: None, received: at });
+                            }
+                            Err(reason) if received.is_some() => {
+                                observer.on_outcome(&Outcome { station: station.as_deref(), ts, event: None, refusal: Some(&reason), received: at });
+                            }
+                            Err(reason) => panic!("the test fed a line the pipeline refuses ({reason}): {line}"),
+                        }
                     }
                     if !out.transitions.is_empty() {
                         observer.on_transitions(&out.transitions);
@@ -116,6 +155,7 @@ pub fn harness(rules_dir: &Path) -> Harness {
         accounts: Arc::new(accounts()),
         commands: commands_tx,
         rules_dir: rules_dir.to_path_buf(),
+        indicators_dir: None,
         stats: Arc::new(PipelineStats::default()),
     };
     Harness { feed, state, hub }
@@ -125,6 +165,11 @@ impl Harness {
     /// Feeds readings and returns once the engine processed them and the hub saw the
     /// result.
     pub async fn feed(&self, lines: Vec<String>) {
+        self.feed_received(lines.into_iter().map(|l| (l, None)).collect()).await;
+    }
+
+    /// Feeds lines received at the given times (refusals are counted, not a panic).
+    pub async fn feed_received(&self, lines: Vec<(String, Option<i64>)>) {
         let (done, processed) = tokio::sync::oneshot::channel();
         self.feed.send((lines, done)).await.unwrap();
         processed.await.unwrap();
@@ -156,6 +201,24 @@ impl Harness {
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
+    }
+
+    /// A GET's body as text (CSV, NDJSON), asserting a 200.
+    pub async fn text(&self, path: &str, who: &str) -> String {
+        let request = Request::builder()
+            .uri(path)
+            .header("authorization", format!("Bearer token-{who}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = watchfloor_server::router(self.state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
     }
 }
 

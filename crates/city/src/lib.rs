@@ -1,14 +1,17 @@
-//! The city Watchfloor watches: its station registry, its wards and districts, and the
-//! per-station reference values rules read (QCVN 40 limits, flood alarm levels, free-flow
-//! speeds).
+//! The city Watchfloor watches: its station registry, its communes/wards (two-tier
+//! government: the city, then communes; a legacy district only as an attribute), its
+//! sectors (departments), and the per-station reference values rules read (QCVN 40
+//! limits, flood alarm levels, free-flow speeds).
 //!
 //! Everything lives beside the rules, so `--rules alert-rules` brings the city along:
-//! `city/stations.csv` (the registry), `city/zones.geojson` (boundaries) and
-//! `reference/*.csv` (standards tables). [`load_rules`] compiles the rules with a lookup
+//! `city/stations.csv` (the registry, with each station's cadence and sectors),
+//! `city/zones.geojson` (boundaries), `city/sectors.csv` (departments) and
+//! `reference/*.csv` (standards tables); a rule's `sector` label must name a sector. [`load_rules`] compiles the rules with a lookup
 //! table `station` derived from them; [`City::place`] checks each event's station and
 //! stamps its ward (`zone`) and district (`attrs.district`) before the engine sees it.
 
 mod qcvn40;
+mod sectors;
 mod zones;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -21,6 +24,7 @@ use watchfloor_engine::{LookupTables, RuleError, RuleErrors, RuleSet};
 use watchfloor_model::{Event, Kind, Location, Rejection};
 
 pub use qcvn40::{Column, Limit, Regulation};
+pub use sectors::{Sector, Sectors};
 pub use zones::{Zone, ZoneLevel, ZoneMap};
 
 /// A problem in the city's data files, with where it is.
@@ -48,7 +52,7 @@ impl CityError {
 type Row = HashMap<String, String>;
 
 /// Reads a CSV file with `#` comments into (line, column → cell) rows.
-fn read_csv(file: &Path) -> Result<Vec<(u64, Row)>, CityError> {
+pub(crate) fn read_csv(file: &Path) -> Result<Vec<(u64, Row)>, CityError> {
     let text = std::fs::read_to_string(file).map_err(|e| CityError::at(file, 0, e.to_string()))?;
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -101,6 +105,10 @@ pub struct Station {
     pub alarm_levels: [Option<f64>; 3],
     /// Traffic sensors: free-flow speed (km/h).
     pub free_flow_kmh: Option<f64>,
+    /// The sectors it serves (its registry row's `sectors`, else its kind's).
+    pub sectors: Vec<String>,
+    /// Its registered reporting interval, seconds (none: it reports on events).
+    pub cadence_s: Option<u32>,
 }
 
 /// The registry, zones and reference values of one city.
@@ -109,8 +117,10 @@ pub struct City {
     /// Stations in registry order.
     pub stations: Vec<Station>,
     by_id: HashMap<String, usize>,
-    /// Wards and districts.
+    /// Communes/wards (and legacy districts).
     pub zones: ZoneMap,
+    /// The sectors (departments) operations split by (`city/sectors.csv`; none when absent).
+    pub sectors: Sectors,
 }
 
 fn parse_number(row: &Row, column: &str, file: &Path, line: u64) -> Result<Option<f64>, CityError> {
@@ -153,6 +163,12 @@ impl City {
         let zones_text = std::fs::read_to_string(&zones_file)
             .map_err(|e| CityError::at(&zones_file, 0, e.to_string()))?;
         let zones = ZoneMap::from_geojson(&zones_text, &zones_file)?;
+        let sectors_file = rules_dir.join("city/sectors.csv");
+        let sectors = if sectors_file.exists() {
+            Sectors::load(&sectors_file)?
+        } else {
+            Sectors::default()
+        };
         let reference = rules_dir.join("reference");
         let mut regulations: HashMap<String, Regulation> = HashMap::new();
         let mut gauges: HashMap<String, [Option<f64>; 3]> = HashMap::new();
@@ -196,7 +212,26 @@ impl City {
                 }
             };
             let ward = zones.ward_at(lat, lon);
+            let station_sectors = match text("sectors") {
+                cell if cell.is_empty() => sectors.of_kind(kind),
+                cell => sectors.parse_list(&cell).map_err(|unknown| {
+                    CityError::at(&registry, line, format!("unknown sector `{unknown}`"))
+                })?,
+            };
+            let cadence_s = match parse_number(&row, "cadence_s", &registry, line)? {
+                None => None,
+                Some(c) if c >= 1.0 && c <= 86_400.0 && c.fract() == 0.0 => Some(c as u32),
+                Some(c) => {
+                    return Err(CityError::at(
+                        &registry,
+                        line,
+                        format!("`cadence_s` {c} must be whole seconds between 1 and 86400"),
+                    ))
+                }
+            };
             let mut station = Station {
+                sectors: station_sectors,
+                cadence_s,
                 name: text("name"),
                 kind,
                 lat,
@@ -290,12 +325,38 @@ impl City {
             stations,
             by_id,
             zones,
+            sectors,
         }))
     }
 
     /// A station by id.
     pub fn station(&self, id: &str) -> Option<&Station> {
         self.by_id.get(id).map(|i| &self.stations[*i])
+    }
+
+    /// The sectors an alert belongs to: its rule's `sector` label, else those naming its
+    /// rule, else those owning its pack, else those of the station it is about (empty:
+    /// city-wide, seen by accounts of every sector only).
+    pub fn alert_sectors(
+        &self,
+        rule: &str,
+        labels: &BTreeMap<String, String>,
+        key: &str,
+    ) -> Vec<String> {
+        if let Some(named) = labels.get("sector") {
+            return self.sectors.parse_list(named).unwrap_or_default();
+        }
+        let named = self.sectors.of_rule(rule);
+        if !named.is_empty() {
+            return named;
+        }
+        if let Some(pack) = labels.get("pack") {
+            let owners = self.sectors.of_pack(pack);
+            if !owners.is_empty() {
+                return owners;
+            }
+        }
+        self.station(key).map(|s| s.sectors.clone()).unwrap_or_default()
     }
 
     /// The lookup table `station`, keyed by station id: `lat`, `lon`, `kq`, `kf`,
@@ -354,6 +415,17 @@ impl City {
                 sent: event.kind.as_str(),
             });
         }
+        // A pushed indicator is about the zone it names, or the whole city: not about
+        // where the pushing system's office stands.
+        if event.kind == Kind::Indicator {
+            return match &event.zone {
+                Some(z) if self.zones.get(z).is_none() => Err(Rejection::InvalidField {
+                    field: "zone",
+                    reason: "not a commune or ward of the city",
+                }),
+                _ => Ok(()),
+            };
+        }
         if event.zone.is_some() {
             return Ok(());
         }
@@ -397,6 +469,29 @@ pub fn load_rules(dir: &Path) -> Result<(RuleSet, Option<Arc<City>>), RuleErrors
             })?;
     }
     let rules = RuleSet::load_dir_with(dir, lookups)?;
+    if let Some(city) = &city {
+        let errors: Vec<RuleError> = rules
+            .rules
+            .iter()
+            .filter_map(|rule| {
+                let named = rule.labels.get("sector")?;
+                let unknown = city.sectors.parse_list(named).err()?;
+                let (file, line) = rule.origin.rsplit_once(':').unwrap_or((&rule.origin, "0"));
+                Some(RuleError {
+                    file: file.to_string(),
+                    line: line.parse().unwrap_or(0),
+                    column: 0,
+                    message: format!(
+                        "rule `{}`: label `sector` names unknown sector `{unknown}` (city/sectors.csv)",
+                        rule.id
+                    ),
+                })
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(RuleErrors(errors));
+        }
+    }
     Ok((rules, city.map(Arc::new)))
 }
 

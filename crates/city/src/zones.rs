@@ -1,6 +1,10 @@
-//! Ward and district boundaries from GeoJSON, and the point → (ward, district) lookup:
-//! an R-tree of polygon bounding boxes narrows the candidates, `geo`'s point-in-polygon
-//! decides.
+//! Commune/ward boundaries from GeoJSON, and the point → commune lookup: an R-tree of
+//! polygon bounding boxes narrows the candidates, `geo`'s point-in-polygon decides.
+//!
+//! Two tiers: the city, then its communes and wards (`level: commune`, or `ward`). The
+//! district tier was abolished in 2025: a commune may name the district it used to belong
+//! to (`legacy_district`, kept as an attribute for legacy data and `district:` scopes), and
+//! old files with district polygons (`level: district`) still load.
 
 use std::path::Path;
 
@@ -10,12 +14,12 @@ use serde_json::Value;
 
 use crate::CityError;
 
-/// Whether a zone is a ward or a district.
+/// Whether a zone is a commune/ward or a (legacy) district.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ZoneLevel {
-    /// A ward (phường/xã), the smallest operational scope.
+    /// A commune or ward (xã/phường), the commune tier directly under the city.
     Ward,
-    /// A district (quận/huyện), holding wards.
+    /// A district (quận/huyện) of legacy data, holding wards.
     District,
 }
 
@@ -24,14 +28,18 @@ pub enum ZoneLevel {
 pub struct Zone {
     /// Stable id (e.g. `tan_an`), used as the alert key and the scope name.
     pub id: String,
-    /// Display name.
+    /// Display name (Vietnamese).
     pub name: String,
+    /// English display name (the Vietnamese one when the file gives none).
+    pub name_en: String,
     /// Ward or district.
     pub level: ZoneLevel,
-    /// A ward's district id.
+    /// The district a commune used to belong to (legacy data), or its district polygon's id.
     pub district: Option<String>,
     /// The boundary.
     pub shape: MultiPolygon<f64>,
+    /// Old files: the district polygon a ward names (checked to exist).
+    polygon_district: Option<String>,
 }
 
 struct Indexed {
@@ -94,8 +102,9 @@ fn geometry(value: &Value) -> Option<MultiPolygon<f64>> {
 }
 
 impl ZoneMap {
-    /// Parses a GeoJSON FeatureCollection whose features carry `id`, `name`, `level`
-    /// (`ward` or `district`) and, for wards, `district`.
+    /// Parses a GeoJSON FeatureCollection whose features carry `id`, `name`, `name_en`,
+    /// `level` (`commune` or `ward`; `district` for legacy district polygons) and
+    /// optionally `legacy_district` (or, in old files, `district`: a district polygon's id).
     pub fn from_geojson(text: &str, file: &Path) -> Result<ZoneMap, CityError> {
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| CityError::at(file, e.line() as u64, e.to_string()))?;
@@ -112,9 +121,13 @@ impl ZoneMap {
             let text = |k: &str| props.get(k).and_then(Value::as_str).map(str::to_string);
             let id = text("id").ok_or_else(|| bad("no `id`"))?;
             let level = match text("level").as_deref() {
-                Some("ward") => ZoneLevel::Ward,
+                Some("commune" | "ward") => ZoneLevel::Ward,
                 Some("district") => ZoneLevel::District,
-                other => return Err(bad(&format!("`level` is {other:?}, not ward or district"))),
+                other => {
+                    return Err(bad(&format!(
+                        "`level` is {other:?}, not commune, ward or district"
+                    )))
+                }
             };
             let shape = feature
                 .get("geometry")
@@ -123,16 +136,19 @@ impl ZoneMap {
             if zones.iter().any(|z: &Zone| z.id == id) {
                 return Err(bad(&format!("zone id `{id}` appears twice")));
             }
+            let name = text("name").unwrap_or_else(|| id.clone());
             zones.push(Zone {
-                name: text("name").unwrap_or_else(|| id.clone()),
-                district: text("district"),
+                name_en: text("name_en").unwrap_or_else(|| name.clone()),
+                name,
+                district: text("legacy_district").or_else(|| text("district")),
+                polygon_district: text("district"),
                 id,
                 level,
                 shape,
             });
         }
         for zone in &zones {
-            if let Some(d) = &zone.district {
+            if let Some(d) = &zone.polygon_district {
                 if !zones
                     .iter()
                     .any(|z| &z.id == d && z.level == ZoneLevel::District)
@@ -179,6 +195,11 @@ impl ZoneMap {
     pub fn get(&self, id: &str) -> Option<&Zone> {
         self.zones.iter().find(|z| z.id == id)
     }
+
+    /// The communes and wards, in file order.
+    pub fn communes(&self) -> impl Iterator<Item = &Zone> {
+        self.zones.iter().filter(|z| z.level == ZoneLevel::Ward)
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +226,18 @@ mod tests {
             map.ward_at(0.5, 0.5).unwrap().district.as_deref(),
             Some("d")
         );
+    }
+
+    #[test]
+    fn communes_sit_directly_under_the_city_with_a_legacy_district() {
+        let two_tier = r#"{"type":"FeatureCollection","features":[
+          {"type":"Feature","properties":{"id":"a","name":"Phường A","name_en":"A Ward","level":"commune","legacy_district":"old"},
+           "geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]]]}}]}"#;
+        let map = ZoneMap::from_geojson(two_tier, Path::new("t.geojson")).unwrap();
+        let a = map.ward_at(0.5, 0.5).unwrap();
+        assert_eq!((a.name.as_str(), a.name_en.as_str()), ("Phường A", "A Ward"));
+        assert_eq!(a.district.as_deref(), Some("old"), "no polygon needed for a legacy district");
+        assert_eq!(map.communes().count(), 1);
     }
 
     #[test]

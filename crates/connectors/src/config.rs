@@ -63,6 +63,10 @@ pub struct ServerSettings {
     pub listen: std::net::SocketAddr,
     /// Accounts file (token hashes, roles, scopes), relative to the pipeline file.
     pub accounts: PathBuf,
+    /// Indicator directory (`indicators/*.yaml`), relative to the pipeline file; the
+    /// shipped default set when absent.
+    #[serde(default)]
+    pub indicators: Option<PathBuf>,
     /// Serve the wall-screen dashboard (the API and WebSocket are always served).
     #[serde(default = "yes")]
     pub dashboard: bool,
@@ -339,6 +343,7 @@ impl PipelineConfig {
         }
         if let Some(server) = &mut config.server {
             server.accounts = base.join(&server.accounts);
+            server.indicators = server.indicators.as_ref().map(|d| base.join(d));
         }
         if config.server.is_some() && config.store.is_none() {
             // The default: SQLite under var/<pipeline>/, beside the working directory.

@@ -367,7 +367,8 @@ pub struct RuleSet {
     pub lookups: Arc<LookupTables>,
 }
 
-fn locate(file: &str, span: &marked_yaml::Span, message: impl Into<String>) -> RuleError {
+/// A problem at `span` of `file` (other YAML configuration files report with it too).
+pub fn locate(file: &str, span: &marked_yaml::Span, message: impl Into<String>) -> RuleError {
     let (line, column) = span.start().map_or((0, 0), |m| (m.line(), m.column()));
     RuleError {
         file: file.to_string(),
@@ -552,7 +553,8 @@ fn collect_files(
     Ok(())
 }
 
-fn yaml_error(file: &str, e: marked_yaml::FromYamlError) -> RuleError {
+/// A YAML loading error of `file`, located.
+pub fn yaml_error(file: &str, e: marked_yaml::FromYamlError) -> RuleError {
     use marked_yaml::{FromYamlError, LoadError};
     let (marker, message) = match &e {
         FromYamlError::ParseYaml(load) => {

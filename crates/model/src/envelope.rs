@@ -34,11 +34,15 @@ pub enum Kind {
     Emission,
     /// AI camera event.
     Camera,
+    /// An indicator value pushed by another system (a department's own software): each
+    /// value is an indicator id (`indicators/*.yaml`, `from: pushed`), its zone the
+    /// envelope's `zone` (or the whole city when absent).
+    Indicator,
 }
 
 impl Kind {
     /// Every kind, in index order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Discharge,
         Kind::Air,
         Kind::WaterLevel,
@@ -48,6 +52,7 @@ impl Kind {
         Kind::Weather,
         Kind::Emission,
         Kind::Camera,
+        Kind::Indicator,
     ];
 
     /// The kind's name as written in envelopes and rules.
@@ -62,6 +67,7 @@ impl Kind {
             Kind::Weather => "weather",
             Kind::Emission => "emission",
             Kind::Camera => "camera",
+            Kind::Indicator => "indicator",
         }
     }
 

@@ -25,6 +25,27 @@ pub trait PipelineObserver: Send + Sync {
     fn durability(&self) -> (u64, u64) {
         (0, 0)
     }
+    /// What became of one decoded message, for data-quality counts: its station (when
+    /// the message said which), its event (accepted ones), the refusal (refused ones) and
+    /// when it was received (epoch ms). Called after `on_event` for accepted events.
+    fn on_outcome(&self, outcome: &Outcome<'_>) {
+        let _ = outcome;
+    }
+}
+
+/// What became of one decoded message (see [`PipelineObserver::on_outcome`]).
+#[derive(Debug)]
+pub struct Outcome<'a> {
+    /// The station the message named, if it could be read.
+    pub station: Option<&'a str>,
+    /// When it says it was measured.
+    pub ts: Option<i64>,
+    /// The accepted event.
+    pub event: Option<&'a watchfloor_model::Event>,
+    /// Why it was refused.
+    pub refusal: Option<&'a watchfloor_model::Rejection>,
+    /// When it was received, epoch ms.
+    pub received: i64,
 }
 
 /// A request to the engine, answered on `reply`.

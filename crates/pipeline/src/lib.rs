@@ -11,7 +11,7 @@ mod run;
 mod runner;
 mod step;
 
-pub use control::{EngineCommand, PipelineLink, PipelineObserver};
+pub use control::{EngineCommand, Outcome, PipelineLink, PipelineObserver};
 pub use run::{run_pipeline, run_pipeline_linked, PipelineError};
 pub use step::dead_letter_record;
 pub use watchfloor_connectors::PipelineStats;

@@ -73,6 +73,10 @@ impl Processor {
             return;
         };
         for decoded in decoder.decode(&input.topic, &input.payload, Some(input.now), &self.limits) {
+            let (station, ts) = match &decoded {
+                Ok(event) => (Some(event.source.clone()), Some(event.ts)),
+                Err(_) => (None, None),
+            };
             let placed = decoded.and_then(|mut event| {
                 if let Some(city) = &self.city {
                     city.place(&mut event)?;
@@ -82,18 +86,29 @@ impl Processor {
             let result = placed.and_then(|event| {
                 self.engine
                     .process_on(channel_of(input), &event, &mut self.emitted)?;
-                if let Some(observer) = &self.observer {
-                    observer.on_event(&event);
-                }
-                Ok(())
+                Ok(event)
             });
+            let outcome = |event, refusal| crate::control::Outcome {
+                station: station.as_deref(),
+                ts,
+                event,
+                refusal,
+                received: input.now,
+            };
             match result {
-                Ok(()) => {
+                Ok(event) => {
                     self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    if let Some(observer) = &self.observer {
+                        observer.on_event(&event);
+                        observer.on_outcome(&outcome(Some(&event), None));
+                    }
                 }
                 Err(reason) => {
                     if let Ok(mut counts) = self.stats.rejected.lock() {
                         *counts.entry(reason.code()).or_insert(0) += 1;
+                    }
+                    if let Some(observer) = &self.observer {
+                        observer.on_outcome(&outcome(None, Some(&reason)));
                     }
                     self.dead_letters
                         .push(dead_letter_record(input, name, &reason));

@@ -97,6 +97,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/stations", get(list_stations))
         .route("/api/stations/:id", get(get_station))
         .route("/api/kpis", get(kpis))
+        .route("/api/indicators", get(crate::indicators::list))
+        .route("/api/indicators/reload", post(crate::indicators::reload))
+        .route("/api/quality", get(crate::quality::quality))
         .route("/api/zones", get(zones))
         .route("/api/rules", get(rules))
         .route("/api/rules/reload", post(reload))
@@ -111,11 +114,29 @@ async fn openapi() -> impl IntoResponse {
     )
 }
 
-async fn me(Authed(who): Authed) -> Json<Value> {
+async fn me(State(s): State<AppState>, Authed(who): Authed) -> Json<Value> {
+    // The account's sectors with their names (null: every sector), for the centre's title.
+    let sectors = who.sectors.as_ref().map(|ids| {
+        let city = s.hub.city();
+        ids.iter()
+            .map(|id| {
+                let sector = city.as_ref().and_then(|c| c.sectors.all().iter().find(|x| &x.id == id).cloned());
+                json!({
+                    "id": id,
+                    "name_vi": sector.as_ref().map(|x| x.name_vi.clone()),
+                    "name_en": sector.as_ref().map(|x| x.name_en.clone()),
+                    "unit_vi": sector.as_ref().map(|x| x.unit_vi.clone()),
+                    "unit_en": sector.as_ref().map(|x| x.unit_en.clone()),
+                })
+            })
+            .collect::<Vec<_>>()
+    });
     Json(json!({
         "name": who.name,
         "role": who.role,
         "scope": who.scope,
+        "sectors": sectors,
+        "view": who.sector_view(),
         "may_act": who.may_act(),
         "admin": who.is_admin(),
     }))
@@ -145,7 +166,7 @@ pub(crate) struct AlertQuery {
 }
 
 fn visible(who: &Account, a: &AlertRecord) -> bool {
-    who.sees(a.ward.as_deref(), a.district.as_deref())
+    who.sees(a.ward.as_deref(), a.district.as_deref(), &a.sectors)
 }
 
 async fn list_alerts(
@@ -207,20 +228,13 @@ async fn stored_alerts(
     q: &AlertQuery,
     min_severity: Option<Severity>,
 ) -> Result<Response, ApiError> {
-    let (wards, district) = match &who.scope {
-        crate::auth::Scope::City => (Vec::new(), None),
-        crate::auth::Scope::District(d) => (Vec::new(), Some(d.clone())),
-        crate::auth::Scope::Communes(ids) => (ids.clone(), None),
-    };
     let limit = q
         .limit
         .unwrap_or(500)
         .clamp(1, watchfloor_store::query::MAX_PAGE);
-    let query = watchfloor_store::AlertQuery {
+    let mut query = watchfloor_store::AlertQuery {
         from: q.since,
         to: q.until,
-        wards,
-        district,
         zone: q.zone.clone(),
         rule: q.rule.clone(),
         kind: q.kind.clone(),
@@ -228,7 +242,9 @@ async fn stored_alerts(
         state: q.state.clone(),
         limit,
         cursor: q.cursor.clone(),
+        ..Default::default()
     };
+    crate::report::scope_query(&mut query, who);
     let page = store.query(&query).await.map_err(|e| match e {
         watchfloor_store::StoreError::Fatal(m) if m.starts_with("bad cursor") => {
             error(StatusCode::BAD_REQUEST, m)
@@ -582,7 +598,7 @@ pub(crate) struct StationQuery {
 fn station_json(s: &AppState, who: &Account, id: &str, with_recent: bool) -> Option<Value> {
     let city = s.hub.city()?;
     let station = city.station(id)?;
-    if !who.sees(station.ward.as_deref(), station.district.as_deref()) {
+    if !who.sees(station.ward.as_deref(), station.district.as_deref(), &station.sectors) {
         return None;
     }
     let mut v = json!({
@@ -593,6 +609,8 @@ fn station_json(s: &AppState, who: &Account, id: &str, with_recent: bool) -> Opt
         "lon": station.lon,
         "ward": station.ward,
         "district": station.district,
+        "sectors": station.sectors,
+        "cadence_s": station.cadence_s,
         "limits": station.limits.iter().map(|(k, l)| (k.clone(), json!({"min": l.min, "max": l.max}))).collect::<BTreeMap<_, _>>(),
         "alarm_levels": station.alarm_levels,
         "free_flow_kmh": station.free_flow_kmh,
@@ -656,16 +674,14 @@ async fn kpis(
     Authed(who): Authed,
     Query(q): Query<KpiQuery>,
 ) -> Json<Vec<Value>> {
+    let view = who.sector_view();
     Json(
         s.hub
             .kpis()
-            .into_iter()
-            .filter(|z| who.sees(z.ward.as_deref(), z.district.as_deref()))
+            .iter()
+            .filter(|z| z.view == view && who.sees_area(z.ward.as_deref(), z.district.as_deref()))
             .filter(|z| q.zone.as_deref().is_none_or(|id| z.zone == id))
-            .map(|mut z| {
-                z.history = s.hub.kpi_history(&z.zone);
-                serde_json::to_value(z).expect("kpis serialise")
-            })
+            .map(|z| s.hub.kpi_json(z))
             .collect(),
     )
 }
@@ -742,11 +758,22 @@ async fn audit(State(s): State<AppState>, Authed(who): Authed) -> Result<Respons
             "only an admin may read the audit log",
         ));
     }
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        s.hub.audit_text(),
-    )
-        .into_response())
+    let mut text = s.hub.audit_text();
+    if !matches!(who.scope, crate::auth::Scope::City) || who.sectors.is_some() {
+        // An admin of part of the city (an area, some sectors) reads the lines about the
+        // alerts it sees; lines about the whole centre (reloads) are the city admins'.
+        text = text
+            .lines()
+            .filter(|line| {
+                serde_json::from_str::<Value>(line)
+                    .ok()
+                    .and_then(|v| v["target"].as_str().and_then(|t| s.hub.alert(t)))
+                    .is_some_and(|a| visible(&who, &a))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+    }
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {

@@ -1,6 +1,9 @@
 //! Who may see and do what: bearer tokens, stored as SHA-256 hashes, each with a role and
-//! an area scope in the two-tier government (the city, or one or more communes/wards — a
-//! cluster centre; a district only for legacy city data).
+//! a scope: an area in the two-tier government (the city, or one or more communes/wards —
+//! a cluster centre; a district only for legacy city data) times a set of sectors
+//! (departments; all when not given). A thing is seen when it is inside the area and
+//! shares a sector with the account; things of no sector are seen by all-sector accounts
+//! only.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -72,19 +75,41 @@ pub struct Account {
     pub name: String,
     /// Its role.
     pub role: Role,
-    /// Its scope.
+    /// Its area.
     pub scope: Scope,
+    /// Its sectors (`None`: every sector).
+    pub sectors: Option<Vec<String>>,
 }
 
 impl Account {
-    /// Whether something placed in `ward` of `district` is within the scope. Things with
-    /// no ward (a city-wide rule) are seen by the city scope only.
-    pub fn sees(&self, ward: Option<&str>, district: Option<&str>) -> bool {
+    /// Whether something placed in `ward` of `district`, belonging to `sectors`, is within
+    /// the scope. Things with no ward (a city-wide rule) are seen by the city area only;
+    /// things of no sector by all-sector accounts only.
+    pub fn sees(&self, ward: Option<&str>, district: Option<&str>, sectors: &[String]) -> bool {
+        self.sees_area(ward, district) && self.sees_sectors(sectors)
+    }
+
+    /// The area half of [`Account::sees`].
+    pub fn sees_area(&self, ward: Option<&str>, district: Option<&str>) -> bool {
         match &self.scope {
             Scope::City => true,
             Scope::District(d) => district == Some(d.as_str()),
             Scope::Communes(ids) => ward.is_some_and(|w| ids.iter().any(|c| c == w)),
         }
+    }
+
+    /// The sector half of [`Account::sees`].
+    pub fn sees_sectors(&self, sectors: &[String]) -> bool {
+        match &self.sectors {
+            None => true,
+            Some(mine) => sectors.iter().any(|s| mine.contains(s)),
+        }
+    }
+
+    /// The account's sector view: `*` for every sector, else its sectors joined by `+`
+    /// (KPIs and indicators are computed per view).
+    pub fn sector_view(&self) -> String {
+        sector_view(self.sectors.as_deref())
     }
 
     /// May acknowledge, resolve, comment and assign.
@@ -100,6 +125,18 @@ impl Account {
     /// May see personal data in camera events (licence plates, faces).
     pub fn sees_personal_data(&self) -> bool {
         matches!(self.role, Role::Operator | Role::Admin)
+    }
+}
+
+/// The name of a sector view: `*` for every sector, else the sorted ids joined by `+`.
+pub fn sector_view(sectors: Option<&[String]>) -> String {
+    match sectors {
+        None => "*".into(),
+        Some(list) => {
+            let mut list = list.to_vec();
+            list.sort();
+            list.join("+")
+        }
     }
 }
 
@@ -120,6 +157,8 @@ struct AccountSpec {
     name: String,
     role: Role,
     scope: String,
+    #[serde(default)]
+    sectors: Option<Vec<String>>,
     token_sha256: String,
 }
 
@@ -164,10 +203,17 @@ impl Accounts {
                     spec.name
                 ))
             })?;
+            if spec.sectors.as_ref().is_some_and(Vec::is_empty) {
+                return Err(AccountsError(format!(
+                    "`{}`: `sectors` is empty (leave it out for every sector)",
+                    spec.name
+                )));
+            }
             let account = Arc::new(Account {
                 name: spec.name,
                 role: spec.role,
                 scope,
+                sectors: spec.sectors,
             });
             if accounts.by_hash.insert(hash, account.clone()).is_some() {
                 return Err(AccountsError(format!(
@@ -184,6 +230,39 @@ impl Accounts {
         let text = std::fs::read_to_string(path)
             .map_err(|e| AccountsError(format!("{}: {e}", path.display())))?;
         Self::from_toml(&text)
+    }
+
+    /// Every sector an account names that `known` does not know, as `account: sector`.
+    pub fn unknown_sectors(&self, known: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .by_hash
+            .values()
+            .flat_map(|a| {
+                a.sectors
+                    .iter()
+                    .flatten()
+                    .filter(|s| !known(s))
+                    .map(|s| format!("{}: {s}", a.name))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The distinct sector views of the accounts (see [`Account::sector_view`]), with
+    /// their sectors; always includes the all-sector view `*`.
+    pub fn sector_views(&self) -> Vec<(String, Option<Vec<String>>)> {
+        let mut views: Vec<(String, Option<Vec<String>>)> = vec![("*".into(), None)];
+        for a in self.by_hash.values() {
+            let view = a.sector_view();
+            if !views.iter().any(|(v, _)| *v == view) {
+                let mut list = a.sectors.clone().unwrap_or_default();
+                list.sort();
+                views.push((view, Some(list)));
+            }
+        }
+        views.sort();
+        views
     }
 
     /// The account a bearer token belongs to.
@@ -226,10 +305,25 @@ mod tests {
             name: "c".into(),
             role: Role::Operator,
             scope: Scope::parse("commune:long_hoa,tan_an").unwrap(),
+            sectors: None,
         };
-        assert!(cluster.sees(Some("tan_an"), Some("ninh_kieu")));
-        assert!(!cluster.sees(Some("an_binh"), Some("ninh_kieu")));
-        assert!(!cluster.sees(None, None), "city-wide things are the city's");
+        let env = ["environment".to_string()];
+        assert!(cluster.sees(Some("tan_an"), Some("ninh_kieu"), &env));
+        assert!(cluster.sees(Some("tan_an"), Some("ninh_kieu"), &[]));
+        assert!(!cluster.sees(Some("an_binh"), Some("ninh_kieu"), &env));
+        assert!(!cluster.sees(None, None, &env), "city-wide things are the city's");
+        let department = Account {
+            name: "env".into(),
+            role: Role::Operator,
+            scope: Scope::City,
+            sectors: Some(vec!["environment".into()]),
+        };
+        assert!(department.sees(Some("an_binh"), None, &env));
+        assert!(department.sees(None, None, &["transport".into(), "environment".into()]));
+        assert!(!department.sees(Some("an_binh"), None, &["transport".into()]));
+        assert!(!department.sees(Some("an_binh"), None, &[]), "no sector: all-sector accounts only");
+        assert_eq!(department.sector_view(), "environment");
+        assert_eq!(cluster.sector_view(), "*");
     }
 
     #[test]
@@ -241,16 +335,17 @@ mod tests {
         let accounts = Accounts::from_toml(&text).unwrap();
         assert!(accounts.authenticate("wrong").is_none());
         let w = accounts.authenticate("secret").unwrap();
-        assert!(w.sees(Some("tan_an"), Some("ninh_kieu")));
-        assert!(!w.sees(Some("an_binh"), Some("ninh_kieu")));
-        assert!(!w.sees(None, None));
+        assert!(w.sees(Some("tan_an"), Some("ninh_kieu"), &[]));
+        assert!(!w.sees(Some("an_binh"), Some("ninh_kieu"), &[]));
+        assert!(!w.sees(None, None, &[]));
         let d = Account {
             name: "d".into(),
             role: Role::Viewer,
             scope: Scope::District("ninh_kieu".into()),
+            sectors: None,
         };
-        assert!(d.sees(Some("an_binh"), Some("ninh_kieu")));
-        assert!(!d.sees(Some("ba_lang"), Some("cai_rang")));
+        assert!(d.sees(Some("an_binh"), Some("ninh_kieu"), &[]));
+        assert!(!d.sees(Some("ba_lang"), Some("cai_rang"), &[]));
         assert!(!d.may_act() && !d.sees_personal_data());
         assert!(Accounts::from_toml(
             "[[account]]\nname=\"x\"\nrole=\"admin\"\nscope=\"planet\"\ntoken_sha256=\"00\"\n"

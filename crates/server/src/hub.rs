@@ -15,7 +15,7 @@ use watchfloor_city::City;
 use watchfloor_model::{AlertState, AlertTransition, Event, Kind, Severity};
 use watchfloor_pipeline::PipelineObserver;
 
-use crate::kpi::{KpiInputs, ZoneKpis};
+use crate::kpi::Kpis;
 
 /// Deltas kept per channel for resuming clients.
 pub const REPLAY_CAPACITY: usize = 4096;
@@ -61,6 +61,8 @@ pub struct DeltaItem {
     pub ward: Option<String>,
     /// The ward's district.
     pub district: Option<String>,
+    /// The sectors it belongs to (for scopes).
+    pub sectors: Vec<String>,
     /// Severity (alerts).
     pub severity: Option<Severity>,
     /// Rule id (alerts).
@@ -161,8 +163,10 @@ pub struct AlertRecord {
     pub labels: BTreeMap<String, String>,
     /// Ward of the key (station's ward, or the ward itself).
     pub ward: Option<String>,
-    /// District of the key.
+    /// District of the key (legacy data).
     pub district: Option<String>,
+    /// The sectors (departments) it belongs to.
+    pub sectors: Vec<String>,
     /// Kind of the station the alert is about.
     pub kind: Option<Kind>,
     /// Position of the station the alert is about.
@@ -229,9 +233,9 @@ pub struct Hub {
     /// to a few hundred transitions a second).
     prune_at: std::sync::atomic::AtomicUsize,
     stations: Mutex<HashMap<String, StationLive>>,
-    kpi_inputs: Mutex<KpiInputs>,
+    pub(crate) kpis: Mutex<Kpis>,
+    pub(crate) quality: Mutex<watchfloor_quality::Ledger>,
     channels: [Mutex<ChannelState>; 3],
-    last_kpis: Mutex<Vec<ZoneKpis>>,
     audit: Mutex<Option<std::io::BufWriter<std::fs::File>>>,
     audit_recent: Mutex<VecDeque<String>>,
     store: OnceLock<watchfloor_store::StoreWriter>,
@@ -239,7 +243,7 @@ pub struct Hub {
     pub counters: HubCounters,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -270,13 +274,13 @@ impl Hub {
     /// An empty hub for `city`; `audit` is the audit-log file (NDJSON, appended).
     pub fn new(city: Option<Arc<City>>, audit: Option<std::fs::File>) -> Arc<Hub> {
         Arc::new(Hub {
-            kpi_inputs: Mutex::new(KpiInputs::default()),
+            kpis: Kpis::new(default_indicators(city.as_deref())),
+            quality: Mutex::new(watchfloor_quality::Ledger::default()),
             city: RwLock::new(city),
             alerts: Mutex::new(BTreeMap::new()),
             prune_at: std::sync::atomic::AtomicUsize::new(RESOLVED_KEPT * 2),
             stations: Mutex::new(HashMap::new()),
             channels: [channel_state(), channel_state(), channel_state()],
-            last_kpis: Mutex::new(Vec::new()),
             audit: Mutex::new(audit.map(std::io::BufWriter::new)),
             audit_recent: Mutex::new(VecDeque::new()),
             store: OnceLock::new(),
@@ -296,6 +300,13 @@ impl Hub {
 
     /// Adds records (restored from the store) and publishes them.
     pub(crate) fn insert_records(&self, records: impl IntoIterator<Item = AlertRecord>) {
+        let records: Vec<AlertRecord> = records
+            .into_iter()
+            .map(|mut r| {
+                r.sectors = self.sectors_of(&r.rule, &r.labels, &r.key);
+                r
+            })
+            .collect();
         for record in records {
             self.alerts
                 .lock()
@@ -313,6 +324,21 @@ impl Hub {
     /// Swaps the city after a rule reload.
     pub fn set_city(&self, city: Option<Arc<City>>) {
         *self.city.write().expect("city lock") = city;
+    }
+
+    /// The sectors of an alert of `rule` with `labels` about `key` (see
+    /// [`City::alert_sectors`]).
+    pub fn sectors_of(&self, rule: &str, labels: &BTreeMap<String, String>, key: &str) -> Vec<String> {
+        self.city()
+            .map(|c| c.alert_sectors(rule, labels, key))
+            .unwrap_or_default()
+    }
+
+    /// The sectors of station `id`.
+    pub fn station_sectors(&self, id: &str) -> Vec<String> {
+        self.city()
+            .and_then(|c| c.station(id).map(|s| s.sectors.clone()))
+            .unwrap_or_default()
     }
 
     /// Where a key is: a station's ward and district, or a ward's or district's own.
@@ -406,6 +432,7 @@ impl Hub {
             channel: Channel::Alerts,
             ward: record.ward.clone(),
             district: record.district.clone(),
+            sectors: record.sectors.clone(),
             severity: Some(record.severity),
             rule: Some(record.rule.clone()),
             kind: record.kind,
@@ -501,10 +528,6 @@ impl Hub {
         out
     }
 
-    /// A zone's KPI history.
-    pub fn kpi_history(&self, zone: &str) -> Vec<crate::kpi::KpiPoint> {
-        self.kpi_inputs.lock().expect("kpi lock").history(zone)
-    }
 
     /// A station's latest reading (`ts`, `values`, `status`, `event`, `attrs`), built under
     /// the lock without copying its history.
@@ -526,49 +549,6 @@ impl Hub {
                 .collect()
         })
     }
-
-    /// Recomputes the KPIs; publishes the zones whose figures changed.
-    pub fn refresh_kpis(&self) {
-        let Some(city) = self.city() else {
-            return;
-        };
-        let now = now_ms();
-        let alerts = self.alerts();
-        let kpis = self
-            .kpi_inputs
-            .lock()
-            .expect("kpi lock")
-            .compute(&city, &alerts, now);
-        let mut last = self.last_kpis.lock().expect("kpi lock");
-        // Conflated: one delta per refresh holding every zone whose figures changed.
-        let changed: Vec<&ZoneKpis> = kpis
-            .iter()
-            .filter(|zone| {
-                last.iter()
-                    .find(|z| z.zone == zone.zone)
-                    .is_none_or(|old| old.figures != zone.figures)
-            })
-            .collect();
-        if !changed.is_empty() {
-            self.publish(DeltaItem {
-                channel: Channel::Kpis,
-                ward: None,
-                district: None,
-                severity: None,
-                rule: None,
-                kind: None,
-                station: None,
-                data: serde_json::to_value(&changed).expect("kpis serialise"),
-                personal: false,
-            });
-        }
-        *last = kpis;
-    }
-
-    /// The latest KPIs of every zone.
-    pub fn kpis(&self) -> Vec<ZoneKpis> {
-        self.last_kpis.lock().expect("kpi lock").clone()
-    }
 }
 
 impl PipelineObserver for Hub {
@@ -576,7 +556,7 @@ impl PipelineObserver for Hub {
         self.counters
             .events
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.kpi_inputs.lock().expect("kpi lock").observe(event);
+        self.observe_kpis(event);
         let personal = PERSONAL_ATTRS.iter().any(|k| event.attrs.contains_key(*k));
         {
             let mut stations = self.stations.lock().expect("stations lock");
@@ -617,6 +597,7 @@ impl PipelineObserver for Hub {
             channel: Channel::Stations,
             ward: event.zone.clone(),
             district: event.attr_text("district"),
+            sectors: self.station_sectors(&event.source),
             severity: None,
             rule: None,
             kind: Some(event.kind),
@@ -652,6 +633,23 @@ impl PipelineObserver for Hub {
     fn durability(&self) -> (u64, u64) {
         self.store_durability()
     }
+
+    fn on_outcome(&self, outcome: &watchfloor_pipeline::Outcome<'_>) {
+        self.observe_quality(outcome);
+    }
+}
+
+/// The shipped indicator set for `city`'s sectors (or, for a city without them, against
+/// the sectors the set itself names, which then match nothing of the city's).
+pub(crate) fn default_indicators(city: Option<&City>) -> watchfloor_indicators::IndicatorSet {
+    let sectors: Vec<String> = city
+        .map(|c| c.sectors.all().iter().map(|s| s.id.clone()).collect())
+        .unwrap_or_default();
+    watchfloor_indicators::default_set(&sectors).unwrap_or_else(|_| {
+        let own = ["environment", "transport", "water_disaster", "health", "public_safety"]
+            .map(String::from);
+        watchfloor_indicators::default_set(&own).expect("the shipped indicator set compiles")
+    })
 }
 
 impl Hub {
@@ -668,6 +666,7 @@ impl Hub {
     /// engine's restore (it had been processed, but not logged durably, before a crash).
     pub(crate) fn apply_transition_as(&self, t: &AlertTransition, event: Option<&str>) {
         let (ward, district, kind, location) = self.place_of(&t.key);
+        let sectors = self.sectors_of(&t.rule, &t.labels, &t.key);
         let value = t.value.is_finite().then_some(t.value);
         let mut alerts = self.alerts.lock().expect("alerts lock");
         let record = alerts
@@ -686,6 +685,7 @@ impl Hub {
                 labels: t.labels.clone(),
                 ward,
                 district,
+                sectors,
                 kind,
                 location,
                 acknowledged: None,

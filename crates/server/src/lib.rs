@@ -10,8 +10,10 @@ mod api;
 mod assets;
 pub mod auth;
 pub mod hub;
+pub mod indicators;
 pub mod kpi;
 mod persist;
+mod quality;
 mod report;
 mod ws;
 
@@ -37,6 +39,8 @@ pub struct AppState {
     pub commands: mpsc::Sender<EngineCommand>,
     /// The rule directory reloads read.
     pub rules_dir: PathBuf,
+    /// The indicator directory (`None`: the shipped default set).
+    pub indicators_dir: Option<PathBuf>,
     /// The pipeline's counters, for `/metrics`.
     pub stats: Arc<PipelineStats>,
 }
@@ -77,9 +81,15 @@ pub async fn serve_with(
     let hub = state.hub.clone();
     let kpis = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks = 0u64;
         loop {
             tick.tick().await;
             hub.refresh_kpis();
+            ticks += 1;
+            // Once a minute: the day's quality counts and indicator values to the store.
+            if ticks % 60 == 0 {
+                quality::persist_days(&hub).await;
+            }
         }
     });
     let result = axum::serve(listener, router_with(state, dashboard))

@@ -40,6 +40,7 @@ pub(crate) fn row_of(a: &AlertRecord) -> AlertRow {
         labels: a.labels.clone(),
         ward: a.ward.clone(),
         district: a.district.clone(),
+        sectors: a.sectors.clone(),
         kind: a.kind.map(|k| k.as_str().to_string()),
         location: a.location,
         ack: a
@@ -66,6 +67,7 @@ pub(crate) fn record_of(row: AlertRow, timeline: Vec<Entry>) -> AlertRecord {
         labels: row.labels,
         ward: row.ward,
         district: row.district,
+        sectors: row.sectors,
         kind: row.kind.as_deref().and_then(Kind::parse),
         location: row.location,
         acknowledged: row.ack.map(|(by, at, note)| AckInfo { by, at, note }),

@@ -141,24 +141,33 @@ fn zones_for(
         return Vec::new();
     };
     let mut out = Vec::new();
+    // Communes/wards, then the legacy districts they name (legacy data only: the tier was
+    // abolished; district polygons of old files count the same).
+    let mut districts: Vec<String> = Vec::new();
     for z in &city.zones.zones {
-        let (level, district) = match z.level {
-            watchfloor_city::ZoneLevel::Ward => ("ward", z.district.clone()),
-            _ => ("district", None),
+        let (level, ward, district) = match z.level {
+            watchfloor_city::ZoneLevel::Ward => ("ward", Some(z.id.as_str()), z.district.clone()),
+            _ => ("district", None, Some(z.id.clone())),
         };
-        let (ward, district_of) = if level == "ward" {
-            (Some(z.id.as_str()), district.as_deref())
-        } else {
-            (None, Some(z.id.as_str()))
-        };
-        let visible = match &who.scope {
-            Scope::City => true,
-            Scope::District(d) => district_of == Some(d.as_str()),
-            Scope::Communes(ids) => ward.is_some_and(|w| ids.iter().any(|c| c == w)),
-        };
+        if level == "district" {
+            if !districts.contains(&z.id) {
+                districts.push(z.id.clone());
+            }
+            continue;
+        }
+        if let Some(d) = &district {
+            if !districts.contains(d) {
+                districts.push(d.clone());
+            }
+        }
         let wanted = filter.is_none_or(|f| f == z.id || district.as_deref() == Some(f));
-        if visible && wanted {
+        if who.sees_area(ward, district.as_deref()) && wanted {
             out.push((z.id.clone(), level, district));
+        }
+    }
+    for d in districts {
+        if who.sees_area(None, Some(&d)) && filter.is_none_or(|f| f == d) {
+            out.push((d, "district", None));
         }
     }
     out
@@ -222,7 +231,7 @@ pub(crate) async fn daily(
         ..ZoneReport::default()
     };
     if let Some(city) = s.hub.city() {
-        for st in &city.stations {
+        for st in city.stations.iter().filter(|st| who.sees_sectors(&st.sectors)) {
             let discharge = usize::from(st.kind == Kind::Discharge);
             let mut counted = false;
             for z in [st.ward.as_deref(), st.district.as_deref()]
@@ -247,7 +256,7 @@ pub(crate) async fn daily(
         to: Some(from + DAY_MS),
         ..AlertQuery::default()
     };
-    each_alert(&store, day, &who.scope, |a| {
+    each_alert(&store, day, &who, |a| {
         let mut counted = false;
         for z in [a.ward.as_deref(), a.district.as_deref()]
             .into_iter()
@@ -263,7 +272,7 @@ pub(crate) async fn daily(
         }
     })
     .await?;
-    for a in silence_alerts(&s, &store, &who.scope, from).await? {
+    for a in silence_alerts(&s, &store, &who, from).await? {
         let mut counted = false;
         for z in [a.ward.as_deref(), a.district.as_deref()]
             .into_iter()
@@ -283,21 +292,43 @@ pub(crate) async fn daily(
     for r in &mut rows {
         r.finish();
     }
-    if csv {
-        return Ok(csv_response(&q.date, &rows));
+    // The day's indicator values of the caller's sector view, for its zones.
+    let wanted: std::collections::BTreeSet<&str> = zones
+        .iter()
+        .map(|(id, _, _)| id.as_str())
+        .chain(matches!(who.scope, Scope::City).then_some("city"))
+        .collect();
+    let mut indicators: BTreeMap<String, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
+    for r in store
+        .indicator_days(&q.date, &who.sector_view())
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
+    {
+        if wanted.contains(r.zone.as_str()) {
+            indicators
+                .entry(r.zone)
+                .or_default()
+                .insert(r.indicator, serde_json::json!({"value": r.value, "band": r.band}));
+        }
     }
-    Ok(
-        axum::Json(serde_json::json!({"date": q.date, "utc_offset_hours": 7, "zones": rows}))
-            .into_response(),
-    )
+    if csv {
+        return Ok(csv_response(&q.date, &rows, &indicators));
+    }
+    Ok(axum::Json(serde_json::json!({
+        "date": q.date,
+        "utc_offset_hours": 7,
+        "zones": rows,
+        "indicators": indicators,
+    }))
+    .into_response())
 }
 
-/// The silence alerts (of rules with `absence`) in `scope` open at some moment of the day
-/// starting at `from`.
+/// The silence alerts (of rules with `absence`) in `who`'s scope open at some moment of
+/// the day starting at `from`.
 async fn silence_alerts(
     s: &AppState,
     store: &watchfloor_store::Store,
-    scope: &Scope,
+    who: &Account,
     from: i64,
 ) -> Result<Vec<AlertRow>, ApiError> {
     let (rules, _) = watchfloor_city::load_rules(&s.rules_dir)
@@ -316,7 +347,7 @@ async fn silence_alerts(
                 state: state.map(str::to_string),
                 ..AlertQuery::default()
             };
-            each_alert(store, query, scope, |a| {
+            each_alert(store, query, who, |a| {
                 if a.resolved_at.is_none_or(|at| at >= from) {
                     found.insert(a.alert_id.clone(), a);
                 }
@@ -327,20 +358,16 @@ async fn silence_alerts(
     Ok(found.into_values().collect())
 }
 
-/// Calls `each` on every alert `query` matches within `scope`, a page of 1,000 at a time
-/// (a storm's day is never all in memory).
+/// Calls `each` on every alert `query` matches within `who`'s area and sectors, a page of
+/// 1,000 at a time (a storm's day is never all in memory).
 async fn each_alert(
     store: &watchfloor_store::Store,
     mut query: AlertQuery,
-    scope: &Scope,
+    who: &Account,
     mut each: impl FnMut(AlertRow),
 ) -> Result<(), ApiError> {
     query.limit = 1000;
-    match scope {
-        Scope::City => {}
-        Scope::District(d) => query.district = Some(d.clone()),
-        Scope::Communes(ids) => query.wards = ids.clone(),
-    }
+    scope_query(&mut query, who);
     loop {
         let page = store
             .query(&query)
@@ -354,7 +381,23 @@ async fn each_alert(
     }
 }
 
-fn csv_response(date: &str, rows: &[ZoneReport]) -> Response {
+/// Limits a store query to `who`'s area and sectors.
+pub(crate) fn scope_query(query: &mut AlertQuery, who: &Account) {
+    match &who.scope {
+        Scope::City => {}
+        Scope::District(d) => query.district = Some(d.clone()),
+        Scope::Communes(ids) => query.wards = ids.clone(),
+    }
+    query.sectors = who.sectors.clone();
+}
+
+fn csv_response(
+    date: &str,
+    rows: &[ZoneReport],
+    indicators: &BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+) -> Response {
+    let ids: std::collections::BTreeSet<&String> =
+        indicators.values().flat_map(|z| z.keys()).collect();
     let packs: std::collections::BTreeSet<&String> =
         rows.iter().flat_map(|r| r.by_pack.keys()).collect();
     let severities = ["info", "minor", "major", "critical"];
@@ -365,7 +408,11 @@ fn csv_response(date: &str, rows: &[ZoneReport]) -> Response {
     for s in severities {
         out += &format!(",severity_{s}");
     }
-    out += ",acknowledged,resolved,ack_minutes_median,ack_minutes_p90,resolve_minutes_median,resolve_minutes_p90,discharge_stations,discharge_compliant_pct,stations,stations_on_time_pct\n";
+    out += ",acknowledged,resolved,ack_minutes_median,ack_minutes_p90,resolve_minutes_median,resolve_minutes_p90,discharge_stations,discharge_compliant_pct,stations,stations_on_time_pct";
+    for id in &ids {
+        out += &format!(",indicator_{id}");
+    }
+    out.push('\n');
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for r in rows {
         out += &format!("{date},{},{},{}", r.zone, r.level, r.alerts);
@@ -376,7 +423,7 @@ fn csv_response(date: &str, rows: &[ZoneReport]) -> Response {
             out += &format!(",{}", r.by_severity.get(s).copied().unwrap_or(0));
         }
         out += &format!(
-            ",{},{},{},{},{},{},{},{},{},{}\n",
+            ",{},{},{},{},{},{},{},{},{},{}",
             r.acknowledged,
             r.resolved,
             opt(r.ack_minutes_median),
@@ -388,6 +435,12 @@ fn csv_response(date: &str, rows: &[ZoneReport]) -> Response {
             r.stations,
             opt(r.stations_on_time_pct)
         );
+        let zone = if r.zone == "total" { "city" } else { r.zone.as_str() };
+        for id in &ids {
+            let v = indicators.get(zone).and_then(|z| z.get(*id)).and_then(|v| v["value"].as_f64());
+            out += &format!(",{}", opt(v));
+        }
+        out.push('\n');
     }
     (
         [

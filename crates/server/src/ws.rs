@@ -82,7 +82,7 @@ struct Subscription {
 }
 
 fn passes(who: &Account, sub: &Subscription, d: &DeltaItem) -> bool {
-    if !who.sees(d.ward.as_deref(), d.district.as_deref()) {
+    if !who.sees(d.ward.as_deref(), d.district.as_deref(), &d.sectors) {
         return false;
     }
     let f = &sub.filter;
@@ -100,9 +100,11 @@ fn passes(who: &Account, sub: &Subscription, d: &DeltaItem) -> bool {
             .is_none_or(|s| d.station.as_deref() == Some(s))
 }
 
-/// Whether a zone's KPIs (as JSON: `zone`, `ward`, `district`) are for this client.
+/// Whether a zone's KPIs (as JSON: `zone`, `ward`, `district`, `view`) are for this
+/// client: its area, and its own sector view.
 fn kpi_visible(who: &Account, filter: &Filter, z: &Value) -> bool {
-    who.sees(z["ward"].as_str(), z["district"].as_str())
+    who.sees_area(z["ward"].as_str(), z["district"].as_str())
+        && z["view"].as_str() == Some(who.sector_view().as_str())
         && filter
             .zone
             .as_deref()
@@ -115,8 +117,10 @@ fn kpi_visible(who: &Account, filter: &Filter, z: &Value) -> bool {
 fn message_for(who: &Account, sub: &Subscription, d: &Delta) -> Option<String> {
     match d.item.channel {
         Channel::Kpis => {
-            if matches!(who.scope, Scope::City) && sub.filter.zone.is_none() {
-                return Some(d.text().to_string());
+            if matches!(who.scope, Scope::City) && who.sectors.is_none() && sub.filter.zone.is_none() {
+                // Every zone, but only the all-sector view's rows.
+                let rows: Vec<&Value> = d.item.data.as_array()?.iter().filter(|z| z["view"] == "*").collect();
+                return (!rows.is_empty()).then(|| delta_text(d.item.channel, d.seq, &rows));
             }
             let zones: Vec<&Value> = d
                 .item
@@ -137,11 +141,12 @@ fn message_for(who: &Account, sub: &Subscription, d: &Delta) -> Option<String> {
 fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscription) -> Vec<Value> {
     let hub = &state.hub;
     let probe =
-        |ward: Option<String>, district: Option<String>, severity, rule, kind, station, data| {
+        |ward: Option<String>, district: Option<String>, sectors: Vec<String>, severity, rule, kind, station, data| {
             DeltaItem {
                 channel,
                 ward,
                 district,
+                sectors,
                 severity,
                 rule,
                 kind,
@@ -163,6 +168,7 @@ fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscriptio
                         &probe(
                             a.ward.clone(),
                             a.district.clone(),
+                            a.sectors.clone(),
                             Some(a.severity),
                             Some(a.rule.clone()),
                             a.kind,
@@ -177,12 +183,11 @@ fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscriptio
         }
         Channel::Kpis => hub
             .kpis()
-            .into_iter()
-            .map(|mut z| {
-                z.history = hub.kpi_history(&z.zone);
-                serde_json::to_value(z).expect("kpis serialise")
+            .iter()
+            .filter(|z| {
+                kpi_visible(who, &sub.filter, &json!({"zone": z.zone, "ward": z.ward, "district": z.district, "view": z.view}))
             })
-            .filter(|z| kpi_visible(who, &sub.filter, z))
+            .map(|z| hub.kpi_json(z))
             .collect(),
         Channel::Stations => {
             let Some(city) = hub.city() else {
@@ -197,6 +202,7 @@ fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscriptio
                         &probe(
                             s.ward.clone(),
                             s.district.clone(),
+                            s.sectors.clone(),
                             None,
                             None,
                             Some(s.kind),

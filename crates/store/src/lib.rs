@@ -14,6 +14,7 @@
 //! - The same SQL text runs on both backends (`$n` parameters, numbered in order of first
 //!   use, which SQLite maps to the same positions).
 
+mod daily;
 pub mod query;
 mod rows;
 #[cfg(feature = "testing")]
@@ -30,6 +31,7 @@ use sqlx::sqlite::{
 };
 use thiserror::Error;
 
+pub use daily::{IndicatorDayRow, QualityRow};
 pub use query::{AlertQuery, Page};
 pub use rows::{Action, AlertRow, AuditRow, Change, Entry};
 pub use writer::{StoreWriter, WriterHealth};

@@ -22,6 +22,8 @@ pub struct AlertQuery {
     pub wards: Vec<String>,
     /// Only this district.
     pub district: Option<String>,
+    /// Only alerts of one of these sectors (`None`: any, including none).
+    pub sectors: Option<Vec<String>>,
     /// A ward or district id (a filter the caller chose).
     pub zone: Option<String>,
     /// Rule id.
@@ -161,6 +163,13 @@ impl Store {
         }
         if let Some(d) = &q.district {
             push(&mut sql, " AND district = ?", Bind::S(d.clone()));
+        }
+        if let Some(sectors) = &q.sectors {
+            sql.push_str(" AND (1 = 0");
+            for s in sectors {
+                push(&mut sql, " OR sectors LIKE ?", Bind::S(format!("% {s} %")));
+            }
+            sql.push(')');
         }
         if let Some(z) = &q.zone {
             push(&mut sql, " AND (ward = ?", Bind::S(z.clone()));

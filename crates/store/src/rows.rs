@@ -35,6 +35,8 @@ pub struct AlertRow {
     pub ward: Option<String>,
     /// District of the key (legacy tier).
     pub district: Option<String>,
+    /// The sectors (departments) it belongs to.
+    pub sectors: Vec<String>,
     /// Kind of the station the alert is about.
     pub kind: Option<String>,
     /// Position (lat, lon) of the station the alert is about.
@@ -158,6 +160,16 @@ pub(crate) fn rank(s: Severity) -> i64 {
 }
 
 /// Builds an [`AlertRow`] from a result row of `SELECT * FROM alerts` (either backend).
+/// The `sectors` column of a row: ids with a space on each side, so that
+/// `LIKE '% id %'` matches one.
+pub(crate) fn sectors_column(sectors: &[String]) -> String {
+    if sectors.is_empty() {
+        String::new()
+    } else {
+        format!(" {} ", sectors.join(" "))
+    }
+}
+
 macro_rules! alert_from_row {
     ($r:expr) => {{
         use sqlx::Row as _;
@@ -185,6 +197,10 @@ macro_rules! alert_from_row {
                 .map_err(|e| $crate::StoreError::Fatal(format!("labels: {e}")))?,
             ward: r.try_get("ward")?,
             district: r.try_get("district")?,
+            sectors: {
+                let column: String = r.try_get("sectors")?;
+                column.split_whitespace().map(str::to_string).collect()
+            },
             kind: r.try_get("kind")?,
             location: lat.zip(lon).map(|(a, b)| [a, b]),
             ack: ack_by

@@ -13,17 +13,17 @@ use std::collections::HashSet;
 use crate::rows::{rank, Action, AlertRow, AuditRow, Change};
 use crate::{on_pool, Store, StoreError};
 
-/// Rows in one multi-row statement (17 parameters each: within both backends' limits).
+/// Rows in one multi-row statement (18 parameters each: within both backends' limits).
 const ROWS: usize = 500;
 
-const UPSERT_HEAD: &str = "INSERT INTO alerts (alert_id, rule, key, state, severity, severity_rank, fired_at, updated_at, resolved_at, value, message, labels, ward, district, kind, lat, lon) ";
+const UPSERT_HEAD: &str = "INSERT INTO alerts (alert_id, rule, key, state, severity, severity_rank, fired_at, updated_at, resolved_at, value, message, labels, ward, district, kind, lat, lon, sectors) ";
 const UPSERT_TAIL: &str = " ON CONFLICT (alert_id) DO UPDATE SET \
      state = CASE WHEN excluded.state = 'resolved' OR alerts.state = 'resolved' THEN 'resolved' ELSE alerts.state END, \
      severity = excluded.severity, severity_rank = excluded.severity_rank, \
      updated_at = CASE WHEN excluded.updated_at > alerts.updated_at THEN excluded.updated_at ELSE alerts.updated_at END, \
      resolved_at = COALESCE(alerts.resolved_at, excluded.resolved_at), \
      value = COALESCE(excluded.value, alerts.value), message = excluded.message, labels = excluded.labels, \
-     ward = excluded.ward, district = excluded.district, kind = excluded.kind, lat = excluded.lat, lon = excluded.lon";
+     ward = excluded.ward, district = excluded.district, kind = excluded.kind, lat = excluded.lat, lon = excluded.lon, sectors = excluded.sectors";
 
 const REOPEN: &str = "UPDATE alerts SET state = CASE WHEN ack_by IS NULL THEN 'firing' ELSE 'acknowledged' END, \
      resolved_at = NULL, updated_at = CASE WHEN $1 > updated_at THEN $1 ELSE updated_at END WHERE alert_id = $2";
@@ -65,7 +65,8 @@ macro_rules! upsert_many {
                     .push_bind(r.district.clone())
                     .push_bind(r.kind.clone())
                     .push_bind(r.location.map(|l| l[0]))
-                    .push_bind(r.location.map(|l| l[1]));
+                    .push_bind(r.location.map(|l| l[1]))
+                    .push_bind(crate::rows::sectors_column(&r.sectors));
             });
             qb.push(UPSERT_TAIL);
             qb.build().execute(&mut *$tx).await?;

@@ -52,6 +52,12 @@ fn row(id: &str, ward: &str, fired_at: i64, severity: Severity) -> AlertRow {
         message: format!("fire at {id}"),
         labels: BTreeMap::from([("pack".to_string(), "safety".to_string())]),
         ward: Some(ward.into()),
+        // Long Hòa's alerts belong to public safety, the others to transport too.
+        sectors: if ward == "long_hoa" {
+            vec!["public_safety".into()]
+        } else {
+            vec!["public_safety".into(), "transport".into()]
+        },
         district: Some(
             if ward == "long_hoa" {
                 "binh_thuy"
@@ -517,6 +523,18 @@ async fn history_pages_by_scope_filter_and_cursor() {
         let ids: Vec<&str> = page.alerts.iter().map(|a| a.alert_id.as_str()).collect();
         assert_eq!(ids, ["h27", "h24", "h21"], "{b}");
         assert!(page.next.is_some(), "{b}");
+        // Sectors: transport owns the Tân An alerts only (20 of 30, one added: 21);
+        // a sector nobody names matches nothing; a sector prefix is not a sector.
+        for (sectors, expected) in [(vec!["transport"], 21), (vec!["health", "public_safety"], 31), (vec!["health"], 0), (vec!["trans"], 0)] {
+            let q = AlertQuery {
+                sectors: Some(sectors.iter().map(|s| s.to_string()).collect()),
+                limit: 100,
+                ..AlertQuery::default()
+            };
+            let found = store.query(&q).await.unwrap().alerts;
+            assert_eq!(found.len(), expected, "{b}: {sectors:?}");
+            assert!(found.iter().all(|a| a.sectors.iter().any(|s| sectors.contains(&s.as_str()))), "{b}");
+        }
         assert!(
             matches!(
                 store

@@ -59,12 +59,16 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .map(Arc::new);
     let accounts = Arc::new(Accounts::load(&server.accounts)?);
+    let indicators = watchfloor_server::indicators::load(server.indicators.as_deref(), city.as_deref())
+        .map_err(|e| anyhow::anyhow!("indicators:\n{e}"))?;
     let store = Store::open(&store_url)
         .await
         .with_context(|| format!("opening the incident store {}", redact(&store_url)))?;
     tracing::info!(backend = store.backend(), url = %redact(&store_url), "incident store open");
     let (writer, writer_task) = StoreWriter::start(store.clone());
     let hub = Hub::new(city, None);
+    hub.set_indicators(indicators);
+    hub.set_sector_views(accounts.sector_views());
     hub.attach_store(writer);
     let restored = hub
         .restore_from_store()
@@ -128,6 +132,7 @@ pub async fn run(
         accounts,
         commands: commands_tx,
         rules_dir,
+        indicators_dir: server.indicators.clone(),
         stats,
     };
     let serving = tokio::spawn({

@@ -49,14 +49,17 @@ pub struct DemoArgs {
 }
 
 /// The demo accounts' tokens, as printed (their hashes are in `pipelines/demo-accounts.toml`).
-const DEMO_TOKENS: [(&str, &str); 7] = [
+const DEMO_TOKENS: [(&str, &str); 10] = [
     ("demo-admin", "admin, city"),
     ("demo-city-operator", "operator, city"),
-    ("demo-viewer-binh-thuy", "viewer, district Bình Thủy"),
+    ("demo-viewer-binh-thuy", "viewer, legacy district Bình Thủy"),
     ("demo-operator-long-hoa-1", "operator, ward Long Hòa"),
     ("demo-operator-long-hoa-2", "operator, ward Long Hòa"),
     ("demo-operator-tan-an", "operator, ward Tân An"),
     ("demo-integrator", "integrator, city"),
+    ("demo-environment-department", "operator, city, environment sector (a Sở centre)"),
+    ("demo-transport-department", "viewer, city, transport sector"),
+    ("demo-viewer-tan-an", "viewer, ward Tân An, every sector (a commune centre)"),
 ];
 
 fn now_ms() -> i64 {

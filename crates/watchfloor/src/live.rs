@@ -62,8 +62,29 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     if let Some(server) = &config.server {
-        if let Err(e) = watchfloor_server::Accounts::load(&server.accounts) {
-            eprintln!("{}: server.accounts: {e}", args.pipeline.display());
+        let accounts = match watchfloor_server::Accounts::load(&server.accounts) {
+            Ok(accounts) => accounts,
+            Err(e) => {
+                eprintln!("{}: server.accounts: {e}", args.pipeline.display());
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        let city = watchfloor_city::City::load(&config.rules).ok().flatten();
+        if let Some(city) = &city {
+            let unknown = accounts.unknown_sectors(|s| city.sectors.knows(s));
+            if !unknown.is_empty() {
+                eprintln!(
+                    "{}: server.accounts: unknown sectors (city/sectors.csv): {}",
+                    args.pipeline.display(),
+                    unknown.join(", ")
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        if let Err(errors) =
+            watchfloor_server::indicators::load(server.indicators.as_deref(), city.as_ref())
+        {
+            eprintln!("{errors}");
             return Ok(ExitCode::FAILURE);
         }
     }

@@ -1,6 +1,8 @@
 //! `watchfloor`: the command-line entry point.
 //!
 //! - `watchfloor rules check <dir>` validates a rule directory.
+//! - `watchfloor indicators check <dir> [--rules <dir>]` validates an indicator directory
+//!   against the city's sectors.
 //! - `watchfloor replay --rules <dir> --input <file|->` runs recorded telemetry through the
 //!   engine in event time and prints alert transitions as NDJSON.
 
@@ -35,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
+    /// Work with indicator files.
+    Indicators {
+        #[command(subcommand)]
+        action: IndicatorsAction,
+    },
     /// Run recorded telemetry (NDJSON envelopes) through the engine in event time.
     Replay(ReplayArgs),
     /// Run a live pipeline (`pipelines/*.toml`).
@@ -62,6 +69,18 @@ enum RulesAction {
     Check {
         /// Rule directory (e.g. alert-rules/).
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum IndicatorsAction {
+    /// Validate every indicator file in a directory (`file:line` errors).
+    Check {
+        /// Indicator directory (e.g. indicators/).
+        dir: PathBuf,
+        /// The rule directory whose city names the sectors.
+        #[arg(long, default_value = "alert-rules")]
+        rules: PathBuf,
     },
 }
 
@@ -112,6 +131,9 @@ fn main() -> ExitCode {
         Command::Rules {
             action: RulesAction::Check { dir },
         } => rules_check(&dir),
+        Command::Indicators {
+            action: IndicatorsAction::Check { dir, rules },
+        } => indicators_check(&dir, &rules),
         Command::Replay(args) => replay::run(&args),
         Command::Run(args) => live::run(&args),
         Command::Broker(args) => live::broker(&args),
@@ -144,6 +166,23 @@ fn rules_check(dir: &std::path::Path) -> Result<ExitCode> {
                 )
             });
             println!("ok: {} rules in {}{city}", set.rules.len(), dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("{} problem(s) found", errors.0.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn indicators_check(dir: &std::path::Path, rules: &std::path::Path) -> Result<ExitCode> {
+    let city = watchfloor_city::City::load(rules).map_err(|e| anyhow::anyhow!("{e}"))?;
+    match watchfloor_server::indicators::load(Some(dir), city.as_ref()) {
+        Ok(set) => {
+            println!("ok: {} indicators in {}", set.indicators.len(), dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {

@@ -1,0 +1,97 @@
+//! Computing the shipped set on the demo city, and a reload that changes one indicator:
+//! the others keep their history, the changed one starts again.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use watchfloor_city::City;
+use watchfloor_indicators::{default_set, AlertFact, Computer, IndicatorSet, Inputs, View, DEFAULT_SET};
+use watchfloor_model::{decode_envelope, DecodeLimits, Severity};
+
+const T0: i64 = 1_795_712_400_000; // 2026-11-27T00:00:00+07:00
+
+fn city() -> City {
+    City::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../alert-rules"))
+        .unwrap()
+        .unwrap()
+}
+
+fn sectors(city: &City) -> Vec<String> {
+    city.sectors.all().iter().map(|s| s.id.clone()).collect()
+}
+
+fn views() -> Vec<View> {
+    vec![
+        View { name: "*".into(), sectors: None },
+        View { name: "environment".into(), sectors: Some(vec!["environment".into()]) },
+    ]
+}
+
+fn value(rows: &[watchfloor_indicators::ZoneRow], zone: &str, view: &str, id: &str) -> Option<f64> {
+    rows.iter()
+        .find(|r| r.zone == zone && r.view == view)
+        .and_then(|r| r.indicators.iter().find(|i| i.id == id))
+        .and_then(|i| i.value)
+}
+
+#[test]
+fn the_shipped_set_computes_per_zone_and_view_and_a_reload_keeps_unchanged_history() {
+    let city = city();
+    let set = default_set(&sectors(&city)).unwrap();
+    let mut computer = Computer::new(Arc::new(set));
+    let mut inputs = Inputs::default();
+    // Discharge CT-DIS-09 (Long Hòa) and traffic CT-TR-01 (free flow 50 km/h) report.
+    for line in [
+        r#"{"source":"CT-DIS-09","kind":"discharge","ts":1795712460000,"values":{"ph":7.0}}"#,
+        r#"{"source":"CT-TR-01","kind":"traffic","ts":1795712460000,"values":{"speed":20.0}}"#,
+        r#"{"source":"CT-AIR-01","kind":"air","ts":1795712460000,"status":"01","values":{"pm25":500.0}}"#,
+    ] {
+        let mut e = decode_envelope(line.as_bytes(), None, &DecodeLimits::default()).unwrap();
+        city.place(&mut e).unwrap();
+        inputs.observe(&e);
+    }
+    let env = vec!["environment".to_string()];
+    let cam = vec!["public_safety".to_string()];
+    let alerts = [
+        AlertFact { rule: "discharge_ph_out_of_range", pack: Some("discharge"), key: "CT-DIS-09", ward: Some("long_hoa"), district: None, sectors: &env, severity: Severity::Major, fired_at: T0 + 60_000, ack_at: Some(T0 + 180_000), resolved_at: None },
+        AlertFact { rule: "camera_fire_smoke", pack: Some("camera"), key: "CT-CAM-01", ward: Some("long_hoa"), district: None, sectors: &cam, severity: Severity::Critical, fired_at: T0 + 90_000, ack_at: None, resolved_at: Some(T0 + 600_000) },
+    ];
+    let now = T0 + 120_000;
+    let rows = computer.compute(&city, &inputs, &alerts, &views(), now);
+    // The city and its twelve communes, in two views.
+    assert_eq!(rows.len(), 13 * 2);
+    assert_eq!(value(&rows, "city", "*", "open_alerts"), Some(1.0));
+    assert_eq!(value(&rows, "long_hoa", "environment", "open_alerts"), Some(1.0));
+    assert_eq!(value(&rows, "tan_an", "*", "open_alerts"), Some(0.0));
+    // Long Hòa's one discharge station is alerting: 0 % compliant; its congestion index is
+    // CT-TR-01's (1 − 20/50) × 100; its AQI has no valid reading (the only one was calibrating).
+    assert_eq!(value(&rows, "long_hoa", "*", "discharge_compliance"), Some(0.0));
+    assert_eq!(value(&rows, "long_hoa", "*", "congestion_index"), Some(60.0));
+    assert_eq!(value(&rows, "long_hoa", "*", "air_quality"), None);
+    // Acknowledged after 2 minutes: 2 min mean time to acknowledge in the environment view.
+    assert_eq!(value(&rows, "city", "environment", "mean_time_to_acknowledge"), Some(2.0));
+    // The environment view has no transport indicator.
+    assert_eq!(value(&rows, "city", "environment", "congestion_index"), None);
+    assert!(rows.iter().filter(|r| r.view == "environment").all(|r| r.indicators.iter().all(|i| i.id != "congestion_index")));
+    // Bands: 1 open alert is amber (green 0, amber 3, lower is better).
+    let open = rows.iter().find(|r| r.zone == "city" && r.view == "*").unwrap().indicators.iter().find(|i| i.id == "open_alerts").unwrap().clone();
+    assert_eq!(open.band, Some("amber"));
+
+    // Two more minutes of history, then a reload that changes only `open_alerts`.
+    computer.compute(&city, &inputs, &alerts, &views(), now + 60_000);
+    computer.compute(&city, &inputs, &alerts, &views(), now + 120_000);
+    assert_eq!(computer.history("open_alerts", "city", "*").len(), 3);
+    assert_eq!(computer.history("congestion_index", "long_hoa", "*").len(), 3);
+    let changed = DEFAULT_SET.replacen("bands: { better: lower, green: 0, amber: 3 }", "bands: { better: lower, green: 0, amber: 5 }", 1);
+    assert_ne!(changed, DEFAULT_SET);
+    let set = IndicatorSet::from_sources(&[("default.yaml".into(), changed)], &sectors(&city)).unwrap();
+    let (kept, reset) = computer.replace_set(Arc::new(set));
+    assert_eq!(reset, ["open_alerts"]);
+    assert_eq!(kept.len(), 10);
+    assert!(computer.history("open_alerts", "city", "*").is_empty(), "the changed one starts again");
+    assert_eq!(computer.history("congestion_index", "long_hoa", "*").len(), 3, "the others keep theirs");
+    let rows = computer.compute(&city, &inputs, &alerts, &views(), now + 180_000);
+    let open = rows.iter().find(|r| r.zone == "city" && r.view == "*").unwrap().indicators.iter().find(|i| i.id == "open_alerts").unwrap().clone();
+    assert_eq!(open.band, Some("amber"));
+    assert_eq!(computer.history("open_alerts", "city", "*").len(), 1);
+}

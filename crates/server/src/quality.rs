@@ -1,0 +1,237 @@
+//! `GET /api/quality`: the "đúng, đủ, sạch, sống" data-quality index of the caller's
+//! stations, pooled per commune, sector and the city, for a day (`date=YYYY-MM-DD`, default
+//! today), a month (`month=YYYY-MM`) or a year (`year=YYYY`), as JSON or CSV (the province's
+//! assessment export). Days still in memory come from the live ledger; older ones from the
+//! store's `quality_daily` (without a store: the days in memory only). Definitions:
+//! `watchfloor_quality` and docs/indicators.md.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use watchfloor_quality::{day_number, day_text, indices, local_day, Counts, Index, StoredCounts};
+
+use crate::api::{error, ApiError, Authed};
+use crate::hub::now_ms;
+use crate::AppState;
+
+#[derive(Deserialize, Default)]
+pub(crate) struct QualityQuery {
+    date: Option<String>,
+    month: Option<String>,
+    year: Option<String>,
+    level: Option<String>,
+    format: Option<String>,
+}
+
+/// The local days a query covers, and its label.
+fn days_of(q: &QualityQuery, now: i64) -> Result<(i64, i64, String), String> {
+    let today = local_day(now);
+    match (&q.date, &q.month, &q.year) {
+        (None, None, None) => Ok((today, today, day_text(today))),
+        (Some(d), None, None) => {
+            let day = day_number(d).ok_or_else(|| format!("`date` must be YYYY-MM-DD, not `{d}`"))?;
+            Ok((day, day, d.clone()))
+        }
+        (None, Some(m), None) => {
+            let first = day_number(&format!("{m}-01"))
+                .filter(|_| m.len() == 7)
+                .ok_or_else(|| format!("`month` must be YYYY-MM, not `{m}`"))?;
+            let mut last = first;
+            while day_text(last + 1).starts_with(m.as_str()) {
+                last += 1;
+            }
+            Ok((first, last.min(today), m.clone()))
+        }
+        (None, None, Some(y)) => {
+            let first = day_number(&format!("{y}-01-01"))
+                .filter(|_| y.len() == 4)
+                .ok_or_else(|| format!("`year` must be YYYY, not `{y}`"))?;
+            let last = day_number(&format!("{y}-12-31")).unwrap_or(first);
+            Ok((first, last.min(today), y.clone()))
+        }
+        _ => Err("give one of `date`, `month` or `year`".into()),
+    }
+}
+
+fn counts_of(r: &StoredCounts) -> Counts {
+    Counts {
+        messages: r.messages,
+        accepted: r.accepted,
+        valid: r.valid,
+        duplicates: r.duplicates,
+        rejected: r.rejected,
+        on_time: r.on_time,
+        delays: Default::default(),
+        restored_median_ms: r.delay_median_ms,
+    }
+}
+
+pub(crate) async fn quality(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Query(q): Query<QualityQuery>,
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let (first, last, label) = days_of(&q, now).map_err(|m| error(StatusCode::BAD_REQUEST, m))?;
+    let level = q.level.as_deref();
+    if level.is_some_and(|l| !["station", "commune", "sector", "city"].contains(&l)) {
+        return Err(error(StatusCode::BAD_REQUEST, "`level` is station, commune, sector or city"));
+    }
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(error(StatusCode::BAD_REQUEST, format!("`format` is json or csv, not `{other}`")))
+        }
+    };
+    let city = s
+        .hub
+        .city()
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no city registry loaded"))?;
+    // Stored days first, then the ledger's (newer) counts over them.
+    let mut days: BTreeMap<(i64, String), Counts> = BTreeMap::new();
+    if let Some(store) = s.hub.store() {
+        let rows = store
+            .store()
+            .quality_days(&day_text(first), &day_text(last))
+            .await
+            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        for r in rows {
+            if let Some(day) = day_number(&r.day) {
+                let stored = StoredCounts {
+                    station: r.station.clone(),
+                    day: r.day.clone(),
+                    messages: r.messages as u64,
+                    accepted: r.accepted as u64,
+                    valid: r.valid as u64,
+                    duplicates: r.duplicates as u64,
+                    rejected: r.rejected as u64,
+                    on_time: r.on_time as u64,
+                    delay_median_ms: r.delay_median_ms,
+                };
+                days.insert((day, r.station), counts_of(&stored));
+            }
+        }
+    }
+    {
+        let ledger = s.hub.quality();
+        for day in first..=last {
+            for (station, c) in ledger.day(day) {
+                days.insert((day, station.to_string()), c.clone());
+            }
+        }
+    }
+    let mut rows: Vec<Index> = indices(
+        &city,
+        first..=last,
+        now,
+        |day, station| days.get(&(day, station.to_string())),
+        |st| who.sees(st.ward.as_deref(), st.district.as_deref(), &st.sectors),
+    );
+    if let Some(level) = level {
+        rows.retain(|r| r.level == level);
+    }
+    // Worst first within each level (the city's row stays on top).
+    rows.sort_by(|a, b| {
+        let order = |l: &str| ["city", "sector", "commune", "station"].iter().position(|x| *x == l);
+        order(a.level)
+            .cmp(&order(b.level))
+            .then(a.index.unwrap_or(f64::INFINITY).total_cmp(&b.index.unwrap_or(f64::INFINITY)))
+            .then(a.id.cmp(&b.id))
+    });
+    if csv {
+        return Ok(csv_response(&label, &rows));
+    }
+    Ok(axum::Json(serde_json::json!({
+        "period": label,
+        "from": day_text(first),
+        "to": day_text(last),
+        "rows": rows,
+    }))
+    .into_response())
+}
+
+fn csv_response(label: &str, rows: &[Index]) -> Response {
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    let mut out = String::from(
+        "period,level,id,name,stations,messages,accepted,expected,dung,du,sach,song,delay_median_s,index\n",
+    );
+    for r in rows {
+        let name = r.name.replace('"', "\"\"");
+        out += &format!(
+            "{label},{},{},\"{name}\",{},{},{},{},{},{},{},{},{},{}\n",
+            r.level,
+            r.id,
+            r.stations,
+            r.messages,
+            r.accepted,
+            r.expected,
+            opt(r.dung),
+            opt(r.du),
+            opt(r.sach),
+            opt(r.song),
+            opt(r.delay_median_s),
+            opt(r.index)
+        );
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"watchfloor-quality-{label}.csv\""),
+            ),
+        ],
+        out,
+    )
+        .into_response()
+}
+
+/// Writes the ledger's station-days and today's indicator values to the store.
+pub(crate) async fn persist_days(s: &crate::hub::Hub) {
+    let Some(writer) = s.store() else {
+        return;
+    };
+    let store = writer.store().clone();
+    let quality: Vec<watchfloor_store::QualityRow> = s
+        .quality()
+        .stored()
+        .into_iter()
+        .map(|c| watchfloor_store::QualityRow {
+            station: c.station,
+            day: c.day,
+            messages: c.messages as i64,
+            accepted: c.accepted as i64,
+            valid: c.valid as i64,
+            duplicates: c.duplicates as i64,
+            rejected: c.rejected as i64,
+            on_time: c.on_time as i64,
+            delay_median_ms: c.delay_median_ms,
+        })
+        .collect();
+    if let Err(e) = store.upsert_quality(&quality).await {
+        tracing::warn!(error = %e, "could not store the day's quality counts; next minute again");
+    }
+    let day = day_text(local_day(now_ms()));
+    let indicators: Vec<watchfloor_store::IndicatorDayRow> = s
+        .kpis()
+        .iter()
+        .flat_map(|row| {
+            let day = day.clone();
+            row.indicators.iter().map(move |v| watchfloor_store::IndicatorDayRow {
+                day: day.clone(),
+                indicator: v.id.clone(),
+                zone: row.zone.clone(),
+                view: row.view.clone(),
+                value: v.value,
+                band: v.band.map(str::to_string),
+            })
+        })
+        .collect();
+    if let Err(e) = store.upsert_indicator_days(&indicators).await {
+        tracing::warn!(error = %e, "could not store the day's indicator values; next minute again");
+    }
+}
