@@ -50,6 +50,10 @@ fn the_shipped_city_pipeline_serves_the_command_centre() {
                 "rules = \"../alert-rules\"",
                 format!("rules = \"{}\"", root.join("alert-rules").display()),
             ),
+            (
+                "indicators = \"../indicators\"",
+                format!("indicators = \"{}\"", root.join("indicators").display()),
+            ),
             ("\"../var/", "\"var/".to_string()),
             ("sqlite:../var/", "sqlite:var/".to_string()),
         ],

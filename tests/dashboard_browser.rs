@@ -1,7 +1,9 @@
 //! The wall-screen dashboard end to end in headless Chromium (Debian's `chromium`, driven
 //! by `playwright-core` from `tests/browser/`; `.ci/run` installs both): `watchfloor demo`
 //! starts, two operators of ward Long Hòa log in, the scripted camera fire appears on both
-//! screens, the first acknowledges it and the second sees the acknowledgement live.
+//! screens, the first acknowledges it and the second sees the acknowledgement live; a
+//! department centre and a commune centre each show their own title, indicators and
+//! alerts, and the commune's data-quality ranking holds its own stations only.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -38,7 +40,9 @@ fn two_operators_see_an_incident_and_its_acknowledgement_live_in_chromium() {
         status.success(),
         "the browser test failed (its log is above)"
     );
-    assert!(data.join("dashboard.png").exists(), "screenshot taken");
+    for shot in ["dashboard.png", "department-centre.png", "commune-centre.png", "commune-quality.png"] {
+        assert!(data.join(shot).exists(), "screenshot {shot} taken");
+    }
     // The acknowledgement is in the demo's incident store, audited, after the demo stopped.
     let url = format!("sqlite:{}", data.join("incidents.db").display());
     let runtime = tokio::runtime::Builder::new_current_thread()

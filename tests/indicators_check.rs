@@ -79,7 +79,7 @@ fn broken_indicators_are_refused_with_file_and_line() {
     let twice = format!("{GOOD}{}", GOOD.trim_start_matches("indicators:\n"));
     let out = check(&dir_with("twice", &twice));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains(":14:") && stderr.contains("already defined at"), "{stderr}");
+    assert!(!out.status.success() && stderr.contains(":13:") && stderr.contains("already defined at"), "{stderr}");
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn run_check_refuses_a_pipeline_whose_indicators_are_broken() {
     std::fs::write(
         &pipeline,
         format!(
-            "name = \"ind-check\"\nrules = \"{}\"\n\n[[source]]\ntype = \"mqtt\"\nhost = \"127.0.0.1\"\nport = 1\nclient_id = \"ind-check\"\ntopics = [\"t/#\"]\nformat = \"json\"\n\n[server]\nlisten = \"127.0.0.1:0\"\naccounts = \"{}\"\nindicators = \".\"\n\n[store]\nurl = \"sqlite:{}\"\n",
+            "name = \"ind-check\"\nrules = \"{}\"\n\n[[source]]\ntype = \"mqtt\"\nhost = \"127.0.0.1\"\nport = 1\nclient_id = \"ind-check\"\ntopics = [\"t/#\"]\nformat = \"json\"\n\n[[output]]\ntype = \"file\"\npath = \"alerts.ndjson\"\n\n[dead_letter]\ntype = \"file\"\npath = \"dead.ndjson\"\n\n[server]\nlisten = \"127.0.0.1:0\"\naccounts = \"{}\"\nindicators = \".\"\n\n[store]\nurl = \"sqlite:{}\"\n",
             root().join("alert-rules").display(),
             accounts.display(),
             dir.join("incidents.db").display()

@@ -1,5 +1,5 @@
 // Watchfloor wall-screen dashboard. Plain JS, no build step, no CDN: Leaflet (no tile
-// layer: the map is the city's ward and district polygons) and uPlot are vendored.
+// layer: the map is the city's commune/ward polygons) and uPlot are vendored.
 // Everything shown is computed by the server; the page only renders what the WebSocket
 // and REST APIs send, updating the one marker, row or tile that changed.
 "use strict";
@@ -8,15 +8,25 @@ const I18N = {
   vi: { title: "Trung tâm điều hành", logout: "Đăng xuất", alerts: "Cảnh báo", showResolved: "hiện đã xử lý",
     login: "Đăng nhập", token: "Mã truy cập", loginButton: "Đăng nhập", online: "Đã kết nối", offline: "Mất kết nối — đang kết nối lại",
     ack: "Xác nhận", resolve: "Đóng", firing: "Đang cảnh báo", acknowledged: "Đã xác nhận", resolved: "Đã xử lý",
-    activeAlerts: "Cảnh báo đang mở", onTime: "Trạm báo đúng hạn", compliance: "Tuân thủ xả thải", aqi: "VN_AQI",
-    congestion: "Chỉ số ùn tắc", mtta: "TG xác nhận TB", mttr: "TG xử lý TB", history: "Lịch sử", badToken: "Mã không hợp lệ",
-    noData: "chưa có dữ liệu", ok: "bình thường", critical: "nghiêm trọng", major: "cao", minor: "thấp", info: "thông tin" },
+    history: "Lịch sử", quality: "Chất lượng dữ liệu", badToken: "Mã không hợp lệ",
+    noData: "chưa có dữ liệu", ok: "bình thường", critical: "nghiêm trọng", major: "cao", minor: "thấp", info: "thông tin",
+    centreCity: "Trung tâm điều hành thành phố", centreDept: "Trung tâm điều hành — {unit}", centreArea: "Trung tâm điều hành {name}",
+    target: "mục tiêu", trend_up: "tăng", trend_down: "giảm", trend_flat: "không đổi",
+    period_live: "trực tiếp", period_hourly: "theo giờ", period_daily: "trong ngày", period_monthly: "trong tháng",
+    zoneSelect: "Chọn xã, phường", noKpis: "chưa có chỉ số",
+    // Terms the server sends in Vietnamese (VN_AQI categories, units): shown as they are.
+    terms: {} },
   en: { title: "Operations Centre", logout: "Log out", alerts: "Alerts", showResolved: "show resolved",
     login: "Log in", token: "Access token", loginButton: "Log in", online: "Connected", offline: "Disconnected — reconnecting",
     ack: "Acknowledge", resolve: "Resolve", firing: "Firing", acknowledged: "Acknowledged", resolved: "Resolved",
-    activeAlerts: "Open alerts", onTime: "Stations on time", compliance: "Discharge compliance", aqi: "VN_AQI",
-    congestion: "Congestion index", mtta: "Mean time to ack", mttr: "Mean time to resolve", history: "History", badToken: "Unknown token",
-    noData: "no data", ok: "normal", critical: "critical", major: "major", minor: "minor", info: "info" },
+    history: "History", quality: "Data quality", badToken: "Unknown token",
+    noData: "no data", ok: "normal", critical: "critical", major: "major", minor: "minor", info: "info",
+    centreCity: "City operations centre", centreDept: "Operations centre — {unit}", centreArea: "{name} operations centre",
+    target: "target", trend_up: "rising", trend_down: "falling", trend_flat: "steady",
+    period_live: "live", period_hourly: "hourly", period_daily: "today", period_monthly: "this month",
+    zoneSelect: "Choose a commune or ward", noKpis: "no indicators yet",
+    terms: { "Tốt": "Good", "Trung bình": "Moderate", "Kém": "Poor", "Xấu": "Bad", "Rất xấu": "Very bad", "Nguy hại": "Hazardous",
+      "cảnh báo": "alerts", "phút": "min", "giờ": "h", "ca": "cases", "trạm": "stations", "cơ sở": "facilities", "lượt": "times" } },
 };
 const SEVERITY_RANK = { info: 1, minor: 2, major: 3, critical: 4 };
 const COLOURS = { critical: "#ff4d4f", major: "#ff9f1a", minor: "#f5d90a", info: "#58a6ff", ok: "#3fb950", none: "#6e7681" };
@@ -25,9 +35,15 @@ const state = {
   lang: localStorage.getItem("wf-lang") || "vi",
   token: sessionStorage.getItem("wf-token"),
   me: null, ws: null, seq: {}, alerts: new Map(), stations: new Map(), markers: new Map(),
-  kpis: new Map(), sparks: {}, detailStation: null, detailChart: null, retry: 1000, map: null,
+  kpis: new Map(), sparks: {}, tiles: new Map(), zone: null, zones: new Map(), detailStation: null, detailChart: null,
+  retry: 1000, map: null, zoneLabels: [],
 };
 const t = (key) => (I18N[state.lang] || I18N.vi)[key] || key;
+// A template string with {name} placeholders filled in.
+const tf = (key, vars) => t(key).replace(/\{(\w+)\}/g, (_, k) => vars[k] ?? "");
+// A Vietnamese term from the server, in the page's language when the table knows it.
+const term = (s) => (s && (I18N[state.lang] || I18N.vi).terms[s]) || s || "";
+const setText = (el, text) => { if (el && el.textContent !== text) el.textContent = text; };
 const $ = (sel) => document.querySelector(sel);
 
 function applyLanguage() {
@@ -35,7 +51,53 @@ function applyLanguage() {
   document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
   $("#lang").textContent = state.lang === "vi" ? "EN" : "VI";
   setConnection(state.ws && state.ws.readyState === 1);
-  renderAlerts(); renderKpis(); renderLegend();
+  renderTitle(); renderWho(); renderZoneSelect();
+  renderAlerts(); renderKpis(); renderLegend(); renderZoneLabels();
+}
+
+// ---- the centre: title, account line ----------------------------------------------------
+const isEn = () => state.lang === "en";
+
+// A commune's name from the zones file (a legacy district's from its KPI row), else its id.
+function zoneName(id) {
+  const p = state.zones.get(id);
+  if (p) return (isEn() && p.name_en) || p.name || id;
+  const row = state.kpis.get(id);
+  if (row) return (isEn() && row.row.name_en) || row.row.name || id;
+  return id;
+}
+
+// The account's sectors' names (field "name") or units (field "unit"), in the page language.
+function sectorNames(field) {
+  const sectors = (state.me && state.me.sectors) || [];
+  return sectors.map((s) => (isEn() ? s[field + "_en"] : s[field + "_vi"]) || s.name_vi || s.id).join(", ");
+}
+
+// City + every sector: the city's centre; city + sectors: a department's centre; an area
+// (communes, a cluster, a legacy district): that area's centre, with its sectors if any.
+function centreTitle() {
+  const me = state.me;
+  if (!me) return t("title");
+  if (me.scope.level === "city") return me.sectors ? tf("centreDept", { unit: sectorNames("unit") }) : t("centreCity");
+  const title = tf("centreArea", { name: [].concat(me.scope.id).map(zoneName).join(", ") });
+  return me.sectors && me.sectors.length ? `${title} — ${sectorNames("name")}` : title;
+}
+
+function renderTitle() {
+  const title = centreTitle();
+  const el = $("#centre-title");
+  setText(el, title);
+  el.dataset.centre = !state.me ? "" : state.me.scope.level === "city" ? (state.me.sectors ? "department" : "city") : "area";
+  const doc = `Watchfloor — ${title}`;
+  if (document.title !== doc) document.title = doc;
+}
+
+function renderWho() {
+  const me = state.me;
+  if (!me) return;
+  const area = `${me.scope.level}${me.scope.id ? ": " + [].concat(me.scope.id).join(", ") : ""}`;
+  const sectors = me.sectors && me.sectors.length ? ` · <span class="who-sectors">${esc(sectorNames("name"))}</span>` : "";
+  $("#who").innerHTML = `${esc(me.name)} · ${esc(me.role)} · ${esc(area)}${sectors}`;
 }
 
 function setConnection(online) {
@@ -68,8 +130,9 @@ $("#detail-close").addEventListener("click", closeDetail);
 
 async function start() {
   state.me = await api("/api/me");
-  $("#who").textContent = `${state.me.name} · ${state.me.role} · ${state.me.scope.level}${state.me.scope.id ? ": " + [].concat(state.me.scope.id).join(", ") : ""}`;
+  renderWho(); renderTitle();
   await buildMap();
+  renderTitle(); renderZoneSelect(); renderKpis();
   connect();
 }
 
@@ -79,16 +142,30 @@ async function buildMap() {
   const zones = await api("/api/zones");
   const map = L.map("map", { zoomControl: true, attributionControl: false, preferCanvas: true });
   state.map = map;
+  // Two tiers: the city, then its communes and wards (level "commune"; "ward" in older
+  // files). Legacy district polygons, if a file still has them, are not drawn.
+  const commune = (f) => f.properties.level === "commune" || f.properties.level === "ward";
   const layer = L.geoJSON(zones, {
-    style: (f) => f.properties.level === "district"
-      ? { color: "#8b949e", weight: 3, fill: false }
-      : { color: "#30363d", weight: 1, fillColor: "#12202b", fillOpacity: 0.9 },
+    filter: commune,
+    style: { color: "#30363d", weight: 1, fillColor: "#12202b", fillOpacity: 0.9 },
   }).addTo(map);
-  zones.features.filter((f) => f.properties.level === "ward").forEach((f) => {
+  const communes = zones.features.filter(commune);
+  for (const f of communes) state.zones.set(f.properties.id ?? f.id, f.properties);
+  state.zoneLabels = communes.map((f) => {
     const centre = L.geoJSON(f).getBounds().getCenter();
-    L.marker(centre, { interactive: false, icon: L.divIcon({ className: "zone-label", html: f.properties.name, iconSize: null }) }).addTo(map);
+    return { props: f.properties, marker: L.marker(centre, { interactive: false, icon: zoneLabelIcon(f.properties) }).addTo(map) };
   });
-  map.fitBounds(layer.getBounds(), { padding: [10, 10] });
+  // An area's centre (communes, a cluster, a legacy district) opens on its own polygons,
+  // outlined; the city's centres (every sector or a department) keep the whole city.
+  const own = communes.filter((f) => ownsZone(f.properties.id ?? f.id, f.properties));
+  if (own.length) {
+    state.focus = L.geoJSON({ type: "FeatureCollection", features: own }, {
+      interactive: false, style: { color: "#79c0ff", weight: 3, opacity: 1, fill: false },
+    }).addTo(map);
+    map.fitBounds(state.focus.getBounds(), { padding: [30, 30] });
+  } else {
+    map.fitBounds(layer.getBounds(), { padding: [10, 10] });
+  }
   const stations = await api("/api/stations");
   for (const s of stations) {
     state.stations.set(s.id, s);
@@ -109,6 +186,23 @@ async function buildMap() {
       }
     } catch (e) { /* offline: the connection indicator says so */ }
   }, 20000);
+}
+
+// Whether a commune is in the account's area (false for city accounts: nothing to outline).
+function ownsZone(id, props) {
+  const scope = state.me && state.me.scope;
+  if (!scope || scope.level === "city") return false;
+  if (scope.level === "district") return props.legacy_district === scope.id;
+  return [].concat(scope.id).includes(id);
+}
+
+// Commune labels in the page's language (name_en in English, when the file gives one).
+function zoneLabelIcon(props) {
+  const name = state.lang === "en" && props.name_en ? props.name_en : props.name;
+  return L.divIcon({ className: "zone-label", html: esc(name), iconSize: null });
+}
+function renderZoneLabels() {
+  for (const { props, marker } of state.zoneLabels) marker.setIcon(zoneLabelIcon(props));
 }
 
 function renderLegend() {
@@ -162,7 +256,7 @@ function connect() {
     } else if (msg.type === "snapshot") {
       state.seq[msg.channel] = msg.seq;
       if (msg.channel === "alerts") { state.alerts.clear(); msg.data.forEach(upsertAlert); renderAlerts(); refreshAllMarkers(); }
-      else if (msg.channel === "kpis") { msg.data.forEach((z) => updateKpi(z, true)); renderKpis(); }
+      else if (msg.channel === "kpis") { state.kpis.clear(); msg.data.forEach((z) => updateKpi(z, true)); renderKpis(); }
       else if (msg.channel === "stations") { msg.data.forEach(onReading); }
     } else if (msg.type === "resumed") {
       state.seq[msg.channel] = Math.max(state.seq[msg.channel] || 0, msg.seq);
@@ -285,66 +379,145 @@ function drawDetailChart() {
 }
 
 // ---- KPIs --------------------------------------------------------------------------------
+// A row per zone (`city`, a commune, a legacy district) of the account's own sector view,
+// each a list of indicators; the tiles follow that list (one per indicator, in order).
+const HISTORY_POINTS = 120; // two hours at one point a minute, as the server keeps
+const BAND_COLOURS = { green: "#3fb950", amber: "#ff9f1a", red: "#ff4d4f", none: "#6e7681" };
+const TREND_ARROWS = { up: "▲", down: "▼", flat: "▶" };
+
+// The zones the account's tiles can show: the city, its legacy district, or its communes.
+function scopeZones() {
+  const scope = state.me && state.me.scope;
+  if (!scope || scope.level === "city") return ["city"];
+  return [].concat(scope.id);
+}
+
+// The zone whose tiles are shown: a cluster centre's chosen commune, else its first.
 function scopeZone() {
-  if (!state.me) return "city";
-  if (state.me.scope.level === "city") return "city";
-  // A cluster centre (several communes) shows its first commune's tiles.
-  const id = state.me.scope.id;
-  return Array.isArray(id) ? id[0] : id;
+  const zones = scopeZones();
+  return zones.includes(state.zone) ? state.zone : zones[0];
 }
 
+// A cluster centre (several communes) switches between them with a row of buttons.
+function renderZoneSelect() {
+  const box = $("#zone-select");
+  if (!box) return;
+  const zones = scopeZones();
+  box.hidden = zones.length < 2;
+  if (zones.length < 2) { box.innerHTML = ""; return; }
+  const current = scopeZone();
+  box.setAttribute("aria-label", t("zoneSelect"));
+  box.innerHTML = zones.map((id) => `<button type="button" class="zone-button${id === current ? " active" : ""}" data-zone="${esc(id)}" aria-pressed="${id === current}">${esc(zoneName(id))}</button>`).join("");
+}
+$("#zone-select").addEventListener("click", (e) => {
+  const button = e.target.closest(".zone-button");
+  if (!button || button.dataset.zone === scopeZone()) return;
+  state.zone = button.dataset.zone;
+  renderZoneSelect(); renderKpis();
+});
+
+// Snapshots carry each indicator's server history; deltas add a point a minute client-side.
 function updateKpi(z, withHistory) {
+  if (!z || !Array.isArray(z.indicators)) return;
+  if (state.me && state.me.view && z.view && z.view !== state.me.view) return; // not this account's view
   const prev = state.kpis.get(z.zone);
-  const history = withHistory ? (z.history || []) : (prev ? prev.history : []);
-  const last = history[history.length - 1];
-  if (!withHistory && (!last || z.ts - last.ts >= 60000)) {
-    const f = z.figures;
-    history.push({ ts: z.ts, active: Object.values(f.active_alerts).reduce((x, y) => x + y, 0), on_time: f.stations_on_time_pct, aqi: f.aqi, congestion: f.congestion_index });
-    if (history.length > 120) history.shift();
+  const history = {};
+  for (const ind of z.indicators) {
+    const server = withHistory && z.history && z.history[ind.id];
+    const points = Array.isArray(server) ? server.map((p) => ({ ts: p.ts, value: p.value ?? null })) : ((prev && prev.history[ind.id]) || []);
+    const last = points[points.length - 1];
+    if (!withHistory && (!last || z.ts - last.ts >= 60000)) {
+      points.push({ ts: z.ts, value: ind.value ?? null });
+      while (points.length > HISTORY_POINTS) points.shift();
+    }
+    history[ind.id] = points;
   }
-  state.kpis.set(z.zone, { ...z, history });
+  state.kpis.set(z.zone, { row: z, history });
 }
 
-const fmt = (v, digits = 0, unit = "") => (v === null || v === undefined) ? "—" : `${Number(v).toFixed(digits)}${unit}`;
-const fmtDuration = (s) => (s === null || s === undefined) ? "—" : (s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`);
+// An integer as it is, anything else with one decimal; "—" for no value.
+const fmtValue = (v) => (v === null || v === undefined || Number.isNaN(Number(v))) ? "—" : (Number.isInteger(Number(v)) ? String(Number(v)) : Number(v).toFixed(1));
+
+function clearTiles(box) {
+  Object.values(state.sparks).forEach((u) => u.destroy());
+  state.sparks = {}; state.tiles = new Map();
+  box.innerHTML = "";
+}
+
+function buildTiles(box, indicators) {
+  clearTiles(box);
+  for (const ind of indicators) {
+    const el = document.createElement("div");
+    el.className = "kpi";
+    el.id = `kpi-${ind.id}`;
+    el.dataset.indicator = ind.id;
+    el.innerHTML = `<div class="label"></div><div class="value"><span class="num"></span><span class="unit"></span></div>
+      <div class="sub"><span class="target"></span><span class="trend"></span><span class="category"></span></div><div class="spark"></div>`;
+    box.appendChild(el);
+    state.tiles.set(ind.id, el);
+  }
+}
 
 function renderKpis() {
-  const z = state.kpis.get(scopeZone());
   const box = $("#kpis");
-  if (!z || !box) return;
-  const f = z.figures;
-  const active = f.active_alerts || {};
-  const tiles = [
-    ["active", t("activeAlerts"), Object.values(active).reduce((x, y) => x + y, 0), `<span style="color:${COLOURS.critical}">${active.critical || 0}</span> · <span style="color:${COLOURS.major}">${active.major || 0}</span> · <span style="color:${COLOURS.minor}">${active.minor || 0}</span>`, "active"],
-    ["ontime", t("onTime"), fmt(f.stations_on_time_pct, 0, " %"), z.name, "on_time"],
-    ["compliance", t("compliance"), fmt(f.discharge_compliance_pct, 0, " %"), "QCVN 40", null],
-    ["aqi", t("aqi"), fmt(f.aqi), `<span style="color:${f.aqi_colour || "inherit"}">${esc(f.aqi_category || "")}</span>`, "aqi"],
-    ["congestion", t("congestion"), fmt(f.congestion_index), "0–100", "congestion"],
-    ["times", `${t("mtta")} / ${t("mttr")}`, `${fmtDuration(f.mtta_s)}`, fmtDuration(f.mttr_s), null],
-  ];
-  if (!box.children.length) {
-    box.innerHTML = tiles.map(([id]) => `<div class="kpi" id="kpi-${id}"><div class="label"></div><div class="value"></div><div class="sub"></div><div class="spark"></div></div>`).join("");
+  if (!box) return;
+  const zone = scopeZone();
+  const entry = state.kpis.get(zone);
+  const indicators = entry ? entry.row.indicators : [];
+  const ids = indicators.map((i) => i.id).join(" ");
+  // A different zone, or a reloaded indicator set: new tiles; otherwise update in place.
+  if (box.dataset.zone !== zone || box.dataset.ids !== ids) {
+    buildTiles(box, indicators);
+    box.dataset.zone = zone; box.dataset.ids = ids;
+    box.dataset.empty = indicators.length ? "false" : "true";
+    if (!indicators.length) box.innerHTML = `<p class="kpi-empty">${esc(t("noKpis"))}</p>`;
   }
-  tiles.forEach(([id, label, value, sub, series]) => {
-    const el = $(`#kpi-${id}`);
-    el.querySelector(".label").textContent = label;
-    el.querySelector(".value").textContent = value;
-    el.querySelector(".sub").innerHTML = sub;
-    if (id === "aqi") el.querySelector(".value").style.color = f.aqi_colour || "";
-    if (series) drawSpark(id, el.querySelector(".spark"), z.history, series);
-  });
+  if (!entry) return;
+  box.dataset.ts = String(entry.row.ts);
+  for (const ind of indicators) renderTile(state.tiles.get(ind.id), ind, entry.history[ind.id] || []);
+  if (state.me && state.me.scope.level === "district") renderTitle(); // its name comes from the row
 }
 
-function drawSpark(id, el, history, field) {
+function renderTile(el, ind, history) {
+  if (!el) return;
+  const name = (isEn() ? ind.name_en : ind.name_vi) || ind.name_vi || ind.id;
+  const band = ind.band || "none";
+  setText(el.querySelector(".label"), name);
+  const title = ind.period ? `${name} · ${t("period_" + ind.period)}` : name;
+  if (el.title !== title) el.title = title;
+  el.dataset.band = band; el.dataset.trend = ind.trend || ""; el.dataset.period = ind.period || ""; el.dataset.sector = ind.sector || "";
+  el.style.setProperty("--band", BAND_COLOURS[band] || BAND_COLOURS.none);
+  setText(el.querySelector(".num"), fmtValue(ind.value));
+  setText(el.querySelector(".unit"), ind.value === null || ind.value === undefined ? "" : term(ind.unit));
+  setText(el.querySelector(".target"), ind.target === null || ind.target === undefined ? "" : `${t("target")} ${fmtValue(ind.target)}`);
+  const trend = el.querySelector(".trend");
+  setText(trend, TREND_ARROWS[ind.trend] || "");
+  const trendTitle = ind.trend ? t("trend_" + ind.trend) : "";
+  if (trend.title !== trendTitle) trend.title = trendTitle;
+  const category = el.querySelector(".category");
+  setText(category, term(ind.label));
+  if (category.dataset.colour !== (ind.colour || "")) { category.dataset.colour = ind.colour || ""; category.style.color = ind.colour || ""; }
+  drawSpark(ind.id, el.querySelector(".spark"), history);
+}
+
+// One uPlot per tile, redrawn only when its history gained a point.
+function drawSpark(id, el, history) {
+  const last = history[history.length - 1];
+  const key = `${history.length}:${last ? last.ts : ""}`;
+  const existing = state.sparks[id];
+  if (existing && existing.wfKey === key) return;
   const xs = history.map((p) => p.ts / 1000);
-  const ys = history.map((p) => p[field] ?? null);
-  if (xs.length < 2) return;
-  if (!state.sparks[id]) {
-    state.sparks[id] = new uPlot({ width: el.clientWidth || 160, height: 34, cursor: { show: false }, legend: { show: false },
+  const ys = history.map((p) => p.value ?? null);
+  if (xs.length < 2 || ys.every((v) => v === null)) return;
+  if (!existing) {
+    const u = new uPlot({ width: el.clientWidth || 120, height: 22, cursor: { show: false }, legend: { show: false },
       axes: [{ show: false }, { show: false }], scales: { x: { time: false } },
-      series: [{}, { stroke: "#58a6ff", width: 2, fill: "rgba(88,166,255,.15)" }] }, [xs, ys], el);
+      series: [{}, { stroke: "#58a6ff", width: 1.5, fill: "rgba(88,166,255,.15)", spanGaps: false }] }, [xs, ys], el);
+    u.wfKey = key;
+    state.sparks[id] = u;
   } else {
-    state.sparks[id].setData([xs, ys]);
+    existing.setData([xs, ys]);
+    existing.wfKey = key;
   }
 }
 

@@ -1,6 +1,9 @@
 // End-to-end: `watchfloor demo` → headless Chromium (Debian's, driven by playwright-core).
 // Two operators of the same ward log in; the scripted camera fire in Long Hòa appears on
-// both screens; the first acknowledges it; the second sees the acknowledgement live.
+// both screens; the first acknowledges it; the second sees the acknowledgement live. Then a
+// department centre (the environment sector, city-wide) and a commune centre (ward Tân An,
+// every sector) on a 1920×1080 wall screen: each its own title and indicator tiles, the
+// department without the fire (public safety's), the commune's data-quality ranking.
 // Usage: node e2e.mjs <watchfloor binary> <http port> <mqtt port> <data dir> [screenshot]
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
@@ -86,6 +89,45 @@ if (screenshot) {
   await first.waitForTimeout(1500);
   await first.screenshot({ path: screenshot });
   step(`screenshot saved to ${screenshot}`);
+}
+
+// A department centre: the environment department sees its indicators, not transport's,
+// and not the fire (a public-safety alert).
+const wall = { viewport: { width: 1920, height: 1080 } };
+const department = await login(await browser.newContext(wall), "demo-environment-department");
+await department.waitForSelector("#centre-title[data-centre=department]", { timeout: 15000 });
+await department.waitForSelector("#kpis #kpi-discharge_compliance", { timeout: 15000 });
+if (await department.$("#kpis #kpi-congestion_index")) throw new Error("a transport indicator on the environment department's screen");
+await department.waitForTimeout(2000);
+if (await department.$(fire)) throw new Error("the fire (public safety) on the environment department's screen");
+const title = await department.textContent("#centre-title");
+if (!title.includes("Sở Nông nghiệp và Môi trường")) throw new Error(`department title: ${title}`);
+step(`the department centre shows "${title}" with its own indicators`);
+
+// A commune centre: Tân An's tiles, and its data-quality ranking.
+const commune = await login(await browser.newContext(wall), "demo-viewer-tan-an");
+await commune.waitForSelector("#centre-title[data-centre=area]", { timeout: 15000 });
+await commune.waitForSelector("#kpis[data-zone=tan_an] #kpi-open_alerts", { timeout: 15000 });
+const communeTitle = await commune.textContent("#centre-title");
+if (!communeTitle.includes("Tân An")) throw new Error(`commune title: ${communeTitle}`);
+await commune.click("#quality-open");
+await commune.waitForSelector("#quality .quality-row[data-level=station]", { timeout: 15000 });
+const stations = await commune.$$eval("#quality .quality-row[data-level=station]", (rows) => rows.map((r) => r.dataset.id));
+const tanAn = ["CT-AIR-06", "CT-HY-01", "CT-TR-21", "CT-TR-22", "CT-TR-23", "CT-TR-24", "CT-CAM-21", "CT-CAM-22", "CT-CAM-23", "CT-CAM-24", "SYT-FEED"];
+if (stations.some((id) => !tanAn.includes(id))) {
+  throw new Error(`a station outside Tân An in its quality ranking: ${stations}`);
+}
+step(`the commune centre "${communeTitle}" ranks its ${stations.length} stations' data quality`);
+if (screenshot) {
+  const dir = path.dirname(screenshot);
+  await department.screenshot({ path: path.join(dir, "department-centre.png") });
+  await commune.click("#q-close");
+  await commune.waitForTimeout(500);
+  await commune.screenshot({ path: path.join(dir, "commune-centre.png") });
+  await commune.click("#quality-open");
+  await commune.waitForSelector("#quality .quality-row[data-level=station]", { timeout: 15000 });
+  await commune.screenshot({ path: path.join(dir, "commune-quality.png") });
+  step("department and commune centre screenshots saved");
 }
 step("PASSED");
 await finish(0);

@@ -18,10 +18,11 @@ macro_rules! asset {
     };
 }
 
-const ASSETS: [(&str, &[u8]); 8] = [
+const ASSETS: [(&str, &[u8]); 9] = [
     asset!("index.html"),
     asset!("app.js"),
     asset!("history.js"),
+    asset!("quality.js"),
     asset!("style.css"),
     asset!("vendor/leaflet.js"),
     asset!("vendor/leaflet.css"),
