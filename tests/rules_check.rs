@@ -167,3 +167,61 @@ fn a_missing_directory_is_an_error_not_a_pass() {
     let out = check(Path::new("/nonexistent/watchfloor-rules"));
     assert!(!out.status.success());
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn sectors_name_known_kinds_and_rules_and_rules_name_known_sectors() {
+    let base = std::env::temp_dir().join(format!("watchfloor-rules-{}-sectors", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let sectors = std::fs::read_to_string(root().join("alert-rules/city/sectors.csv")).unwrap();
+    let line_of = |id: &str| 1 + sectors.lines().position(|l| l.starts_with(&format!("{id},"))).unwrap();
+    // (case, the sectors file, a rule file added, the error's place, its words)
+    let transport = line_of("transport");
+    let cases = [
+        (
+            "unknown_rule",
+            sectors.replace("camera_wrong_way camera_congestion\n", "camera_wrong_way camera_congestoin\n"),
+            None,
+            format!("sectors.csv:{transport}:"),
+            "sector `transport` names unknown rule `camera_congestoin`".to_string(),
+        ),
+        (
+            "unknown_kind",
+            sectors.replace("Department of Construction,traffic camera,", "Department of Construction,traffic drone,"),
+            None,
+            format!("sectors.csv:{transport}:"),
+            "unknown station kind `drone`".to_string(),
+        ),
+        (
+            "unknown_label",
+            sectors.clone(),
+            Some("rules:\n  - id: extra\n    match: { kind: air }\n    absence: 5m\n    severity: minor\n    labels: { sector: finance }\n"),
+            "extra.yaml:2:".to_string(),
+            "label `sector` names unknown sector `finance`".to_string(),
+        ),
+    ];
+    for (name, sectors_text, extra, place, words) in cases {
+        let dir = base.join(name);
+        copy_dir(&root().join("alert-rules"), &dir);
+        std::fs::write(dir.join("city/sectors.csv"), sectors_text).unwrap();
+        if let Some(text) = extra {
+            std::fs::write(dir.join("extra.yaml"), text).unwrap();
+        }
+        let out = check(&dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} passed but must fail");
+        assert!(stderr.contains(&place) && stderr.contains(&words), "{name}: expected `{place}` … `{words}` in:\n{stderr}");
+    }
+}

@@ -470,7 +470,7 @@ pub fn load_rules(dir: &Path) -> Result<(RuleSet, Option<Arc<City>>), RuleErrors
     }
     let rules = RuleSet::load_dir_with(dir, lookups)?;
     if let Some(city) = &city {
-        let errors: Vec<RuleError> = rules
+        let mut errors: Vec<RuleError> = rules
             .rules
             .iter()
             .filter_map(|rule| {
@@ -488,6 +488,19 @@ pub fn load_rules(dir: &Path) -> Result<(RuleSet, Option<Arc<City>>), RuleErrors
                 })
             })
             .collect();
+        // A sector naming a rule that does not exist is a typo that would move alerts.
+        for sector in city.sectors.all() {
+            for rule in &sector.rules {
+                if !rules.rules.iter().any(|r| &r.id == rule) {
+                    errors.push(RuleError {
+                        file: dir.join("city/sectors.csv").display().to_string(),
+                        line: sector.line as usize,
+                        column: 0,
+                        message: format!("sector `{}` names unknown rule `{rule}`", sector.id),
+                    });
+                }
+            }
+        }
         if !errors.is_empty() {
             return Err(RuleErrors(errors));
         }

@@ -36,6 +36,9 @@ pub struct Sector {
     /// Rules whose alerts are its own whatever their pack (a camera pack's wrong-way
     /// rule belongs to transport).
     pub rules: Vec<String>,
+    /// Its line in the file (for errors about it).
+    #[serde(skip)]
+    pub line: u64,
 }
 
 /// The configured sectors, in file order.
@@ -90,6 +93,7 @@ impl Sectors {
                 kinds,
                 packs: words(row.get("packs")),
                 rules: words(row.get("rules")),
+                line,
                 id,
             });
         }

@@ -95,3 +95,36 @@ fn the_shipped_set_computes_per_zone_and_view_and_a_reload_keeps_unchanged_histo
     assert_eq!(open.band, Some("amber"));
     assert_eq!(computer.history("open_alerts", "city", "*").len(), 1);
 }
+
+#[test]
+fn pushed_values_are_a_communes_own_and_the_city_sums_them() {
+    let city = city();
+    let mut computer = Computer::new(Arc::new(default_set(&sectors(&city)).unwrap()));
+    let mut inputs = Inputs::default();
+    let push = |zone: Option<&str>, cases: f64, ts: i64| {
+        let mut v = serde_json::json!({"source": "SYT-FEED", "kind": "indicator", "ts": ts, "values": {"dengue_cases_week": cases}});
+        if let Some(z) = zone {
+            v["zone"] = serde_json::json!(z);
+        }
+        let mut e = decode_envelope(v.to_string().as_bytes(), None, &DecodeLimits::default()).unwrap();
+        city.place(&mut e).map(|_| e)
+    };
+    for (zone, cases, ts) in [(Some("tan_an"), 9.0, T0), (Some("tan_an"), 12.0, T0 + 1), (Some("long_hoa"), 5.0, T0), (Some("tan_an"), 99.0, T0 - 1)] {
+        inputs.observe(&push(zone, cases, ts).unwrap());
+    }
+    // A zone the city does not have is refused, not counted.
+    assert!(push(Some("atlantis"), 1.0, T0).is_err());
+    let health = View { name: "health".into(), sectors: Some(vec!["health".into()]) };
+    let rows = computer.compute(&city, &inputs, &[], &[health.clone(), views()[1].clone()], T0 + 60_000);
+    assert_eq!(value(&rows, "tan_an", "health", "dengue_cases_week"), Some(12.0), "the latest by measurement time");
+    assert_eq!(value(&rows, "long_hoa", "health", "dengue_cases_week"), Some(5.0));
+    assert_eq!(value(&rows, "city", "health", "dengue_cases_week"), Some(17.0), "the communes' sum");
+    assert_eq!(value(&rows, "an_binh", "health", "dengue_cases_week"), None, "nothing pushed: no value");
+    assert!(rows.iter().filter(|r| r.view == "environment").all(|r| r.indicators.iter().all(|i| i.id != "dengue_cases_week")));
+    // A city-wide push is the city's own value.
+    inputs.observe(&push(None, 40.0, T0 + 2).unwrap());
+    let rows = computer.compute(&city, &inputs, &[], &[health], T0 + 120_000);
+    assert_eq!(value(&rows, "city", "health", "dengue_cases_week"), Some(40.0));
+    let band = rows.iter().find(|r| r.zone == "city").unwrap().indicators.iter().find(|i| i.id == "dengue_cases_week").unwrap().band;
+    assert_eq!(band, Some("red"), "green ≤ 10, amber ≤ 30");
+}

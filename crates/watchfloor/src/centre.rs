@@ -59,6 +59,14 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .map(Arc::new);
     let accounts = Arc::new(Accounts::load(&server.accounts)?);
+    if let Some(city) = &city {
+        let unknown = accounts.unknown_sectors(|s| city.sectors.knows(s));
+        anyhow::ensure!(
+            unknown.is_empty(),
+            "server.accounts: unknown sectors (city/sectors.csv): {}",
+            unknown.join(", ")
+        );
+    }
     let indicators = watchfloor_server::indicators::load(server.indicators.as_deref(), city.as_deref())
         .map_err(|e| anyhow::anyhow!("indicators:\n{e}"))?;
     let store = Store::open(&store_url)
