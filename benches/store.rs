@@ -53,6 +53,7 @@ fn alert(i: u64, fired_at: i64) -> AlertRow {
         labels: BTreeMap::from([("pack".to_string(), "bench".to_string())]),
         ward: Some(ward),
         district: Some(format!("district_{}", i as usize % WARDS / 4)),
+        sectors: vec![["environment", "public_safety", "transport"][i as usize % 3].to_string()],
         kind: Some("discharge".into()),
         location: Some([10.0, 105.7]),
         ack: None,

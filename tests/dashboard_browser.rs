@@ -40,7 +40,12 @@ fn two_operators_see_an_incident_and_its_acknowledgement_live_in_chromium() {
         status.success(),
         "the browser test failed (its log is above)"
     );
-    for shot in ["dashboard.png", "department-centre.png", "commune-centre.png", "commune-quality.png"] {
+    for shot in [
+        "dashboard.png",
+        "department-centre.png",
+        "commune-centre.png",
+        "commune-quality.png",
+    ] {
         assert!(data.join(shot).exists(), "screenshot {shot} taken");
     }
     // The acknowledgement is in the demo's incident store, audited, after the demo stopped.

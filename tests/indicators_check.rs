@@ -45,46 +45,114 @@ const GOOD: &str = "indicators:
 #[test]
 fn the_shipped_set_passes() {
     let out = check(&root().join("indicators"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("ok: 11 indicators"), "{stdout}");
     let out = check(&dir_with("good", GOOD));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn broken_indicators_are_refused_with_file_and_line() {
     // (case, line to replace, replacement, line reported, words of the reason)
     let cases: &[(&str, &str, &str, &str, &str)] = &[
-        ("unknown_source", "    from: stations", "    from: satellites", ":8:", "unknown source `satellites`"),
-        ("bad_expression", "    value: 100.0 * compliant / stations", "    value: 100.0 * compliant /", ":10:", "cannot parse"),
-        ("unknown_variable", "    value: 100.0 * compliant / stations", "    value: 100.0 * complaint / stations", ":10:", "complaint"),
-        ("band_not_ordered", "    bands: { better: higher, green: 95, amber: 80 }", "    bands: { better: higher, green: 80, amber: 95 }", ":11:", "not ordered"),
-        ("unknown_scope", "    scopes: [city, commune]", "    scopes: [city, province]", ":12:", "unknown scope `province`"),
-        ("unknown_sector", "    sector: environment", "    sector: finance", ":6:", "unknown sector `finance`"),
-        ("unknown_kind", "    kinds: [discharge]", "    kinds: [dischage]", ":9:", "unknown station kind `dischage`"),
-        ("unknown_period", "    period: live", "    period: weekly", ":7:", "unknown period `weekly`"),
+        (
+            "unknown_source",
+            "    from: stations",
+            "    from: satellites",
+            ":8:",
+            "unknown source `satellites`",
+        ),
+        (
+            "bad_expression",
+            "    value: 100.0 * compliant / stations",
+            "    value: 100.0 * compliant /",
+            ":10:",
+            "cannot parse",
+        ),
+        (
+            "unknown_variable",
+            "    value: 100.0 * compliant / stations",
+            "    value: 100.0 * complaint / stations",
+            ":10:",
+            "complaint",
+        ),
+        (
+            "band_not_ordered",
+            "    bands: { better: higher, green: 95, amber: 80 }",
+            "    bands: { better: higher, green: 80, amber: 95 }",
+            ":11:",
+            "not ordered",
+        ),
+        (
+            "unknown_scope",
+            "    scopes: [city, commune]",
+            "    scopes: [city, province]",
+            ":12:",
+            "unknown scope `province`",
+        ),
+        (
+            "unknown_sector",
+            "    sector: environment",
+            "    sector: finance",
+            ":6:",
+            "unknown sector `finance`",
+        ),
+        (
+            "unknown_kind",
+            "    kinds: [discharge]",
+            "    kinds: [dischage]",
+            ":9:",
+            "unknown station kind `dischage`",
+        ),
+        (
+            "unknown_period",
+            "    period: live",
+            "    period: weekly",
+            ":7:",
+            "unknown period `weekly`",
+        ),
     ];
     for (name, from, to, line, words) in cases {
-        assert!(GOOD.contains(from), "{name}: the case must change a line of GOOD");
+        assert!(
+            GOOD.contains(from),
+            "{name}: the case must change a line of GOOD"
+        );
         let dir = dir_with(name, &GOOD.replace(from, to));
         let out = check(&dir);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name}: accepted");
         let expected = format!("{}{line}", dir.join("set.yaml").display());
-        assert!(stderr.contains(&expected), "{name}: no `{expected}` in {stderr}");
+        assert!(
+            stderr.contains(&expected),
+            "{name}: no `{expected}` in {stderr}"
+        );
         assert!(stderr.contains(words), "{name}: no `{words}` in {stderr}");
     }
     // Two indicators with one id: the second is refused, naming the first.
     let twice = format!("{GOOD}{}", GOOD.trim_start_matches("indicators:\n"));
     let out = check(&dir_with("twice", &twice));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains(":13:") && stderr.contains("already defined at"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains(":13:") && stderr.contains("already defined at"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn run_check_refuses_a_pipeline_whose_indicators_are_broken() {
-    let dir = dir_with("run_check", &GOOD.replace("    from: stations", "    from: satellites"));
+    let dir = dir_with(
+        "run_check",
+        &GOOD.replace("    from: stations", "    from: satellites"),
+    );
     let accounts = root().join("pipelines/demo-accounts.toml");
     let pipeline = dir.join("pipeline.toml");
     std::fs::write(
@@ -103,8 +171,15 @@ fn run_check_refuses_a_pipeline_whose_indicators_are_broken() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "accepted: {}", String::from_utf8_lossy(&out.stdout));
-    assert!(stderr.contains("set.yaml:8:") && stderr.contains("unknown source"), "{stderr}");
+    assert!(
+        !out.status.success(),
+        "accepted: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains("set.yaml:8:") && stderr.contains("unknown source"),
+        "{stderr}"
+    );
     // The same pipeline with the shipped indicators passes.
     std::fs::write(dir.join("set.yaml"), GOOD).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
@@ -112,5 +187,9 @@ fn run_check_refuses_a_pipeline_whose_indicators_are_broken() {
         .arg(&pipeline)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -6,6 +6,7 @@
 //!   stale readings the engine refuses as late: 306 messages;
 //! - CT-AIR-03 (Trà Nóc) sends every reading 10 minutes after measuring it;
 //! - CT-DIS-09 (Long Hòa) is calibrating (status 01) for its first 96 readings.
+//!
 //! Everything else arrives 2 s after measurement.
 
 mod server_support;
@@ -18,7 +19,8 @@ const DAY_READINGS: i64 = 288;
 const CADENCE: i64 = 300_000;
 
 fn air(source: &str, ts: i64) -> String {
-    json!({"source": source, "kind": "air", "ts": ts, "values": {"pm25": 20.0, "pm10": 35.0}}).to_string()
+    json!({"source": source, "kind": "air", "ts": ts, "values": {"pm25": 20.0, "pm10": 35.0}})
+        .to_string()
 }
 
 fn discharge(ts: i64, status: &str) -> String {
@@ -77,24 +79,38 @@ fn assert_index(r: &Value, dung: f64, du: f64, sach: f64, song: f64, what: &str)
     assert_eq!(r["du"].as_f64(), Some(r4(du)), "{what} đủ: {r}");
     assert_eq!(r["sach"].as_f64(), Some(r4(sach)), "{what} sạch: {r}");
     assert_eq!(r["song"].as_f64(), Some(r4(song)), "{what} sống: {r}");
-    assert_eq!(r["index"].as_f64(), Some(r1(100.0 * (dung + du + sach + song) / 4.0)), "{what} index: {r}");
+    assert_eq!(
+        r["index"].as_f64(),
+        Some(r1(100.0 * (dung + du + sach + song) / 4.0)),
+        "{what} index: {r}"
+    );
 }
 
 #[tokio::test]
 async fn a_scripted_day_gives_the_index_computed_by_hand() {
     let h = harness(&shipped_rules());
     scripted_day(&h).await;
-    let (status, q) = h.call("GET", "/api/quality?date=2026-11-27", "admin", Value::Null).await;
+    let (status, q) = h
+        .call("GET", "/api/quality?date=2026-11-27", "admin", Value::Null)
+        .await;
     assert_eq!(status, 200, "{q}");
     let expected = DAY_READINGS as f64;
 
     // Stations.
     let a = row(&q, "station", "CT-AIR-01");
-    assert_eq!((a["messages"].as_u64(), a["accepted"].as_u64()), (Some(231), Some(231)), "{a}");
+    assert_eq!(
+        (a["messages"].as_u64(), a["accepted"].as_u64()),
+        (Some(231), Some(231)),
+        "{a}"
+    );
     assert_index(a, 1.0, 231.0 / expected, 1.0, 1.0, "CT-AIR-01");
     assert_eq!(a["delay_median_s"].as_f64(), Some(2.0));
     let b = row(&q, "station", "CT-AIR-02");
-    assert_eq!((b["messages"].as_u64(), b["accepted"].as_u64()), (Some(306), Some(288)), "{b}");
+    assert_eq!(
+        (b["messages"].as_u64(), b["accepted"].as_u64()),
+        (Some(306), Some(288)),
+        "{b}"
+    );
     assert_index(b, 1.0, 1.0, 1.0 - 18.0 / 306.0, 1.0, "CT-AIR-02");
     let c = row(&q, "station", "CT-AIR-03");
     assert_index(c, 1.0, 1.0, 1.0, 0.0, "CT-AIR-03");
@@ -108,7 +124,14 @@ async fn a_scripted_day_gives_the_index_computed_by_hand() {
     let lh = row(&q, "commune", "long_hoa");
     assert_eq!(lh["stations"].as_u64(), Some(6), "{lh}");
     let lh_expected = 2.0 * expected + 4.0 * 1440.0;
-    assert_index(lh, (231.0 + 192.0) / (231.0 + 288.0), (231.0 + 288.0) / lh_expected, 1.0, 1.0, "long_hoa");
+    assert_index(
+        lh,
+        (231.0 + 192.0) / (231.0 + 288.0),
+        (231.0 + 288.0) / lh_expected,
+        1.0,
+        1.0,
+        "long_hoa",
+    );
 
     // The environment sector: ten air and ten discharge stations, four of them speaking.
     let env = row(&q, "sector", "environment");
@@ -123,27 +146,86 @@ async fn a_scripted_day_gives_the_index_computed_by_hand() {
         "environment",
     );
     // The city's median delay is the median of its stations' medians: 2, 2, 600, 2 → 2 s.
-    assert_eq!(row(&q, "city", "city")["delay_median_s"].as_f64(), Some(2.0));
+    assert_eq!(
+        row(&q, "city", "city")["delay_median_s"].as_f64(),
+        Some(2.0)
+    );
 
     // Scoped: the transport department sees none of these stations; Long Hòa's operator
     // its own two only; the worst station comes first.
-    let (_, t) = h.call("GET", "/api/quality?date=2026-11-27&level=station", "transport-department", Value::Null).await;
-    assert!(t["rows"].as_array().unwrap().iter().all(|r| r["id"].as_str().unwrap().starts_with("CT-TR") || r["id"].as_str().unwrap().starts_with("CT-CAM")), "{t}");
-    let (_, l) = h.call("GET", "/api/quality?date=2026-11-27&level=station", "long-hoa-operator", Value::Null).await;
-    let ids: Vec<&str> = l["rows"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"CT-AIR-01") && ids.contains(&"CT-DIS-09") && !ids.contains(&"CT-AIR-02"), "{ids:?}");
-    let indices: Vec<f64> = l["rows"].as_array().unwrap().iter().filter_map(|r| r["index"].as_f64()).collect();
-    assert!(indices.windows(2).all(|w| w[0] <= w[1]), "worst first: {indices:?}");
+    let (_, t) = h
+        .call(
+            "GET",
+            "/api/quality?date=2026-11-27&level=station",
+            "transport-department",
+            Value::Null,
+        )
+        .await;
+    assert!(
+        t["rows"].as_array().unwrap().iter().all(|r| r["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("CT-TR")
+            || r["id"].as_str().unwrap().starts_with("CT-CAM")),
+        "{t}"
+    );
+    let (_, l) = h
+        .call(
+            "GET",
+            "/api/quality?date=2026-11-27&level=station",
+            "long-hoa-operator",
+            Value::Null,
+        )
+        .await;
+    let ids: Vec<&str> = l["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"CT-AIR-01") && ids.contains(&"CT-DIS-09") && !ids.contains(&"CT-AIR-02"),
+        "{ids:?}"
+    );
+    let indices: Vec<f64> = l["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["index"].as_f64())
+        .collect();
+    assert!(
+        indices.windows(2).all(|w| w[0] <= w[1]),
+        "worst first: {indices:?}"
+    );
 
     // The province's export: the same figures as CSV, for the day and for the month.
-    let (status, _) = h.call("GET", "/api/quality?month=2026-13", "admin", Value::Null).await;
+    let (status, _) = h
+        .call("GET", "/api/quality?month=2026-13", "admin", Value::Null)
+        .await;
     assert_eq!(status, 400);
-    let csv = h.text("/api/quality?date=2026-11-27&format=csv", "admin").await;
+    let csv = h
+        .text("/api/quality?date=2026-11-27&format=csv", "admin")
+        .await;
     let header = csv.lines().next().unwrap();
     assert_eq!(header, "period,level,id,name,stations,messages,accepted,expected,dung,du,sach,song,delay_median_s,index");
-    let line = csv.lines().find(|l| l.contains(",station,CT-AIR-02,")).unwrap();
-    assert!(line.starts_with("2026-11-27,station,CT-AIR-02,") && line.contains(",306,288,288,1,1,0.9412,1,"), "{line}");
-    let month = h.text("/api/quality?month=2026-11&format=csv", "admin").await;
-    let line = month.lines().find(|l| l.contains(",station,CT-AIR-01,")).unwrap();
-    assert!(line.starts_with("2026-11,station,CT-AIR-01,") && line.contains(",231,231,"), "{line}");
+    let line = csv
+        .lines()
+        .find(|l| l.contains(",station,CT-AIR-02,"))
+        .unwrap();
+    assert!(
+        line.starts_with("2026-11-27,station,CT-AIR-02,")
+            && line.contains(",306,288,288,1,1,0.9412,1,"),
+        "{line}"
+    );
+    let month = h
+        .text("/api/quality?month=2026-11&format=csv", "admin")
+        .await;
+    let line = month
+        .lines()
+        .find(|l| l.contains(",station,CT-AIR-01,"))
+        .unwrap();
+    assert!(
+        line.starts_with("2026-11,station,CT-AIR-01,") && line.contains(",231,231,"),
+        "{line}"
+    );
 }

@@ -183,10 +183,16 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn sectors_name_known_kinds_and_rules_and_rules_name_known_sectors() {
-    let base = std::env::temp_dir().join(format!("watchfloor-rules-{}-sectors", std::process::id()));
+    let base =
+        std::env::temp_dir().join(format!("watchfloor-rules-{}-sectors", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let sectors = std::fs::read_to_string(root().join("alert-rules/city/sectors.csv")).unwrap();
-    let line_of = |id: &str| 1 + sectors.lines().position(|l| l.starts_with(&format!("{id},"))).unwrap();
+    let line_of = |id: &str| {
+        1 + sectors
+            .lines()
+            .position(|l| l.starts_with(&format!("{id},")))
+            .unwrap()
+    };
     // (case, the sectors file, a rule file added, the error's place, its words)
     let transport = line_of("transport");
     let cases = [
@@ -222,6 +228,9 @@ fn sectors_name_known_kinds_and_rules_and_rules_name_known_sectors() {
         let out = check(&dir);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name} passed but must fail");
-        assert!(stderr.contains(&place) && stderr.contains(&words), "{name}: expected `{place}` … `{words}` in:\n{stderr}");
+        assert!(
+            stderr.contains(&place) && stderr.contains(&words),
+            "{name}: expected `{place}` … `{words}` in:\n{stderr}"
+        );
     }
 }

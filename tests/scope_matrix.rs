@@ -9,9 +9,9 @@ mod server_support;
 
 use std::collections::BTreeSet;
 
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
-use futures_util::SinkExt;
 use watchfloor_store::{Store, StoreWriter};
 
 use server_support::*;
@@ -44,9 +44,28 @@ fn expected() -> Vec<(&'static str, Vec<&'static str>, usize)> {
     // same, and the health department's indicator feed); the city 98: discharge 10, air 10
     // (environment), traffic 36 + cameras 36 (transport), water level 5, the feed.
     vec![
-        ("admin", vec!["CT-CAM-01", "CT-CAM-02", "CT-CAM-21", "CT-CAM-13", "CT-DIS-09", "CT-DIS-08"], 98),
-        ("long-hoa-operator", vec!["CT-CAM-01", "CT-CAM-02", "CT-DIS-09"], 10),
-        ("cluster-operator", vec!["CT-CAM-01", "CT-CAM-02", "CT-CAM-21", "CT-DIS-09"], 21),
+        (
+            "admin",
+            vec![
+                "CT-CAM-01",
+                "CT-CAM-02",
+                "CT-CAM-21",
+                "CT-CAM-13",
+                "CT-DIS-09",
+                "CT-DIS-08",
+            ],
+            98,
+        ),
+        (
+            "long-hoa-operator",
+            vec!["CT-CAM-01", "CT-CAM-02", "CT-DIS-09"],
+            10,
+        ),
+        (
+            "cluster-operator",
+            vec!["CT-CAM-01", "CT-CAM-02", "CT-CAM-21", "CT-DIS-09"],
+            21,
+        ),
         ("environment-department", vec!["CT-DIS-09", "CT-DIS-08"], 20),
         ("transport-department", vec!["CT-CAM-02", "CT-CAM-13"], 72),
         ("long-hoa-environment", vec!["CT-DIS-09"], 2),
@@ -71,22 +90,46 @@ async fn each_account_sees_exactly_its_area_times_its_sectors() {
     six_alerts(&h).await;
     h.hub.refresh_kpis();
     let all = h.hub.alerts();
-    assert_eq!(all.len(), 6, "{:?}", all.iter().map(|a| (&a.key, &a.sectors)).collect::<Vec<_>>());
+    assert_eq!(
+        all.len(),
+        6,
+        "{:?}",
+        all.iter().map(|a| (&a.key, &a.sectors)).collect::<Vec<_>>()
+    );
     for (who, seen, stations) in expected() {
         // Alerts: the list, and each alert by id (404 outside the scope).
         let (status, list) = h.call("GET", "/api/alerts", who, Value::Null).await;
         assert_eq!(status, 200, "{who}");
         assert_eq!(keys(&list), set(&seen), "{who}: alerts");
         for a in &all {
-            let (status, _) = h.call("GET", &format!("/api/alerts/{}", a.alert_id), who, Value::Null).await;
-            assert_eq!(status == 200, seen.contains(&a.key.as_str()), "{who}: alert {} → {status}", a.key);
+            let (status, _) = h
+                .call(
+                    "GET",
+                    &format!("/api/alerts/{}", a.alert_id),
+                    who,
+                    Value::Null,
+                )
+                .await;
+            assert_eq!(
+                status == 200,
+                seen.contains(&a.key.as_str()),
+                "{who}: alert {} → {status}",
+                a.key
+            );
         }
         // Stations: the list, and one outside the scope by id.
         let (_, list) = h.call("GET", "/api/stations", who, Value::Null).await;
         assert_eq!(list.as_array().unwrap().len(), stations, "{who}: stations");
-        let (status, _) = h.call("GET", "/api/stations/CT-TR-21", who, Value::Null).await;
-        let sees_tan_an_traffic = ["admin", "cluster-operator", "transport-department"].contains(&who);
-        assert_eq!(status == 200, sees_tan_an_traffic, "{who}: CT-TR-21 → {status}");
+        let (status, _) = h
+            .call("GET", "/api/stations/CT-TR-21", who, Value::Null)
+            .await;
+        let sees_tan_an_traffic =
+            ["admin", "cluster-operator", "transport-department"].contains(&who);
+        assert_eq!(
+            status == 200,
+            sees_tan_an_traffic,
+            "{who}: CT-TR-21 → {status}"
+        );
         // KPIs: only its own sector view's rows, only its area's zones; open alerts counted
         // within its sectors.
         let (_, rows) = h.call("GET", "/api/kpis", who, Value::Null).await;
@@ -97,31 +140,79 @@ async fn each_account_sees_exactly_its_area_times_its_sectors() {
             "transport-department" => "transport",
             _ => "*",
         };
-        assert!(rows.iter().all(|r| r["view"] == view), "{who}: a row of another view");
+        assert!(
+            rows.iter().all(|r| r["view"] == view),
+            "{who}: a row of another view"
+        );
         let open: f64 = rows
             .iter()
-            .filter(|r| r["level"] == if who == "admin" || who.ends_with("department") { "city" } else { "commune" })
+            .filter(|r| {
+                r["level"]
+                    == if who == "admin" || who.ends_with("department") {
+                        "city"
+                    } else {
+                        "commune"
+                    }
+            })
             .flat_map(|r| r["indicators"].as_array().unwrap().iter())
             .filter(|i| i["id"] == "open_alerts")
             .map(|i| i["value"].as_f64().unwrap_or(0.0))
             .sum();
-        assert_eq!(open as usize, seen.len(), "{who}: open alerts over its zones");
-        let ids: BTreeSet<&str> = rows[0]["indicators"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-        assert_eq!(ids.contains("discharge_compliance"), view != "transport", "{who}: {ids:?}");
-        assert_eq!(ids.contains("congestion_index"), view != "environment", "{who}: {ids:?}");
+        assert_eq!(
+            open as usize,
+            seen.len(),
+            "{who}: open alerts over its zones"
+        );
+        let ids: BTreeSet<&str> = rows[0]["indicators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids.contains("discharge_compliance"),
+            view != "transport",
+            "{who}: {ids:?}"
+        );
+        assert_eq!(
+            ids.contains("congestion_index"),
+            view != "environment",
+            "{who}: {ids:?}"
+        );
         let zones: BTreeSet<&str> = rows.iter().map(|r| r["zone"].as_str().unwrap()).collect();
         match who {
-            "long-hoa-operator" | "long-hoa-environment" => assert_eq!(zones, BTreeSet::from(["long_hoa"]), "{who}"),
-            "cluster-operator" => assert_eq!(zones, BTreeSet::from(["long_hoa", "tan_an"]), "{who}"),
+            "long-hoa-operator" | "long-hoa-environment" => {
+                assert_eq!(zones, BTreeSet::from(["long_hoa"]), "{who}")
+            }
+            "cluster-operator" => {
+                assert_eq!(zones, BTreeSet::from(["long_hoa", "tan_an"]), "{who}")
+            }
             _ => assert_eq!(zones.len(), 13, "{who}: the city and its 12 communes"),
         }
     }
     // The audit log: a city admin reads every line; a department's admin the lines about
     // its sector's alerts; nobody else any.
-    let env_alert = all.iter().find(|a| a.key == "CT-DIS-09").unwrap().alert_id.clone();
-    let cam_alert = all.iter().find(|a| a.key == "CT-CAM-01").unwrap().alert_id.clone();
+    let env_alert = all
+        .iter()
+        .find(|a| a.key == "CT-DIS-09")
+        .unwrap()
+        .alert_id
+        .clone();
+    let cam_alert = all
+        .iter()
+        .find(|a| a.key == "CT-CAM-01")
+        .unwrap()
+        .alert_id
+        .clone();
     for id in [&env_alert, &cam_alert] {
-        let (status, _) = h.call("POST", &format!("/api/alerts/{id}/comment"), "admin", json!({"text": "checked"})).await;
+        let (status, _) = h
+            .call(
+                "POST",
+                &format!("/api/alerts/{id}/comment"),
+                "admin",
+                json!({"text": "checked"}),
+            )
+            .await;
         assert_eq!(status, 200);
     }
     let audit = |who: &'static str| {
@@ -133,18 +224,33 @@ async fn each_account_sees_exactly_its_area_times_its_sectors() {
                 .body(axum::body::Body::empty())
                 .unwrap();
             use tower::ServiceExt;
-            let response = watchfloor_server::router(h.state.clone()).oneshot(request).await.unwrap();
+            let response = watchfloor_server::router(h.state.clone())
+                .oneshot(request)
+                .await
+                .unwrap();
             let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+                .await
+                .unwrap();
             (status, String::from_utf8(bytes.to_vec()).unwrap())
         }
     };
     let (_, text) = audit("admin").await;
-    assert!(text.contains(&env_alert) && text.contains(&cam_alert), "{text}");
+    assert!(
+        text.contains(&env_alert) && text.contains(&cam_alert),
+        "{text}"
+    );
     let (status, text) = audit("environment-admin").await;
     assert_eq!(status, 200);
-    assert!(text.contains(&env_alert) && !text.contains(&cam_alert), "{text}");
-    for who in ["environment-department", "transport-department", "long-hoa-environment"] {
+    assert!(
+        text.contains(&env_alert) && !text.contains(&cam_alert),
+        "{text}"
+    );
+    for who in [
+        "environment-department",
+        "transport-department",
+        "long-hoa-environment",
+    ] {
         assert_eq!(audit(who).await.0, 403, "{who}");
     }
 }
@@ -155,7 +261,9 @@ async fn websocket_channels_and_stored_reports_follow_area_and_sectors() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let h = harness(&shipped_rules());
-    let store = Store::open(&format!("sqlite:{}", dir.join("incidents.db").display())).await.unwrap();
+    let store = Store::open(&format!("sqlite:{}", dir.join("incidents.db").display()))
+        .await
+        .unwrap();
     let (writer, _task) = StoreWriter::start(store.clone());
     h.hub.attach_store(writer);
     six_alerts(&h).await;
@@ -173,15 +281,35 @@ async fn websocket_channels_and_stored_reports_follow_area_and_sectors() {
         // The stored history (the store's sector column) and the daily report.
         let (_, list) = h.call("GET", "/api/alerts", who, Value::Null).await;
         assert_eq!(keys(&list), set(&seen), "{who}: stored alerts");
-        let (status, report) = h.call("GET", "/api/reports/daily?date=2026-11-27", who, Value::Null).await;
+        let (status, report) = h
+            .call(
+                "GET",
+                "/api/reports/daily?date=2026-11-27",
+                who,
+                Value::Null,
+            )
+            .await;
         assert_eq!(status, 200, "{who}: {report}");
-        let total = report["zones"].as_array().unwrap().iter().find(|z| z["zone"] == "total").unwrap().clone();
+        let total = report["zones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|z| z["zone"] == "total")
+            .unwrap()
+            .clone();
         assert_eq!(total["alerts"], seen.len(), "{who}: report {total}");
-        assert_eq!(total["stations"], stations, "{who}: report stations {total}");
+        assert_eq!(
+            total["stations"], stations,
+            "{who}: report stations {total}"
+        );
         // WebSocket: the alerts, stations and KPI snapshots.
         let mut ws = connect(&url, who).await;
         for channel in ["alerts", "stations", "kpis"] {
-            ws.send(Message::Text(json!({"op": "subscribe", "channel": channel}).to_string())).await.unwrap();
+            ws.send(Message::Text(
+                json!({"op": "subscribe", "channel": channel}).to_string(),
+            ))
+            .await
+            .unwrap();
             let snapshot = next(&mut ws).await;
             assert_eq!(snapshot["type"], "snapshot", "{who} {channel}: {snapshot}");
             let data = &snapshot["data"];
@@ -190,7 +318,12 @@ async fn websocket_channels_and_stored_reports_follow_area_and_sectors() {
                 "stations" => {
                     // Readings only exist for the stations that sent one (the six above); a
                     // camera serves transport too, so the transport department sees all four.
-                    let got: BTreeSet<String> = data.as_array().unwrap().iter().map(|s| s["station"].as_str().unwrap().to_string()).collect();
+                    let got: BTreeSet<String> = data
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s["station"].as_str().unwrap().to_string())
+                        .collect();
                     let expected = if who == "transport-department" {
                         set(&["CT-CAM-01", "CT-CAM-02", "CT-CAM-13", "CT-CAM-21"])
                     } else {
@@ -200,8 +333,18 @@ async fn websocket_channels_and_stored_reports_follow_area_and_sectors() {
                 }
                 _ => {
                     let view = data[0]["view"].as_str().unwrap().to_string();
-                    assert!(data.as_array().unwrap().iter().all(|r| r["view"] == view.as_str()), "{who}");
-                    assert_eq!(view == "*", !who.contains("department") && !who.contains("environment"), "{who}: view {view}");
+                    assert!(
+                        data.as_array()
+                            .unwrap()
+                            .iter()
+                            .all(|r| r["view"] == view.as_str()),
+                        "{who}"
+                    );
+                    assert_eq!(
+                        view == "*",
+                        !who.contains("department") && !who.contains("environment"),
+                        "{who}: view {view}"
+                    );
                 }
             }
         }

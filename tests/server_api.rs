@@ -835,7 +835,11 @@ async fn kpis_of_a_scripted_ward_have_exact_values() {
     assert!((index - congestion).abs() < 1e-9, "congestion {index}");
     assert_eq!(value(row, "discharge_compliance"), 100.0, "{row}");
     // Each indicator carries its history (one point so far).
-    assert_eq!(row["history"]["open_alerts"].as_array().unwrap().len(), 1, "{row}");
+    assert_eq!(
+        row["history"]["open_alerts"].as_array().unwrap().len(),
+        1,
+        "{row}"
+    );
     // The city counts the same alert.
     let (_, city) = h.call("GET", "/api/kpis", "admin", Value::Null).await;
     let city = city
@@ -908,43 +912,101 @@ async fn a_resume_point_older_than_the_replay_buffer_gets_a_snapshot() {
 #[tokio::test]
 async fn indicators_reload_refuses_a_broken_set_and_keeps_the_history_of_unchanged_ones() {
     let mut h = harness(&shipped_rules());
-    let dir = std::env::temp_dir().join(format!("watchfloor-indicators-reload-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "watchfloor-indicators-reload-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let shipped = std::fs::read_to_string(shipped_rules().join("../indicators/default.yaml")).unwrap();
+    let shipped =
+        std::fs::read_to_string(shipped_rules().join("../indicators/default.yaml")).unwrap();
     std::fs::write(dir.join("default.yaml"), &shipped).unwrap();
     h.state.indicators_dir = Some(dir.clone());
-    let (status, answer) = h.call("POST", "/api/indicators/reload", "admin", Value::Null).await;
+    let (status, answer) = h
+        .call("POST", "/api/indicators/reload", "admin", Value::Null)
+        .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["indicators"], 11, "{answer}");
     h.hub.refresh_kpis();
-    let history = |rows: &Value, id: &str| rows.as_array().unwrap().iter().find(|r| r["zone"] == "city").unwrap()["history"][id].as_array().unwrap().len();
-    let first_ts = |rows: &Value, id: &str| rows.as_array().unwrap().iter().find(|r| r["zone"] == "city").unwrap()["history"][id][0]["ts"].as_i64().unwrap();
+    let history = |rows: &Value, id: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["zone"] == "city")
+            .unwrap()["history"][id]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let first_ts = |rows: &Value, id: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["zone"] == "city")
+            .unwrap()["history"][id][0]["ts"]
+            .as_i64()
+            .unwrap()
+    };
     let (_, rows) = h.call("GET", "/api/kpis", "admin", Value::Null).await;
     assert_eq!(history(&rows, "open_alerts"), 1);
-    let before = (first_ts(&rows, "open_alerts"), first_ts(&rows, "stations_on_time"));
+    let before = (
+        first_ts(&rows, "open_alerts"),
+        first_ts(&rows, "stations_on_time"),
+    );
     tokio::time::sleep(Duration::from_millis(20)).await;
     // Only an admin may reload.
-    let (status, _) = h.call("POST", "/api/indicators/reload", "city-operator", Value::Null).await;
+    let (status, _) = h
+        .call(
+            "POST",
+            "/api/indicators/reload",
+            "city-operator",
+            Value::Null,
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // A broken file: 422 with its file:line, the running set unchanged.
-    std::fs::write(dir.join("default.yaml"), shipped.replacen("from: alerts", "from: alarms", 1)).unwrap();
-    let (status, answer) = h.call("POST", "/api/indicators/reload", "admin", Value::Null).await;
+    std::fs::write(
+        dir.join("default.yaml"),
+        shipped.replacen("from: alerts", "from: alarms", 1),
+    )
+    .unwrap();
+    let (status, answer) = h
+        .call("POST", "/api/indicators/reload", "admin", Value::Null)
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     let reason = answer["reasons"][0].as_str().unwrap();
-    assert!(reason.contains("default.yaml:") && reason.contains("unknown source `alarms`"), "{reason}");
+    assert!(
+        reason.contains("default.yaml:") && reason.contains("unknown source `alarms`"),
+        "{reason}"
+    );
     // One indicator changed (its target): its history restarts, the others keep theirs.
     let changed = shipped.replacen("    target: 95\n", "    target: 90\n", 1);
     assert_ne!(changed, shipped);
     std::fs::write(dir.join("default.yaml"), changed).unwrap();
-    let (status, answer) = h.call("POST", "/api/indicators/reload", "admin", Value::Null).await;
+    let (status, answer) = h
+        .call("POST", "/api/indicators/reload", "admin", Value::Null)
+        .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["history_reset"], json!(["stations_on_time"]), "{answer}");
+    assert_eq!(
+        answer["history_reset"],
+        json!(["stations_on_time"]),
+        "{answer}"
+    );
     let (_, rows) = h.call("GET", "/api/kpis", "admin", Value::Null).await;
     assert_eq!(history(&rows, "open_alerts"), 1);
-    assert_eq!(first_ts(&rows, "open_alerts"), before.0, "kept: the point from before the reload");
+    assert_eq!(
+        first_ts(&rows, "open_alerts"),
+        before.0,
+        "kept: the point from before the reload"
+    );
     assert_eq!(history(&rows, "stations_on_time"), 1);
-    assert!(first_ts(&rows, "stations_on_time") > before.1, "restarted at the reload's refresh");
+    assert!(
+        first_ts(&rows, "stations_on_time") > before.1,
+        "restarted at the reload's refresh"
+    );
     let audit = h.hub.audit_text();
-    assert!(audit.contains("\"target\":\"indicators\"") && audit.contains("reload rejected"), "{audit}");
+    assert!(
+        audit.contains("\"target\":\"indicators\"") && audit.contains("reload rejected"),
+        "{audit}"
+    );
 }

@@ -41,7 +41,12 @@ pub const SECTOR_ACCOUNTS: [(&str, &str, &str, &str); 4] = [
     ("environment-department", "operator", "city", "environment"),
     ("transport-department", "viewer", "city", "transport"),
     // A commune operator limited to one sector.
-    ("long-hoa-environment", "operator", "commune:long_hoa", "environment"),
+    (
+        "long-hoa-environment",
+        "operator",
+        "commune:long_hoa",
+        "environment",
+    ),
     // An admin of one department: its audit lines only.
     ("environment-admin", "admin", "city", "environment"),
 ];
@@ -165,7 +170,8 @@ impl Harness {
     /// Feeds readings and returns once the engine processed them and the hub saw the
     /// result.
     pub async fn feed(&self, lines: Vec<String>) {
-        self.feed_received(lines.into_iter().map(|l| (l, None)).collect()).await;
+        self.feed_received(lines.into_iter().map(|l| (l, None)).collect())
+            .await;
     }
 
     /// Feeds lines received at the given times (refusals are counted, not a panic).

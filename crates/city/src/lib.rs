@@ -220,7 +220,7 @@ impl City {
             };
             let cadence_s = match parse_number(&row, "cadence_s", &registry, line)? {
                 None => None,
-                Some(c) if c >= 1.0 && c <= 86_400.0 && c.fract() == 0.0 => Some(c as u32),
+                Some(c) if (1.0..=86_400.0).contains(&c) && c.fract() == 0.0 => Some(c as u32),
                 Some(c) => {
                     return Err(CityError::at(
                         &registry,
@@ -356,7 +356,9 @@ impl City {
                 return owners;
             }
         }
-        self.station(key).map(|s| s.sectors.clone()).unwrap_or_default()
+        self.station(key)
+            .map(|s| s.sectors.clone())
+            .unwrap_or_default()
     }
 
     /// The lookup table `station`, keyed by station id: `lat`, `lon`, `kq`, `kf`,

@@ -74,7 +74,11 @@ impl Sectors {
                 ));
             }
             if list.iter().any(|s| s.id == id) {
-                return Err(CityError::at(file, line, format!("sector `{id}` appears twice")));
+                return Err(CityError::at(
+                    file,
+                    line,
+                    format!("sector `{id}` appears twice"),
+                ));
             }
             let mut kinds = Vec::new();
             for k in words(row.get("kinds")) {
@@ -196,13 +200,26 @@ mod tests {
         assert_eq!(s.of_kind(Kind::Camera), ["transport", "public_safety"]);
         assert_eq!(s.of_pack("air"), ["environment"]);
         assert!(s.of_pack("flood").is_empty());
-        assert_eq!(s.parse_list("transport, environment"), Ok(vec!["transport".into(), "environment".into()]));
+        assert_eq!(
+            s.parse_list("transport, environment"),
+            Ok(vec!["transport".into(), "environment".into()])
+        );
         assert_eq!(s.parse_list("health"), Err("health".into()));
-        let (_d, file) = write("id,name_vi,name_en,unit_vi,unit_en,kinds,packs\nx,X,X,,,spaceships,\n");
+        let (_d, file) =
+            write("id,name_vi,name_en,unit_vi,unit_en,kinds,packs\nx,X,X,,,spaceships,\n");
         let e = Sectors::load(&file).unwrap_err();
-        assert!(e.to_string().ends_with(":2: unknown station kind `spaceships`"), "{e}");
-        let (_d, file) = write("id,name_vi,name_en,unit_vi,unit_en,kinds,packs\nx,X,X,,,,\ny,Y,Y,,,,\nx,X,X,,,,\n");
+        assert!(
+            e.to_string()
+                .ends_with(":2: unknown station kind `spaceships`"),
+            "{e}"
+        );
+        let (_d, file) = write(
+            "id,name_vi,name_en,unit_vi,unit_en,kinds,packs\nx,X,X,,,,\ny,Y,Y,,,,\nx,X,X,,,,\n",
+        );
         let e = Sectors::load(&file).unwrap_err();
-        assert!(e.to_string().ends_with(":4: sector `x` appears twice"), "{e}");
+        assert!(
+            e.to_string().ends_with(":4: sector `x` appears twice"),
+            "{e}"
+        );
     }
 }

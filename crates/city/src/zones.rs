@@ -235,8 +235,15 @@ mod tests {
            "geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]]]}}]}"#;
         let map = ZoneMap::from_geojson(two_tier, Path::new("t.geojson")).unwrap();
         let a = map.ward_at(0.5, 0.5).unwrap();
-        assert_eq!((a.name.as_str(), a.name_en.as_str()), ("Phường A", "A Ward"));
-        assert_eq!(a.district.as_deref(), Some("old"), "no polygon needed for a legacy district");
+        assert_eq!(
+            (a.name.as_str(), a.name_en.as_str()),
+            ("Phường A", "A Ward")
+        );
+        assert_eq!(
+            a.district.as_deref(),
+            Some("old"),
+            "no polygon needed for a legacy district"
+        );
         assert_eq!(map.communes().count(), 1);
     }
 

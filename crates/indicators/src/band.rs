@@ -49,9 +49,23 @@ mod tests {
 
     #[test]
     fn thresholds_take_the_better_band() {
-        let up = Bands { better: Better::Higher, green: 95.0, amber: 80.0 };
-        assert_eq!([up.of(95.0), up.of(94.9), up.of(80.0), up.of(79.9)], ["green", "amber", "amber", "red"]);
-        let down = Bands { better: Better::Lower, green: 0.0, amber: 3.0 };
-        assert_eq!([down.of(0.0), down.of(1.0), down.of(3.0), down.of(4.0)], ["green", "amber", "amber", "red"]);
+        let up = Bands {
+            better: Better::Higher,
+            green: 95.0,
+            amber: 80.0,
+        };
+        assert_eq!(
+            [up.of(95.0), up.of(94.9), up.of(80.0), up.of(79.9)],
+            ["green", "amber", "amber", "red"]
+        );
+        let down = Bands {
+            better: Better::Lower,
+            green: 0.0,
+            amber: 3.0,
+        };
+        assert_eq!(
+            [down.of(0.0), down.of(1.0), down.of(3.0), down.of(4.0)],
+            ["green", "amber", "amber", "red"]
+        );
     }
 }

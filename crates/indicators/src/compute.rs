@@ -200,10 +200,13 @@ fn mean(xs: &[f64]) -> Option<f64> {
     (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
 }
 
+/// (indicator, zone, view) → points (epoch ms, value), oldest first.
+type History = HashMap<(String, String, String), VecDeque<(i64, Option<f64>)>>;
+
 /// Computes indicator values and keeps their history.
 pub struct Computer {
     set: Arc<IndicatorSet>,
-    history: HashMap<(String, String, String), VecDeque<(i64, Option<f64>)>>,
+    history: History,
 }
 
 impl Computer {
@@ -273,12 +276,10 @@ impl Computer {
                 }) {
                     let own = |sectors: &[String]| {
                         view.sees(sectors)
-                            && ind
-                                .sector
-                                .as_ref()
-                                .is_none_or(|s| sectors.contains(s))
+                            && ind.sector.as_ref().is_none_or(|s| sectors.contains(s))
                     };
-                    let value = evaluate(ind, &zone, city, inputs, &stations, &zone_alerts, &own, now);
+                    let value =
+                        evaluate(ind, &zone, city, inputs, &stations, &zone_alerts, &own, now);
                     values.push(self.value_of(ind, &zone.id, &view.name, value, now));
                 }
                 rows.push(ZoneRow {
@@ -366,12 +367,18 @@ fn evaluate(
     now: i64,
 ) -> Option<f64> {
     let vars: Vec<f64> = match &ind.source {
-        Source::Alerts { packs, rules, min_severity } => {
+        Source::Alerts {
+            packs,
+            rules,
+            min_severity,
+        } => {
             let from = period_start(ind.period, now);
             let picked: Vec<&&AlertFact> = alerts
                 .iter()
                 .filter(|a| own(a.sectors))
-                .filter(|a| packs.is_empty() || a.pack.is_some_and(|p| packs.iter().any(|x| x == p)))
+                .filter(|a| {
+                    packs.is_empty() || a.pack.is_some_and(|p| packs.iter().any(|x| x == p))
+                })
                 .filter(|a| rules.is_empty() || rules.iter().any(|r| r == a.rule))
                 .filter(|a| min_severity.is_none_or(|m| a.severity >= m))
                 .collect();
@@ -388,7 +395,10 @@ fn evaluate(
                 .collect();
             let res: Vec<f64> = fired
                 .iter()
-                .filter_map(|a| a.resolved_at.map(|t| (t - a.fired_at).max(0) as f64 / 1000.0))
+                .filter_map(|a| {
+                    a.resolved_at
+                        .map(|t| (t - a.fired_at).max(0) as f64 / 1000.0)
+                })
                 .collect();
             vec![
                 open(None),
@@ -423,7 +433,10 @@ fn evaluate(
                 .iter()
                 .filter(|s| {
                     let cadence = i64::from(s.cadence_s.unwrap_or(300)) * 1000;
-                    inputs.last_seen.get(&s.id).is_some_and(|t| now - t <= 3 * cadence)
+                    inputs
+                        .last_seen
+                        .get(&s.id)
+                        .is_some_and(|t| now - t <= 3 * cadence)
                 })
                 .count() as f64;
             let alerting = chosen
@@ -431,7 +444,8 @@ fn evaluate(
                 .filter(|s| {
                     alerts.iter().any(|a| {
                         a.key == s.id
-                            && (packs.is_empty() || a.pack.is_some_and(|p| packs.iter().any(|x| x == p)))
+                            && (packs.is_empty()
+                                || a.pack.is_some_and(|p| packs.iter().any(|x| x == p)))
                             && a.resolved_at.is_none_or(|r| r > from)
                     })
                 })
@@ -445,7 +459,9 @@ fn evaluate(
                 .filter(|s| own(&s.sectors))
                 .filter(|s| kinds.is_empty() || kinds.contains(&s.kind))
                 .filter_map(|s| match (metric.as_str(), ind.period) {
-                    ("vn_aqi", _) => (s.kind == Kind::Air).then(|| inputs.station_aqi(&s.id)).flatten(),
+                    ("vn_aqi", _) => (s.kind == Kind::Air)
+                        .then(|| inputs.station_aqi(&s.id))
+                        .flatten(),
                     ("congestion", _) => {
                         let speed = inputs.latest(&s.id, "speed", now)?;
                         let free = s.free_flow_kmh?;
@@ -471,16 +487,18 @@ fn evaluate(
         Source::Pushed => {
             let v = match zone.level {
                 "commune" => inputs.pushed(&ind.id, Some(&zone.id)),
-                _ => inputs.pushed(&ind.id, (zone.level != "city").then_some(zone.id.as_str())).or_else(|| {
-                    // The city's (or a district's): the sum of its communes' pushed values.
-                    let parts: Vec<f64> = city
-                        .zones
-                        .communes()
-                        .filter(|c| zone.contains(Some(&c.id), c.district.as_deref()))
-                        .filter_map(|c| inputs.pushed(&ind.id, Some(&c.id)))
-                        .collect();
-                    (!parts.is_empty()).then(|| parts.iter().sum())
-                }),
+                _ => inputs
+                    .pushed(&ind.id, (zone.level != "city").then_some(zone.id.as_str()))
+                    .or_else(|| {
+                        // The city's (or a district's): the sum of its communes' pushed values.
+                        let parts: Vec<f64> = city
+                            .zones
+                            .communes()
+                            .filter(|c| zone.contains(Some(&c.id), c.district.as_deref()))
+                            .filter_map(|c| inputs.pushed(&ind.id, Some(&c.id)))
+                            .collect();
+                        (!parts.is_empty()).then(|| parts.iter().sum())
+                    }),
             };
             vec![v?]
         }
@@ -496,11 +514,16 @@ fn evaluate(
 }
 
 /// Per indicator id, its value in each zone of one view: `zone → value`.
-pub fn by_indicator(rows: &[ZoneRow], view: &str) -> BTreeMap<String, BTreeMap<String, Option<f64>>> {
+pub fn by_indicator(
+    rows: &[ZoneRow],
+    view: &str,
+) -> BTreeMap<String, BTreeMap<String, Option<f64>>> {
     let mut out: BTreeMap<String, BTreeMap<String, Option<f64>>> = BTreeMap::new();
     for row in rows.iter().filter(|r| r.view == view) {
         for v in &row.indicators {
-            out.entry(v.id.clone()).or_default().insert(row.zone.clone(), v.value);
+            out.entry(v.id.clone())
+                .or_default()
+                .insert(row.zone.clone(), v.value);
         }
     }
     out

@@ -31,7 +31,11 @@ struct Acc {
 impl Acc {
     fn add(&mut self, period: i64, v: f64) {
         if self.period != period {
-            *self = Acc { period, sum: 0.0, n: 0 };
+            *self = Acc {
+                period,
+                sum: 0.0,
+                n: 0,
+            };
         }
         self.sum += v;
         self.n += 1;
@@ -73,7 +77,10 @@ pub struct Inputs {
 impl Inputs {
     /// Takes one accepted event.
     pub fn observe(&mut self, event: &Event) {
-        let seen = self.last_seen.entry(event.source.clone()).or_insert(event.ts);
+        let seen = self
+            .last_seen
+            .entry(event.source.clone())
+            .or_insert(event.ts);
         *seen = (*seen).max(event.ts);
         if event.kind == Kind::Indicator {
             for (id, v) in &event.values {
@@ -100,7 +107,13 @@ impl Inputs {
             let accs = self
                 .accs
                 .entry((event.source.clone(), metric.clone()))
-                .or_insert([Acc { period: i64::MIN, sum: 0.0, n: 0 }; 3]);
+                .or_insert(
+                    [Acc {
+                        period: i64::MIN,
+                        sum: 0.0,
+                        n: 0,
+                    }; 3],
+                );
             for (acc, key) in accs.iter_mut().zip(keys) {
                 acc.add(key, *v);
             }
@@ -179,7 +192,11 @@ mod tests {
         let [hour, day, month] = periods(ts);
         assert_eq!(hour, ts / HOUR);
         assert_eq!(month, 2026 * 12 + 11, "December 2026");
-        assert_eq!(periods(ts - HOUR)[1], day - 1, "an hour earlier is still 30 November there");
+        assert_eq!(
+            periods(ts - HOUR)[1],
+            day - 1,
+            "an hour earlier is still 30 November there"
+        );
         assert_eq!(periods(ts - HOUR)[2], 2026 * 12 + 10);
     }
 }

@@ -26,7 +26,10 @@ pub const DEFAULT_SET: &str = include_str!("../../../indicators/default.yaml");
 /// The shipped default set, compiled against `sectors`.
 pub fn default_set(sectors: &[String]) -> Result<IndicatorSet, watchfloor_engine::RuleErrors> {
     IndicatorSet::from_sources(
-        &[("indicators/default.yaml".to_string(), DEFAULT_SET.to_string())],
+        &[(
+            "indicators/default.yaml".to_string(),
+            DEFAULT_SET.to_string(),
+        )],
         sectors,
     )
 }

@@ -200,10 +200,7 @@ impl IndicatorSet {
         let mut files: Vec<_> = read
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|e| e == "yaml" || e == "yml")
-            })
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
             .collect();
         files.sort();
         let mut sources = Vec::new();
@@ -248,7 +245,10 @@ impl IndicatorSet {
                             errors.push(locate(
                                 file,
                                 spec.id.span(),
-                                format!("indicator `{}` is already defined at {first}", indicator.id),
+                                format!(
+                                    "indicator `{}` is already defined at {first}",
+                                    indicator.id
+                                ),
                             ));
                         } else {
                             seen.insert(indicator.id.clone(), indicator.origin.clone());
@@ -278,18 +278,30 @@ fn parse_kinds(file: &str, kinds: &[Spanned<String>], errors: &mut Vec<RuleError
         .filter_map(|k| {
             let parsed = Kind::parse(k);
             if parsed.is_none() {
-                errors.push(locate(file, k.span(), format!("unknown station kind `{}`", **k)));
+                errors.push(locate(
+                    file,
+                    k.span(),
+                    format!("unknown station kind `{}`", **k),
+                ));
             }
             parsed
         })
         .collect()
 }
 
-fn compile(file: &str, spec: &IndicatorSpec, sectors: &[String]) -> Result<Indicator, Vec<RuleError>> {
+fn compile(
+    file: &str,
+    spec: &IndicatorSpec,
+    sectors: &[String],
+) -> Result<Indicator, Vec<RuleError>> {
     let mut errors = Vec::new();
     let id = spec.id.to_string();
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        errors.push(locate(file, spec.id.span(), format!("indicator id `{id}` must be letters, digits and `_`")));
+        errors.push(locate(
+            file,
+            spec.id.span(),
+            format!("indicator id `{id}` must be letters, digits and `_`"),
+        ));
     }
     let period = match spec.period.as_str() {
         "live" => Period::Live,
@@ -297,7 +309,11 @@ fn compile(file: &str, spec: &IndicatorSpec, sectors: &[String]) -> Result<Indic
         "daily" => Period::Daily,
         "monthly" => Period::Monthly,
         other => {
-            errors.push(locate(file, spec.period.span(), format!("unknown period `{other}` (live, hourly, daily, monthly)")));
+            errors.push(locate(
+                file,
+                spec.period.span(),
+                format!("unknown period `{other}` (live, hourly, daily, monthly)"),
+            ));
             Period::Live
         }
     };
@@ -309,7 +325,11 @@ fn compile(file: &str, spec: &IndicatorSpec, sectors: &[String]) -> Result<Indic
             min_severity: spec.min_severity.as_ref().and_then(|s| {
                 let parsed = Severity::parse(s);
                 if parsed.is_none() {
-                    errors.push(locate(file, s.span(), format!("unknown severity `{}`", **s)));
+                    errors.push(locate(
+                        file,
+                        s.span(),
+                        format!("unknown severity `{}`", **s),
+                    ));
                 }
                 parsed
             }),
@@ -321,7 +341,11 @@ fn compile(file: &str, spec: &IndicatorSpec, sectors: &[String]) -> Result<Indic
         "stream" => match &spec.metric {
             Some(metric) => {
                 if DERIVED_METRICS.contains(&metric.as_str()) && period != Period::Live {
-                    errors.push(locate(file, metric.span(), format!("the derived metric `{}` is live only", **metric)));
+                    errors.push(locate(
+                        file,
+                        metric.span(),
+                        format!("the derived metric `{}` is live only", **metric),
+                    ));
                 }
                 Source::Stream {
                     kinds,
@@ -329,13 +353,21 @@ fn compile(file: &str, spec: &IndicatorSpec, sectors: &[String]) -> Result<Indic
                 }
             }
             None => {
-                errors.push(locate(file, spec.from.span(), "a `stream` indicator needs a `metric`"));
+                errors.push(locate(
+                    file,
+                    spec.from.span(),
+                    "a `stream` indicator needs a `metric`",
+                ));
                 Source::Pushed
             }
         },
         "pushed" => Source::Pushed,
         other => {
-            errors.push(locate(file, spec.from.span(), format!("unknown source `{other}` (alerts, stations, stream, pushed)")));
+            errors.push(locate(
+                file,
+                spec.from.span(),
+                format!("unknown source `{other}` (alerts, stations, stream, pushed)"),
+            ));
             Source::Pushed
         }
     };
@@ -353,17 +385,40 @@ fn compile(file: &str, spec: &IndicatorSpec, sectors: &[String]) -> Result<Indic
     let value = match compiled {
         Ok(v) if v.ty() == watchfloor_engine::expr::Ty::Num => Some(v),
         Ok(_) => {
-            errors.push(locate(file, spec.value.span(), format!("`value` must be a number, not a condition: `{}`", *spec.value)));
+            errors.push(locate(
+                file,
+                spec.value.span(),
+                format!(
+                    "`value` must be a number, not a condition: `{}`",
+                    *spec.value
+                ),
+            ));
             None
         }
         Err(e) => {
-            errors.push(locate(file, spec.value.span(), format!("value: {e} (variables of `{}`: {})", *spec.from, names.join(", "))));
+            errors.push(locate(
+                file,
+                spec.value.span(),
+                format!(
+                    "value: {e} (variables of `{}`: {})",
+                    *spec.from,
+                    names.join(", ")
+                ),
+            ));
             None
         }
     };
     let sector = spec.sector.as_ref().map(|s| {
         if !sectors.iter().any(|k| k == s.as_str()) {
-            errors.push(locate(file, s.span(), format!("unknown sector `{}` (city/sectors.csv: {})", **s, sectors.join(", "))));
+            errors.push(locate(
+                file,
+                s.span(),
+                format!(
+                    "unknown sector `{}` (city/sectors.csv: {})",
+                    **s,
+                    sectors.join(", ")
+                ),
+            ));
         }
         s.to_string()
     });
@@ -372,7 +427,11 @@ fn compile(file: &str, spec: &IndicatorSpec, sectors: &[String]) -> Result<Indic
             None | Some("higher") => Better::Higher,
             Some("lower") => Better::Lower,
             Some(other) => {
-                errors.push(locate(file, b.better.as_ref().unwrap().span(), format!("`better` is higher or lower, not `{other}`")));
+                errors.push(locate(
+                    file,
+                    b.better.as_ref().unwrap().span(),
+                    format!("`better` is higher or lower, not `{other}`"),
+                ));
                 Better::Higher
             }
         };
@@ -386,9 +445,17 @@ fn compile(file: &str, spec: &IndicatorSpec, sectors: &[String]) -> Result<Indic
                 b.span(),
                 format!(
                     "bands are not ordered: with better = {}, green ({}) must be {} amber ({})",
-                    if better == Better::Higher { "higher" } else { "lower" },
+                    if better == Better::Higher {
+                        "higher"
+                    } else {
+                        "lower"
+                    },
                     b.green,
-                    if better == Better::Higher { "above" } else { "below" },
+                    if better == Better::Higher {
+                        "above"
+                    } else {
+                        "below"
+                    },
                     b.amber
                 ),
             ));
@@ -404,7 +471,11 @@ fn compile(file: &str, spec: &IndicatorSpec, sectors: &[String]) -> Result<Indic
         if SCOPE_LEVELS.contains(&s.as_str()) {
             scopes.push(s.to_string());
         } else {
-            errors.push(locate(file, s.span(), format!("unknown scope `{}` (city, commune, district)", **s)));
+            errors.push(locate(
+                file,
+                s.span(),
+                format!("unknown scope `{}` (city, commune, district)", **s),
+            ));
         }
     }
     if spec.scopes.is_empty() {
@@ -415,7 +486,8 @@ fn compile(file: &str, spec: &IndicatorSpec, sectors: &[String]) -> Result<Indic
     }
     let line = spec.id.span().start().map_or(0, |m| m.line());
     let value = value.expect("no errors: compiled");
-    let fingerprint = format!(
+    let fingerprint =
+        format!(
         "{id}|{}|{}|{}|{:?}|{sector:?}|{period:?}|{source:?}|{value:?}|{:?}|{bands:?}|{scopes:?}",
         *spec.name.vi, *spec.name.en, spec.unit, (&*spec.owner.vi, &*spec.owner.en), spec.target
     );

@@ -38,7 +38,9 @@ pub struct Delays {
 
 impl Default for Delays {
     fn default() -> Self {
-        Delays { buckets: vec![0; BUCKETS] }
+        Delays {
+            buckets: vec![0; BUCKETS],
+        }
     }
 }
 
@@ -275,9 +277,15 @@ mod tests {
     #[test]
     fn days_round_trip_and_medians_sit_on_bucket_floors() {
         assert_eq!(day_text(0), "1970-01-01");
-        assert_eq!(day_number("2026-11-30").map(day_text).as_deref(), Some("2026-11-30"));
+        assert_eq!(
+            day_number("2026-11-30").map(day_text).as_deref(),
+            Some("2026-11-30")
+        );
         assert_eq!(day_number("2026-02-30"), None);
-        assert_eq!(day_number("2024-02-29").map(day_text).as_deref(), Some("2024-02-29"));
+        assert_eq!(
+            day_number("2024-02-29").map(day_text).as_deref(),
+            Some("2024-02-29")
+        );
         // 00:30 on 1 December in Vietnam is 17:30 UTC on 30 November.
         assert_eq!(day_text(local_day(1_796_059_800_000)), "2026-12-01");
         let mut d = Delays::default();
@@ -290,6 +298,10 @@ mod tests {
         assert_eq!(d.median_ms(), Some(3_000), "lower median of six");
         d.add(90_000_000);
         d.add(90_000_000);
-        assert_eq!(d.median_ms(), Some(600_000), "a day's delay lands in the overflow bucket");
+        assert_eq!(
+            d.median_ms(),
+            Some(600_000),
+            "a day's delay lands in the overflow bucket"
+        );
     }
 }

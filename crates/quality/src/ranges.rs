@@ -22,7 +22,7 @@ pub fn physical_range(metric: &str) -> Option<(f64, f64)> {
 
 /// Whether every value of a reading is inside its metric's range.
 pub fn in_range<'a>(values: impl IntoIterator<Item = &'a (String, f64)>) -> bool {
-    values.into_iter().all(|(metric, v)| {
-        physical_range(metric).is_none_or(|(lo, hi)| (lo..=hi).contains(v))
-    })
+    values
+        .into_iter()
+        .all(|(metric, v)| physical_range(metric).is_none_or(|(lo, hi)| (lo..=hi).contains(v)))
 }

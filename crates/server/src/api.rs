@@ -120,7 +120,9 @@ async fn me(State(s): State<AppState>, Authed(who): Authed) -> Json<Value> {
         let city = s.hub.city();
         ids.iter()
             .map(|id| {
-                let sector = city.as_ref().and_then(|c| c.sectors.all().iter().find(|x| &x.id == id).cloned());
+                let sector = city
+                    .as_ref()
+                    .and_then(|c| c.sectors.all().iter().find(|x| &x.id == id).cloned());
                 json!({
                     "id": id,
                     "name_vi": sector.as_ref().map(|x| x.name_vi.clone()),
@@ -598,7 +600,11 @@ pub(crate) struct StationQuery {
 fn station_json(s: &AppState, who: &Account, id: &str, with_recent: bool) -> Option<Value> {
     let city = s.hub.city()?;
     let station = city.station(id)?;
-    if !who.sees(station.ward.as_deref(), station.district.as_deref(), &station.sectors) {
+    if !who.sees(
+        station.ward.as_deref(),
+        station.district.as_deref(),
+        &station.sectors,
+    ) {
         return None;
     }
     let mut v = json!({

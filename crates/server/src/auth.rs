@@ -311,7 +311,10 @@ mod tests {
         assert!(cluster.sees(Some("tan_an"), Some("ninh_kieu"), &env));
         assert!(cluster.sees(Some("tan_an"), Some("ninh_kieu"), &[]));
         assert!(!cluster.sees(Some("an_binh"), Some("ninh_kieu"), &env));
-        assert!(!cluster.sees(None, None, &env), "city-wide things are the city's");
+        assert!(
+            !cluster.sees(None, None, &env),
+            "city-wide things are the city's"
+        );
         let department = Account {
             name: "env".into(),
             role: Role::Operator,
@@ -321,7 +324,10 @@ mod tests {
         assert!(department.sees(Some("an_binh"), None, &env));
         assert!(department.sees(None, None, &["transport".into(), "environment".into()]));
         assert!(!department.sees(Some("an_binh"), None, &["transport".into()]));
-        assert!(!department.sees(Some("an_binh"), None, &[]), "no sector: all-sector accounts only");
+        assert!(
+            !department.sees(Some("an_binh"), None, &[]),
+            "no sector: all-sector accounts only"
+        );
         assert_eq!(department.sector_view(), "environment");
         assert_eq!(cluster.sector_view(), "*");
     }

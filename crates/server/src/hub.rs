@@ -328,7 +328,12 @@ impl Hub {
 
     /// The sectors of an alert of `rule` with `labels` about `key` (see
     /// [`City::alert_sectors`]).
-    pub fn sectors_of(&self, rule: &str, labels: &BTreeMap<String, String>, key: &str) -> Vec<String> {
+    pub fn sectors_of(
+        &self,
+        rule: &str,
+        labels: &BTreeMap<String, String>,
+        key: &str,
+    ) -> Vec<String> {
         self.city()
             .map(|c| c.alert_sectors(rule, labels, key))
             .unwrap_or_default()
@@ -528,7 +533,6 @@ impl Hub {
         out
     }
 
-
     /// A station's latest reading (`ts`, `values`, `status`, `event`, `attrs`), built under
     /// the lock without copying its history.
     pub fn latest(&self, id: &str) -> Option<Value> {
@@ -646,8 +650,14 @@ pub(crate) fn default_indicators(city: Option<&City>) -> watchfloor_indicators::
         .map(|c| c.sectors.all().iter().map(|s| s.id.clone()).collect())
         .unwrap_or_default();
     watchfloor_indicators::default_set(&sectors).unwrap_or_else(|_| {
-        let own = ["environment", "transport", "water_disaster", "health", "public_safety"]
-            .map(String::from);
+        let own = [
+            "environment",
+            "transport",
+            "water_disaster",
+            "health",
+            "public_safety",
+        ]
+        .map(String::from);
         watchfloor_indicators::default_set(&own).expect("the shipped indicator set compiles")
     })
 }

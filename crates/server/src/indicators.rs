@@ -12,7 +12,10 @@ use serde_json::json;
 use crate::api::{error, ApiError, Authed};
 use crate::AppState;
 
-pub(crate) async fn list(State(s): State<AppState>, Authed(who): Authed) -> Json<serde_json::Value> {
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+) -> Json<serde_json::Value> {
     let set = s.hub.indicator_set();
     let sectors = who.sectors.clone();
     let shown: Vec<serde_json::Value> = set
@@ -49,15 +52,26 @@ pub fn load(
     }
 }
 
-pub(crate) async fn reload(State(s): State<AppState>, Authed(who): Authed) -> Result<Response, ApiError> {
+pub(crate) async fn reload(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+) -> Result<Response, ApiError> {
     if !who.is_admin() {
-        return Err(error(StatusCode::FORBIDDEN, "only an admin may reload indicators"));
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "only an admin may reload indicators",
+        ));
     }
     let city = s.hub.city();
     match load(s.indicators_dir.as_deref(), city.as_deref()) {
         Err(errors) => {
             let reasons: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
-            s.hub.audit(&who.name, "reload rejected", "indicators", json!({"reasons": reasons}));
+            s.hub.audit(
+                &who.name,
+                "reload rejected",
+                "indicators",
+                json!({"reasons": reasons}),
+            );
             Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Json(json!({"applied": false, "reasons": reasons})),
@@ -68,7 +82,8 @@ pub(crate) async fn reload(State(s): State<AppState>, Authed(who): Authed) -> Re
             let count = set.indicators.len();
             let (kept, reset) = s.hub.set_indicators(set);
             let detail = json!({"indicators": count, "history_kept": kept, "history_reset": reset});
-            s.hub.audit(&who.name, "reload", "indicators", detail.clone());
+            s.hub
+                .audit(&who.name, "reload", "indicators", detail.clone());
             let mut answer = detail;
             answer["applied"] = json!(true);
             Ok(Json(answer).into_response())

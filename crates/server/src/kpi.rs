@@ -94,7 +94,9 @@ impl Hub {
         let registered = city.as_ref().and_then(|c| c.station(station));
         let mut ledger = self.quality.lock().expect("quality lock");
         match (o.event, o.refusal) {
-            (Some(event), _) => ledger.accepted(event, o.received, registered.and_then(|s| s.cadence_s)),
+            (Some(event), _) => {
+                ledger.accepted(event, o.received, registered.and_then(|s| s.cadence_s))
+            }
             // Messages naming a station the registry does not know are nobody's quality.
             (None, Some(_)) if registered.is_none() => {}
             (None, Some(watchfloor_model::Rejection::Duplicate)) => {

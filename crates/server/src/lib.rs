@@ -87,7 +87,7 @@ pub async fn serve_with(
             hub.refresh_kpis();
             ticks += 1;
             // Once a minute: the day's quality counts and indicator values to the store.
-            if ticks % 60 == 0 {
+            if ticks.is_multiple_of(60) {
                 quality::persist_days(&hub).await;
             }
         }

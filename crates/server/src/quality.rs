@@ -32,7 +32,8 @@ fn days_of(q: &QualityQuery, now: i64) -> Result<(i64, i64, String), String> {
     match (&q.date, &q.month, &q.year) {
         (None, None, None) => Ok((today, today, day_text(today))),
         (Some(d), None, None) => {
-            let day = day_number(d).ok_or_else(|| format!("`date` must be YYYY-MM-DD, not `{d}`"))?;
+            let day =
+                day_number(d).ok_or_else(|| format!("`date` must be YYYY-MM-DD, not `{d}`"))?;
             Ok((day, day, d.clone()))
         }
         (None, Some(m), None) => {
@@ -78,13 +79,19 @@ pub(crate) async fn quality(
     let (first, last, label) = days_of(&q, now).map_err(|m| error(StatusCode::BAD_REQUEST, m))?;
     let level = q.level.as_deref();
     if level.is_some_and(|l| !["station", "commune", "sector", "city"].contains(&l)) {
-        return Err(error(StatusCode::BAD_REQUEST, "`level` is station, commune, sector or city"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "`level` is station, commune, sector or city",
+        ));
     }
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
         Some(other) => {
-            return Err(error(StatusCode::BAD_REQUEST, format!("`format` is json or csv, not `{other}`")))
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("`format` is json or csv, not `{other}`"),
+            ))
         }
     };
     let city = s
@@ -136,10 +143,18 @@ pub(crate) async fn quality(
     }
     // Worst first within each level (the city's row stays on top).
     rows.sort_by(|a, b| {
-        let order = |l: &str| ["city", "sector", "commune", "station"].iter().position(|x| *x == l);
+        let order = |l: &str| {
+            ["city", "sector", "commune", "station"]
+                .iter()
+                .position(|x| *x == l)
+        };
         order(a.level)
             .cmp(&order(b.level))
-            .then(a.index.unwrap_or(f64::INFINITY).total_cmp(&b.index.unwrap_or(f64::INFINITY)))
+            .then(
+                a.index
+                    .unwrap_or(f64::INFINITY)
+                    .total_cmp(&b.index.unwrap_or(f64::INFINITY)),
+            )
             .then(a.id.cmp(&b.id))
     });
     if csv {
@@ -221,14 +236,16 @@ pub(crate) async fn persist_days(s: &crate::hub::Hub) {
         .iter()
         .flat_map(|row| {
             let day = day.clone();
-            row.indicators.iter().map(move |v| watchfloor_store::IndicatorDayRow {
-                day: day.clone(),
-                indicator: v.id.clone(),
-                zone: row.zone.clone(),
-                view: row.view.clone(),
-                value: v.value,
-                band: v.band.map(str::to_string),
-            })
+            row.indicators
+                .iter()
+                .map(move |v| watchfloor_store::IndicatorDayRow {
+                    day: day.clone(),
+                    indicator: v.id.clone(),
+                    zone: row.zone.clone(),
+                    view: row.view.clone(),
+                    value: v.value,
+                    band: v.band.map(str::to_string),
+                })
         })
         .collect();
     if let Err(e) = store.upsert_indicator_days(&indicators).await {

@@ -231,7 +231,11 @@ pub(crate) async fn daily(
         ..ZoneReport::default()
     };
     if let Some(city) = s.hub.city() {
-        for st in city.stations.iter().filter(|st| who.sees_sectors(&st.sectors)) {
+        for st in city
+            .stations
+            .iter()
+            .filter(|st| who.sees_sectors(&st.sectors))
+        {
             let discharge = usize::from(st.kind == Kind::Discharge);
             let mut counted = false;
             for z in [st.ward.as_deref(), st.district.as_deref()]
@@ -305,10 +309,10 @@ pub(crate) async fn daily(
         .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
     {
         if wanted.contains(r.zone.as_str()) {
-            indicators
-                .entry(r.zone)
-                .or_default()
-                .insert(r.indicator, serde_json::json!({"value": r.value, "band": r.band}));
+            indicators.entry(r.zone).or_default().insert(
+                r.indicator,
+                serde_json::json!({"value": r.value, "band": r.band}),
+            );
         }
     }
     if csv {
@@ -435,9 +439,16 @@ fn csv_response(
             r.stations,
             opt(r.stations_on_time_pct)
         );
-        let zone = if r.zone == "total" { "city" } else { r.zone.as_str() };
+        let zone = if r.zone == "total" {
+            "city"
+        } else {
+            r.zone.as_str()
+        };
         for id in &ids {
-            let v = indicators.get(zone).and_then(|z| z.get(*id)).and_then(|v| v["value"].as_f64());
+            let v = indicators
+                .get(zone)
+                .and_then(|z| z.get(*id))
+                .and_then(|v| v["value"].as_f64());
             out += &format!(",{}", opt(v));
         }
         out.push('\n');

@@ -117,9 +117,18 @@ fn kpi_visible(who: &Account, filter: &Filter, z: &Value) -> bool {
 fn message_for(who: &Account, sub: &Subscription, d: &Delta) -> Option<String> {
     match d.item.channel {
         Channel::Kpis => {
-            if matches!(who.scope, Scope::City) && who.sectors.is_none() && sub.filter.zone.is_none() {
+            if matches!(who.scope, Scope::City)
+                && who.sectors.is_none()
+                && sub.filter.zone.is_none()
+            {
                 // Every zone, but only the all-sector view's rows.
-                let rows: Vec<&Value> = d.item.data.as_array()?.iter().filter(|z| z["view"] == "*").collect();
+                let rows: Vec<&Value> = d
+                    .item
+                    .data
+                    .as_array()?
+                    .iter()
+                    .filter(|z| z["view"] == "*")
+                    .collect();
                 return (!rows.is_empty()).then(|| delta_text(d.item.channel, d.seq, &rows));
             }
             let zones: Vec<&Value> = d
@@ -140,21 +149,27 @@ fn message_for(who: &Account, sub: &Subscription, d: &Delta) -> Option<String> {
 /// The snapshot of a channel for this account and filter.
 fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscription) -> Vec<Value> {
     let hub = &state.hub;
-    let probe =
-        |ward: Option<String>, district: Option<String>, sectors: Vec<String>, severity, rule, kind, station, data| {
-            DeltaItem {
-                channel,
-                ward,
-                district,
-                sectors,
-                severity,
-                rule,
-                kind,
-                station,
-                data,
-                personal: false,
-            }
-        };
+    let probe = |ward: Option<String>,
+                 district: Option<String>,
+                 sectors: Vec<String>,
+                 severity,
+                 rule,
+                 kind,
+                 station,
+                 data| {
+        DeltaItem {
+            channel,
+            ward,
+            district,
+            sectors,
+            severity,
+            rule,
+            kind,
+            station,
+            data,
+            personal: false,
+        }
+    };
     match channel {
         Channel::Alerts => {
             let mut alerts = hub.alerts();

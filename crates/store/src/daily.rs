@@ -53,7 +53,8 @@ const QUALITY_UPSERT: &str = "INSERT INTO quality_daily (station, day, messages,
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (station, day) DO UPDATE SET \
      messages = excluded.messages, accepted = excluded.accepted, valid = excluded.valid, duplicates = excluded.duplicates, \
      rejected = excluded.rejected, on_time = excluded.on_time, delay_median_ms = excluded.delay_median_ms";
-const INDICATOR_UPSERT: &str = "INSERT INTO indicator_daily (day, indicator, zone, view, value, band) \
+const INDICATOR_UPSERT: &str =
+    "INSERT INTO indicator_daily (day, indicator, zone, view, value, band) \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, indicator, zone, view) DO UPDATE SET \
      value = excluded.value, band = excluded.band";
 
@@ -96,7 +97,11 @@ impl Store {
     }
 
     /// The indicator values of `day` in sector view `view`.
-    pub async fn indicator_days(&self, day: &str, view: &str) -> Result<Vec<IndicatorDayRow>, StoreError> {
+    pub async fn indicator_days(
+        &self,
+        day: &str,
+        view: &str,
+    ) -> Result<Vec<IndicatorDayRow>, StoreError> {
         Ok(on_pool!(self, pool => {
             sqlx::query_as::<_, IndicatorDayRow>("SELECT day, indicator, zone, view, value, band FROM indicator_daily WHERE day = $1 AND view = $2 ORDER BY zone, indicator")
                 .bind(day).bind(view).fetch_all(pool).await?

@@ -525,7 +525,12 @@ async fn history_pages_by_scope_filter_and_cursor() {
         assert!(page.next.is_some(), "{b}");
         // Sectors: transport owns the Tân An alerts only (20 of 30, one added: 21);
         // a sector nobody names matches nothing; a sector prefix is not a sector.
-        for (sectors, expected) in [(vec!["transport"], 21), (vec!["health", "public_safety"], 31), (vec!["health"], 0), (vec!["trans"], 0)] {
+        for (sectors, expected) in [
+            (vec!["transport"], 21),
+            (vec!["health", "public_safety"], 31),
+            (vec!["health"], 0),
+            (vec!["trans"], 0),
+        ] {
             let q = AlertQuery {
                 sectors: Some(sectors.iter().map(|s| s.to_string()).collect()),
                 limit: 100,
@@ -533,7 +538,12 @@ async fn history_pages_by_scope_filter_and_cursor() {
             };
             let found = store.query(&q).await.unwrap().alerts;
             assert_eq!(found.len(), expected, "{b}: {sectors:?}");
-            assert!(found.iter().all(|a| a.sectors.iter().any(|s| sectors.contains(&s.as_str()))), "{b}");
+            assert!(
+                found
+                    .iter()
+                    .all(|a| a.sectors.iter().any(|s| sectors.contains(&s.as_str()))),
+                "{b}"
+            );
         }
         assert!(
             matches!(

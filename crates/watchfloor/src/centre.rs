@@ -67,8 +67,9 @@ pub async fn run(
             unknown.join(", ")
         );
     }
-    let indicators = watchfloor_server::indicators::load(server.indicators.as_deref(), city.as_deref())
-        .map_err(|e| anyhow::anyhow!("indicators:\n{e}"))?;
+    let indicators =
+        watchfloor_server::indicators::load(server.indicators.as_deref(), city.as_deref())
+            .map_err(|e| anyhow::anyhow!("indicators:\n{e}"))?;
     let store = Store::open(&store_url)
         .await
         .with_context(|| format!("opening the incident store {}", redact(&store_url)))?;

@@ -57,9 +57,18 @@ const DEMO_TOKENS: [(&str, &str); 10] = [
     ("demo-operator-long-hoa-2", "operator, ward Long Hòa"),
     ("demo-operator-tan-an", "operator, ward Tân An"),
     ("demo-integrator", "integrator, city"),
-    ("demo-environment-department", "operator, city, environment sector (a Sở centre)"),
-    ("demo-transport-department", "viewer, city, transport sector"),
-    ("demo-viewer-tan-an", "viewer, ward Tân An, every sector (a commune centre)"),
+    (
+        "demo-environment-department",
+        "operator, city, environment sector (a Sở centre)",
+    ),
+    (
+        "demo-transport-department",
+        "viewer, city, transport sector",
+    ),
+    (
+        "demo-viewer-tan-an",
+        "viewer, ward Tân An, every sector (a commune centre)",
+    ),
 ];
 
 fn now_ms() -> i64 {

@@ -182,7 +182,11 @@ fn indicators_check(dir: &std::path::Path, rules: &std::path::Path) -> Result<Ex
     let city = watchfloor_city::City::load(rules).map_err(|e| anyhow::anyhow!("{e}"))?;
     match watchfloor_server::indicators::load(Some(dir), city.as_ref()) {
         Ok(set) => {
-            println!("ok: {} indicators in {}", set.indicators.len(), dir.display());
+            println!(
+                "ok: {} indicators in {}",
+                set.indicators.len(),
+                dir.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
