@@ -276,6 +276,70 @@ async fn websocket_channels_and_stored_reports_follow_area_and_sectors() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // The day's indicator values and quality counts go to the store (once a minute in a
+    // running centre): today's report carries each account's own view of them.
+    h.hub.store_days().await;
+    let today = {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        watchfloor_quality::day_text(watchfloor_quality::local_day(now))
+    };
+    let stored = store
+        .quality_days("2026-11-27", "2026-11-27")
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 6, "the six stations that spoke: {stored:?}");
+    assert!(
+        stored.iter().all(|r| r.messages == 1 && r.accepted == 1),
+        "{stored:?}"
+    );
+    for (who, open) in [
+        ("admin", 6.0),
+        ("environment-department", 2.0),
+        ("transport-department", 2.0),
+    ] {
+        let (status, report) = h
+            .call(
+                "GET",
+                &format!("/api/reports/daily?date={today}"),
+                who,
+                Value::Null,
+            )
+            .await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(
+            report["indicators"]["city"]["open_alerts"]["value"], open,
+            "{who}: {}",
+            report["indicators"]
+        );
+        let has = |id: &str| report["indicators"]["city"].get(id).is_some();
+        assert_eq!(
+            has("discharge_compliance"),
+            who != "transport-department",
+            "{who}"
+        );
+        assert_eq!(
+            has("congestion_index"),
+            who != "environment-department",
+            "{who}"
+        );
+    }
+    let (_, report) = h
+        .call(
+            "GET",
+            &format!("/api/reports/daily?date={today}"),
+            "long-hoa-environment",
+            Value::Null,
+        )
+        .await;
+    let zones: Vec<&String> = report["indicators"].as_object().unwrap().keys().collect();
+    assert_eq!(zones, ["long_hoa"], "a commune's report: its own zone only");
+    assert_eq!(
+        report["indicators"]["long_hoa"]["open_alerts"]["value"],
+        1.0
+    );
     let url = serve(&h).await;
     for (who, seen, stations) in expected() {
         // The stored history (the store's sector column) and the daily report.

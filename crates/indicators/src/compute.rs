@@ -439,16 +439,19 @@ fn evaluate(
                         .is_some_and(|t| now - t <= 3 * cadence)
                 })
                 .count() as f64;
+            // One pass over the alerts (a storm holds hundreds of thousands), then a lookup
+            // per station.
+            let alerting_keys: std::collections::HashSet<&str> = alerts
+                .iter()
+                .filter(|a| {
+                    (packs.is_empty() || a.pack.is_some_and(|p| packs.iter().any(|x| x == p)))
+                        && a.resolved_at.is_none_or(|r| r > from)
+                })
+                .map(|a| a.key)
+                .collect();
             let alerting = chosen
                 .iter()
-                .filter(|s| {
-                    alerts.iter().any(|a| {
-                        a.key == s.id
-                            && (packs.is_empty()
-                                || a.pack.is_some_and(|p| packs.iter().any(|x| x == p)))
-                            && a.resolved_at.is_none_or(|r| r > from)
-                    })
-                })
+                .filter(|s| alerting_keys.contains(s.id.as_str()))
                 .count() as f64;
             let n = chosen.len() as f64;
             vec![n, reporting, n - reporting, alerting, n - alerting]

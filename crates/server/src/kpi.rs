@@ -164,6 +164,12 @@ impl Hub {
         k.last = rows;
     }
 
+    /// Writes the day's quality counts and indicator values to the store now (the server
+    /// does it once a minute).
+    pub async fn store_days(&self) {
+        crate::quality::persist_days(self).await;
+    }
+
     /// The latest rows of every zone and view.
     pub fn kpis(&self) -> Vec<ZoneRow> {
         self.kpis.lock().expect("kpi lock").last.clone()
