@@ -1,5 +1,8 @@
 //! End-to-end: `watchfloor rules check` on the shipped rules and on broken files.
 
+#[path = "support/fs.rs"]
+mod fs_support;
+use fs_support::copy_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -166,19 +169,6 @@ fn duplicate_ids_across_files_point_at_both() {
 fn a_missing_directory_is_an_error_not_a_pass() {
     let out = check(Path::new("/nonexistent/watchfloor-rules"));
     assert!(!out.status.success());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
 }
 
 #[test]

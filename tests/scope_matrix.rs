@@ -215,26 +215,7 @@ async fn each_account_sees_exactly_its_area_times_its_sectors() {
             .await;
         assert_eq!(status, 200);
     }
-    let audit = |who: &'static str| {
-        let h = &h;
-        async move {
-            let request = axum::http::Request::builder()
-                .uri("/api/audit")
-                .header("authorization", format!("Bearer token-{who}"))
-                .body(axum::body::Body::empty())
-                .unwrap();
-            use tower::ServiceExt;
-            let response = watchfloor_server::router(h.state.clone())
-                .oneshot(request)
-                .await
-                .unwrap();
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
-                .await
-                .unwrap();
-            (status, String::from_utf8(bytes.to_vec()).unwrap())
-        }
-    };
+    let audit = |who: &'static str| h.get_text("/api/audit", who);
     let (_, text) = audit("admin").await;
     assert!(
         text.contains(&env_alert) && text.contains(&cam_alert),
@@ -284,7 +265,7 @@ async fn websocket_channels_and_stored_reports_follow_area_and_sectors() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as i64;
-        watchfloor_quality::day_text(watchfloor_quality::local_day(now))
+        watchfloor_model::day_text(watchfloor_model::local_day(now))
     };
     let stored = store
         .quality_days("2026-11-27", "2026-11-27")

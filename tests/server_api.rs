@@ -6,8 +6,10 @@
 
 mod server_support;
 
+#[path = "support/fs.rs"]
+mod fs_support;
+use fs_support::copy_dir;
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -240,19 +242,6 @@ async fn acknowledge_resolve_assign_and_the_alert_history() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["paths"]["/api/alerts/{id}/ack"].is_object());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
 }
 
 #[tokio::test]

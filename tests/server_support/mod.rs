@@ -209,8 +209,8 @@ impl Harness {
         )
     }
 
-    /// A GET's body as text (CSV, NDJSON), asserting a 200.
-    pub async fn text(&self, path: &str, who: &str) -> String {
+    /// A GET's status and body as text (CSV, NDJSON).
+    pub async fn get_text(&self, path: &str, who: &str) -> (StatusCode, String) {
         let request = Request::builder()
             .uri(path)
             .header("authorization", format!("Bearer token-{who}"))
@@ -220,11 +220,18 @@ impl Harness {
             .oneshot(request)
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
             .await
             .unwrap();
-        String::from_utf8(bytes.to_vec()).unwrap()
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    /// A GET's body as text, asserting a 200.
+    pub async fn text(&self, path: &str, who: &str) -> String {
+        let (status, text) = self.get_text(path, who).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {text}");
+        text
     }
 }
 

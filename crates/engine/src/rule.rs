@@ -459,14 +459,10 @@ impl RuleSet {
         let mut rules: Vec<Arc<Rule>> = Vec::new();
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for (file, text) in sources {
-            let spec: RuleFileSpec = match marked_yaml::from_yaml_with_options(
-                0,
-                text,
-                LoaderOptions::default().error_on_duplicate_keys(true),
-            ) {
+            let spec: RuleFileSpec = match parse_yaml(file, text) {
                 Ok(spec) => spec,
                 Err(e) => {
-                    errors.push(yaml_error(file, e));
+                    errors.push(e);
                     continue;
                 }
             };
@@ -551,6 +547,17 @@ fn collect_files(
         }
     }
     Ok(())
+}
+
+/// Parses a YAML configuration file (duplicate keys refused) into `T`, keeping the spans
+/// of its `Spanned` fields; an error says where.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, RuleError> {
+    marked_yaml::from_yaml_with_options(
+        0,
+        text,
+        LoaderOptions::default().error_on_duplicate_keys(true),
+    )
+    .map_err(|e| yaml_error(file, e))
 }
 
 /// A YAML loading error of `file`, located.

@@ -181,7 +181,7 @@ fn zones(city: &City) -> Vec<ZoneDef> {
 /// The start of the indicator's period at `now` (for alert counts), epoch ms.
 fn period_start(period: Period, now: i64) -> i64 {
     let [hour, day, month] = periods(now);
-    let day_start = day * crate::inputs::DAY - crate::inputs::UTC7;
+    let day_start = watchfloor_model::local_day_start(day);
     match period {
         Period::Hourly => hour * HOUR,
         Period::Live | Period::Daily => day_start,
@@ -189,7 +189,7 @@ fn period_start(period: Period, now: i64) -> i64 {
             // Walk back to the first local day of the month.
             let mut start = day_start;
             while periods(start - 1)[2] == month {
-                start -= crate::inputs::DAY;
+                start -= watchfloor_model::DAY_MS;
             }
             start
         }

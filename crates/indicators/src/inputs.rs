@@ -11,12 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use watchfloor_engine::aggregate::nowcast;
 use watchfloor_model::vn_aqi::{sub_index, Pollutant};
-use watchfloor_model::{Event, Kind, StationStatus};
+use watchfloor_model::{local_day, month_of, Event, Kind, StationStatus};
 
 pub(crate) const HOUR: i64 = 3_600_000;
-pub(crate) const DAY: i64 = 24 * HOUR;
-/// The city's offset from UTC (Vietnam, no daylight saving).
-pub(crate) const UTC7: i64 = 7 * HOUR;
 
 const AIR_METRICS: [&str; 6] = ["pm25", "pm10", "no2", "so2", "co", "o3"];
 
@@ -48,17 +45,8 @@ impl Acc {
 
 /// The hour, local day and local month numbers of an epoch-ms instant.
 pub(crate) fn periods(ts: i64) -> [i64; 3] {
-    let day = (ts + UTC7).div_euclid(DAY);
-    // Civil month from the day number (days since 1970-01-01), Howard Hinnant's algorithm.
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    [ts.div_euclid(HOUR), day, year * 12 + month - 1]
+    let day = local_day(ts);
+    [ts.div_euclid(HOUR), day, month_of(day)]
 }
 
 /// Per pollutant, clock hour → (sum, count).

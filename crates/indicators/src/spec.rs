@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use marked_yaml::{LoaderOptions, Spanned};
+use marked_yaml::Spanned;
 use serde::{Deserialize, Serialize};
 
 use watchfloor_engine::expr::{CompiledExpr, Names};
-use watchfloor_engine::rule::{locate, yaml_error};
+use watchfloor_engine::rule::{locate, parse_yaml};
 use watchfloor_engine::{LookupTables, RuleError, RuleErrors};
 use watchfloor_model::{Kind, Severity};
 
@@ -227,14 +227,10 @@ impl IndicatorSet {
         let mut set = IndicatorSet::default();
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for (file, text) in sources {
-            let spec: FileSpec = match marked_yaml::from_yaml_with_options(
-                0,
-                text,
-                LoaderOptions::default().error_on_duplicate_keys(true),
-            ) {
+            let spec: FileSpec = match parse_yaml(file, text) {
                 Ok(spec) => spec,
                 Err(e) => {
-                    errors.push(yaml_error(file, e));
+                    errors.push(e);
                     continue;
                 }
             };

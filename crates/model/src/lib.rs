@@ -23,6 +23,9 @@ pub use envelope::{
     decode_envelope, decode_envelopes, DecodeLimits, Event, Kind, Location, StationStatus,
 };
 pub use rejection::Rejection;
-pub use time::{format_rfc3339, parse_rfc3339, parse_timestamp_value, EpochMillis};
+pub use time::{
+    day_number, day_text, format_rfc3339, local_day, local_day_start, month_of, parse_rfc3339,
+    parse_timestamp_value, EpochMillis, CITY_UTC_OFFSET_MS, DAY_MS,
+};
 pub use tt10::{decode_tt10, tt10_station_from_file_name, Tt10Context};
 pub use units::canonical_unit;

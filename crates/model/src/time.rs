@@ -1,6 +1,8 @@
-//! Timestamps: epoch milliseconds inside Watchfloor, RFC 3339 UTC at the edges.
+//! Timestamps: epoch milliseconds inside Watchfloor, RFC 3339 UTC at the edges; the city's
+//! local calendar (UTC+7, no daylight saving) for days and months of reports, indicators
+//! and data quality.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
 
 /// Milliseconds since the Unix epoch, UTC. Every timestamp inside Watchfloor is one of these.
 pub type EpochMillis = i64;
@@ -46,10 +48,68 @@ pub fn format_rfc3339(ms: EpochMillis) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// The city's offset from UTC (Vietnam, no daylight saving), ms.
+pub const CITY_UTC_OFFSET_MS: i64 = 7 * 3_600_000;
+/// A day, ms.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The city's local day of an instant, as days since 1970-01-01.
+pub fn local_day(ms: EpochMillis) -> i64 {
+    (ms + CITY_UTC_OFFSET_MS).div_euclid(DAY_MS)
+}
+
+/// The first instant of a local day.
+pub fn local_day_start(day: i64) -> EpochMillis {
+    day * DAY_MS - CITY_UTC_OFFSET_MS
+}
+
+fn date_of(day: i64) -> NaiveDate {
+    NaiveDate::from_num_days_from_ce_opt((day + 719_163) as i32).unwrap_or_default()
+}
+
+/// `YYYY-MM-DD` of a local day.
+pub fn day_text(day: i64) -> String {
+    date_of(day).format("%Y-%m-%d").to_string()
+}
+
+/// The local day of `YYYY-MM-DD`; `None` for anything else (or a date that does not exist).
+pub fn day_number(text: &str) -> Option<i64> {
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    (text.len() == 10).then(|| i64::from(date.num_days_from_ce()) - 719_163)
+}
+
+/// The month of a local day, as year × 12 + month − 1.
+pub fn month_of(day: i64) -> i64 {
+    let date = date_of(day);
+    i64::from(date.year()) * 12 + i64::from(date.month0())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn local_days_and_months_are_the_citys() {
+        assert_eq!(day_text(0), "1970-01-01");
+        assert_eq!(day_number("1970-01-01"), Some(0));
+        assert_eq!(
+            day_number("2026-11-30").map(day_text).as_deref(),
+            Some("2026-11-30")
+        );
+        assert_eq!(day_number("2026-02-30"), None);
+        assert_eq!(day_number("2026-2-3"), None);
+        assert_eq!(
+            day_number("2024-02-29").map(day_text).as_deref(),
+            Some("2024-02-29")
+        );
+        // 17:30 UTC on 30 November is 00:30 on 1 December in Vietnam.
+        let ts = 1_796_059_800_000;
+        assert_eq!(day_text(local_day(ts)), "2026-12-01");
+        assert_eq!(month_of(local_day(ts)), 2026 * 12 + 11);
+        assert_eq!(month_of(local_day(ts - 3_600_000)), 2026 * 12 + 10);
+        assert_eq!(local_day_start(local_day(ts)), ts - 30 * 60_000);
+    }
 
     #[test]
     fn rfc3339_round_trip_and_offsets() {

@@ -20,25 +20,17 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use watchfloor_city::{City, Station};
 
-use crate::counts::{Counts, DAY_MS, UTC7_MS};
+use watchfloor_model::{local_day_start, DAY_MS};
+
+use crate::counts::{Counts, Tally};
 
 /// Counts added up over stations and days, with the expected readings.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Pool {
     /// Stations counted.
     pub stations: u64,
-    /// Messages received.
-    pub messages: u64,
-    /// Accepted readings.
-    pub accepted: u64,
-    /// Valid readings.
-    pub valid: u64,
-    /// Duplicates.
-    pub duplicates: u64,
-    /// Other refusals.
-    pub rejected: u64,
-    /// On-time readings.
-    pub on_time: u64,
+    /// The messages.
+    pub tally: Tally,
     /// Readings expected from the stations' cadences.
     pub expected: f64,
     /// Accepted readings of stations with a cadence (the numerator of đủ).
@@ -98,15 +90,10 @@ impl Pool {
         self.stations += 1;
         if let Some(e) = expected {
             self.expected += e;
-            self.accepted_with_cadence += c.map_or(0, |c| c.accepted);
+            self.accepted_with_cadence += c.map_or(0, |c| c.tally.accepted);
         }
         if let Some(c) = c {
-            self.messages += c.messages;
-            self.accepted += c.accepted;
-            self.valid += c.valid;
-            self.duplicates += c.duplicates;
-            self.rejected += c.rejected;
-            self.on_time += c.on_time;
+            self.tally.add(&c.tally);
             self.medians.extend(c.delay_median_ms());
         }
     }
@@ -114,12 +101,7 @@ impl Pool {
     /// Adds another pool.
     pub fn merge(&mut self, other: &Pool) {
         self.stations += other.stations;
-        self.messages += other.messages;
-        self.accepted += other.accepted;
-        self.valid += other.valid;
-        self.duplicates += other.duplicates;
-        self.rejected += other.rejected;
-        self.on_time += other.on_time;
+        self.tally.add(&other.tally);
         self.expected += other.expected;
         self.accepted_with_cadence += other.accepted_with_cadence;
         self.medians.extend(&other.medians);
@@ -127,14 +109,13 @@ impl Pool {
 
     /// The index of the pool.
     pub fn index(&self, id: &str, name: &str, level: &'static str) -> Index {
-        let dung = ratio(self.valid as f64, self.accepted as f64);
+        let t = &self.tally;
+        let dung = ratio(t.valid as f64, t.accepted as f64);
         let du = ratio(self.accepted_with_cadence as f64, self.expected);
-        let sach = (self.messages > 0)
-            .then(|| 1.0 - (self.duplicates + self.rejected) as f64 / self.messages as f64);
-        let song = ratio(self.on_time as f64, self.accepted as f64);
-        let mut medians = self.medians.clone();
-        medians.sort_unstable();
-        let delay = (!medians.is_empty()).then(|| medians[(medians.len() - 1) / 2] as f64 / 1000.0);
+        let sach =
+            (t.messages > 0).then(|| 1.0 - (t.duplicates + t.rejected) as f64 / t.messages as f64);
+        let song = ratio(t.on_time as f64, t.accepted as f64);
+        let delay = median_of(&self.medians).map(|m| m as f64 / 1000.0);
         let shares: Vec<f64> = [dung, du, sach, song].into_iter().flatten().collect();
         let index = (!shares.is_empty())
             .then(|| (1000.0 * shares.iter().sum::<f64>() / shares.len() as f64).round() / 10.0);
@@ -143,8 +124,8 @@ impl Pool {
             name: name.to_string(),
             level,
             stations: self.stations,
-            messages: self.messages,
-            accepted: self.accepted,
+            messages: t.messages,
+            accepted: t.accepted,
             expected: (self.expected * 10.0).round() / 10.0,
             dung: dung.map(r4),
             du: du.map(r4),
@@ -160,7 +141,7 @@ impl Pool {
 /// part of today gone so far; none before the day starts).
 pub fn expected(cadence_s: Option<u32>, day: i64, now: i64) -> Option<f64> {
     let cadence = f64::from(cadence_s?) * 1000.0;
-    let start = day * DAY_MS - UTC7_MS;
+    let start = local_day_start(day);
     let span = (now.min(start + DAY_MS) - start).max(0) as f64;
     Some((span / cadence).floor())
 }

@@ -9,9 +9,6 @@ mod counts;
 mod index;
 mod ranges;
 
-pub use counts::{
-    day_number, day_text, local_day, Counts, Delays, Fate, Ledger, StoredCounts, DAYS_KEPT, DAY_MS,
-    DEFAULT_CADENCE_S, UTC7_MS,
-};
+pub use counts::{Counts, Delays, Fate, Ledger, Tally, DAYS_KEPT, DEFAULT_CADENCE_S};
 pub use index::{expected, indices, Index, Pool};
 pub use ranges::{in_range, physical_range};

@@ -167,6 +167,18 @@ pub(crate) struct AlertQuery {
     cursor: Option<String>,
 }
 
+/// A `format` parameter: `json` (the default) or `csv`; anything else is a 400.
+pub(crate) fn wants_csv(format: Option<&str>) -> Result<bool, ApiError> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(other) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("`format` is json or csv, not `{other}`"),
+        )),
+    }
+}
+
 fn visible(who: &Account, a: &AlertRecord) -> bool {
     who.sees(a.ward.as_deref(), a.district.as_deref(), &a.sectors)
 }

@@ -164,6 +164,11 @@ impl Hub {
         k.last = rows;
     }
 
+    /// Reads the store's quality counts of the last days back (at start, before input).
+    pub async fn restore_quality(&self) -> Result<usize, watchfloor_store::StoreError> {
+        crate::quality::restore_days(self).await
+    }
+
     /// Writes the day's quality counts and indicator values to the store now (the server
     /// does it once a minute).
     pub async fn store_days(&self) {

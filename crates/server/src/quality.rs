@@ -11,7 +11,8 @@ use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use watchfloor_quality::{day_number, day_text, indices, local_day, Counts, Index, StoredCounts};
+use watchfloor_model::{day_number, day_text, local_day};
+use watchfloor_quality::{indices, Counts, Index, Tally};
 
 use crate::api::{error, ApiError, Authed};
 use crate::hub::now_ms;
@@ -57,16 +58,35 @@ fn days_of(q: &QualityQuery, now: i64) -> Result<(i64, i64, String), String> {
     }
 }
 
-fn counts_of(r: &StoredCounts) -> Counts {
-    Counts {
-        messages: r.messages,
-        accepted: r.accepted,
-        valid: r.valid,
-        duplicates: r.duplicates,
-        rejected: r.rejected,
-        on_time: r.on_time,
-        delays: Default::default(),
-        restored_median_ms: r.delay_median_ms,
+/// A stored station-day as counts.
+fn counts_of(r: &watchfloor_store::QualityRow) -> Counts {
+    let n = |v: i64| v.max(0) as u64;
+    Counts::restored(
+        Tally {
+            messages: n(r.messages),
+            accepted: n(r.accepted),
+            valid: n(r.valid),
+            duplicates: n(r.duplicates),
+            rejected: n(r.rejected),
+            on_time: n(r.on_time),
+        },
+        r.delay_median_ms,
+    )
+}
+
+/// A station-day as stored.
+fn row_of(day: i64, station: &str, c: &Counts) -> watchfloor_store::QualityRow {
+    let t = &c.tally;
+    watchfloor_store::QualityRow {
+        station: station.to_string(),
+        day: day_text(day),
+        messages: t.messages as i64,
+        accepted: t.accepted as i64,
+        valid: t.valid as i64,
+        duplicates: t.duplicates as i64,
+        rejected: t.rejected as i64,
+        on_time: t.on_time as i64,
+        delay_median_ms: c.delay_median_ms(),
     }
 }
 
@@ -84,16 +104,7 @@ pub(crate) async fn quality(
             "`level` is station, commune, sector or city",
         ));
     }
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                format!("`format` is json or csv, not `{other}`"),
-            ))
-        }
-    };
+    let csv = crate::api::wants_csv(q.format.as_deref())?;
     let city = s
         .hub
         .city()
@@ -108,18 +119,7 @@ pub(crate) async fn quality(
             .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         for r in rows {
             if let Some(day) = day_number(&r.day) {
-                let stored = StoredCounts {
-                    station: r.station.clone(),
-                    day: r.day.clone(),
-                    messages: r.messages as u64,
-                    accepted: r.accepted as u64,
-                    valid: r.valid as u64,
-                    duplicates: r.duplicates as u64,
-                    rejected: r.rejected as u64,
-                    on_time: r.on_time as u64,
-                    delay_median_ms: r.delay_median_ms,
-                };
-                days.insert((day, r.station), counts_of(&stored));
+                days.insert((day, r.station.clone()), counts_of(&r));
             }
         }
     }
@@ -205,6 +205,29 @@ fn csv_response(label: &str, rows: &[Index]) -> Response {
         .into_response()
 }
 
+/// Puts the store's counts of the days the ledger keeps back into it (at start), so a
+/// restart neither loses the day's counts nor overwrites them with smaller ones.
+pub(crate) async fn restore_days(
+    s: &crate::hub::Hub,
+) -> Result<usize, watchfloor_store::StoreError> {
+    let Some(writer) = s.store() else {
+        return Ok(0);
+    };
+    let today = local_day(now_ms());
+    let first = today - watchfloor_quality::DAYS_KEPT + 1;
+    let rows = writer
+        .store()
+        .quality_days(&day_text(first), &day_text(today))
+        .await?;
+    let mut ledger = s.quality();
+    for r in &rows {
+        if let Some(day) = day_number(&r.day) {
+            ledger.restore(day, &r.station, counts_of(r));
+        }
+    }
+    Ok(rows.len())
+}
+
 /// Writes the ledger's station-days and today's indicator values to the store.
 pub(crate) async fn persist_days(s: &crate::hub::Hub) {
     let Some(writer) = s.store() else {
@@ -213,19 +236,8 @@ pub(crate) async fn persist_days(s: &crate::hub::Hub) {
     let store = writer.store().clone();
     let quality: Vec<watchfloor_store::QualityRow> = s
         .quality()
-        .stored()
-        .into_iter()
-        .map(|c| watchfloor_store::QualityRow {
-            station: c.station,
-            day: c.day,
-            messages: c.messages as i64,
-            accepted: c.accepted as i64,
-            valid: c.valid as i64,
-            duplicates: c.duplicates as i64,
-            rejected: c.rejected as i64,
-            on_time: c.on_time as i64,
-            delay_median_ms: c.delay_median_ms,
-        })
+        .all()
+        .map(|(day, station, c)| row_of(day, station, c))
         .collect();
     if let Err(e) = store.upsert_quality(&quality).await {
         tracing::warn!(error = %e, "could not store the day's quality counts; next minute again");

@@ -17,16 +17,13 @@ use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use watchfloor_model::Kind;
+use watchfloor_model::{Kind, DAY_MS};
 use watchfloor_store::{AlertQuery, AlertRow};
 
 use crate::api::{error, ApiError, Authed};
 use crate::auth::{Account, Scope};
 use crate::AppState;
 
-/// The city's offset from UTC (Vietnam, no daylight saving).
-const UTC_OFFSET_MS: i64 = 7 * 3_600_000;
-const DAY_MS: i64 = 86_400_000;
 /// How far before the day silence alerts are looked for (older ones: only if still open).
 const SILENCE_LOOKBACK_MS: i64 = 7 * DAY_MS;
 
@@ -67,9 +64,7 @@ pub(crate) struct ZoneReport {
 
 /// Midnight (UTC+7) of `date`, epoch ms.
 fn day_start(date: &str) -> Option<i64> {
-    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-    let midnight = d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
-    Some(midnight - UTC_OFFSET_MS)
+    watchfloor_model::day_number(date).map(watchfloor_model::local_day_start)
 }
 
 /// The `q` quantile (0–1) of sorted values, nearest rank.
@@ -184,16 +179,7 @@ pub(crate) async fn daily(
             format!("`date` must be YYYY-MM-DD, not `{}`", q.date),
         )
     })?;
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                format!("`format` is json or csv, not `{other}`"),
-            ))
-        }
-    };
+    let csv = crate::api::wants_csv(q.format.as_deref())?;
     let store = s
         .hub
         .store()

@@ -84,6 +84,14 @@ pub async fn run(
         .await
         .context("reading the incident store")?;
     tracing::info!(open_alerts = restored, "alerts restored from the store");
+    let quality_days = hub
+        .restore_quality()
+        .await
+        .context("reading the data-quality counts from the store")?;
+    tracing::info!(
+        station_days = quality_days,
+        "data-quality counts restored from the store"
+    );
 
     let rules_dir = config.rules.clone();
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -168,13 +168,7 @@ fn rules_check(dir: &std::path::Path) -> Result<ExitCode> {
             println!("ok: {} rules in {}{city}", set.rules.len(), dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("{e}");
-            }
-            eprintln!("{} problem(s) found", errors.0.len());
-            Ok(ExitCode::FAILURE)
-        }
+        Err(errors) => Ok(problems(&errors)),
     }
 }
 
@@ -189,12 +183,15 @@ fn indicators_check(dir: &std::path::Path, rules: &std::path::Path) -> Result<Ex
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("{e}");
-            }
-            eprintln!("{} problem(s) found", errors.0.len());
-            Ok(ExitCode::FAILURE)
-        }
+        Err(errors) => Ok(problems(&errors)),
     }
+}
+
+/// Prints every problem of a check, then their count: the check failed.
+fn problems(errors: &watchfloor_engine::RuleErrors) -> ExitCode {
+    for e in &errors.0 {
+        eprintln!("{e}");
+    }
+    eprintln!("{} problem(s) found", errors.0.len());
+    ExitCode::FAILURE
 }

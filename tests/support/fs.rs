@@ -1,0 +1,18 @@
+//! File helpers shared by test targets that include this file (`#[path]`): copying a
+//! directory tree (a rule directory to break a copy of).
+
+use std::path::Path;
+
+/// Copies `from` to `to`, recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
