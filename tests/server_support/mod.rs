@@ -181,19 +181,20 @@ impl Harness {
         processed.await.unwrap();
     }
 
-    pub async fn call(
+    /// A request as `who`: the status and the body's bytes.
+    pub async fn request(
         &self,
         method: &str,
         path: &str,
         who: &str,
-        body: Value,
-    ) -> (StatusCode, Value) {
+        body: Body,
+    ) -> (StatusCode, Vec<u8>) {
         let request = Request::builder()
             .method(method)
             .uri(path)
             .header("authorization", format!("Bearer token-{who}"))
             .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
+            .body(body)
             .unwrap();
         let response = watchfloor_server::router(self.state.clone())
             .oneshot(request)
@@ -203,6 +204,19 @@ impl Harness {
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
             .await
             .unwrap();
+        (status, bytes.to_vec())
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        who: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let (status, bytes) = self
+            .request(method, path, who, Body::from(body.to_string()))
+            .await;
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -211,20 +225,8 @@ impl Harness {
 
     /// A GET's status and body as text (CSV, NDJSON).
     pub async fn get_text(&self, path: &str, who: &str) -> (StatusCode, String) {
-        let request = Request::builder()
-            .uri(path)
-            .header("authorization", format!("Bearer token-{who}"))
-            .body(Body::empty())
-            .unwrap();
-        let response = watchfloor_server::router(self.state.clone())
-            .oneshot(request)
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
+        let (status, bytes) = self.request("GET", path, who, Body::empty()).await;
+        (status, String::from_utf8(bytes).unwrap())
     }
 
     /// A GET's body as text, asserting a 200.
