@@ -120,6 +120,13 @@ fn broken_indicators_are_refused_with_file_and_line() {
             ":7:",
             "unknown period `weekly`",
         ),
+        (
+            "unknown_metric",
+            "    from: stations\n    kinds: [discharge]",
+            "    from: stream\n    metric: pm2.5\n    kinds: [discharge]",
+            ":9:",
+            "unknown metric `pm2.5`",
+        ),
     ];
     for (name, from, to, line, words) in cases {
         assert!(

@@ -187,7 +187,11 @@ async fn each_account_sees_exactly_its_area_times_its_sectors() {
             "cluster-operator" => {
                 assert_eq!(zones, BTreeSet::from(["long_hoa", "tan_an"]), "{who}")
             }
-            _ => assert_eq!(zones.len(), 13, "{who}: the city and its 12 communes"),
+            _ => assert_eq!(
+                zones.len(),
+                17,
+                "{who}: the city, its 12 communes, 4 legacy districts"
+            ),
         }
     }
     // The audit log: a city admin reads every line; a department's admin the lines about
@@ -233,6 +237,11 @@ async fn each_account_sees_exactly_its_area_times_its_sectors() {
         "long-hoa-environment",
     ] {
         assert_eq!(audit(who).await.0, 403, "{who}");
+    }
+    // What the whole centre runs is the city admins': a department's admin may not reload.
+    for path in ["/api/rules/reload", "/api/indicators/reload"] {
+        let (status, _) = h.call("POST", path, "environment-admin", Value::Null).await;
+        assert_eq!(status, 403, "{path}");
     }
 }
 

@@ -421,10 +421,12 @@ impl City {
         // where the pushing system's office stands.
         if event.kind == Kind::Indicator {
             return match &event.zone {
-                Some(z) if self.zones.get(z).is_none() => Err(Rejection::InvalidField {
-                    field: "zone",
-                    reason: "not a commune or ward of the city",
-                }),
+                Some(z) if self.zones.get(z).is_none_or(|z| z.level != ZoneLevel::Ward) => {
+                    Err(Rejection::InvalidField {
+                        field: "zone",
+                        reason: "not a commune or ward of the city",
+                    })
+                }
                 _ => Ok(()),
             };
         }

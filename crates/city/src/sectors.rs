@@ -66,11 +66,15 @@ impl Sectors {
         for (line, row) in read_csv(file)? {
             let text = |k: &str| row.get(k).cloned().unwrap_or_default();
             let id = text("id");
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
                 return Err(CityError::at(
                     file,
                     line,
-                    format!("sector id `{id}` must be letters, digits and `_`"),
+                    format!("sector id `{id}` must be lowercase letters, digits and `_`"),
                 ));
             }
             if list.iter().any(|s| s.id == id) {

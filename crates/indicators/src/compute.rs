@@ -155,6 +155,16 @@ fn zones(city: &City) -> Vec<ZoneDef> {
         ward: None,
         district: None,
     }];
+    // Legacy districts named by communes but without a polygon of their own get a row too
+    // (their accounts' figures), after the zones of the file.
+    let mut named: Vec<String> = Vec::new();
+    for z in city.zones.communes() {
+        if let Some(d) = &z.district {
+            if !named.contains(d) && city.zones.get(d).is_none() {
+                named.push(d.clone());
+            }
+        }
+    }
     for z in &city.zones.zones {
         out.push(match z.level {
             ZoneLevel::Ward => ZoneDef {
@@ -173,6 +183,16 @@ fn zones(city: &City) -> Vec<ZoneDef> {
                 ward: None,
                 district: Some(z.id.clone()),
             },
+        });
+    }
+    for d in named {
+        out.push(ZoneDef {
+            name: d.clone(),
+            name_en: d.clone(),
+            ward: None,
+            district: Some(d.clone()),
+            id: d,
+            level: "district",
         });
     }
     out
@@ -443,6 +463,7 @@ fn evaluate(
             // per station.
             let alerting_keys: std::collections::HashSet<&str> = alerts
                 .iter()
+                .filter(|a| own(a.sectors))
                 .filter(|a| {
                     (packs.is_empty() || a.pack.is_some_and(|p| packs.iter().any(|x| x == p)))
                         && a.resolved_at.is_none_or(|r| r > from)
@@ -463,7 +484,7 @@ fn evaluate(
                 .filter(|s| kinds.is_empty() || kinds.contains(&s.kind))
                 .filter_map(|s| match (metric.as_str(), ind.period) {
                     ("vn_aqi", _) => (s.kind == Kind::Air)
-                        .then(|| inputs.station_aqi(&s.id))
+                        .then(|| inputs.station_aqi(&s.id, now))
                         .flatten(),
                     ("congestion", _) => {
                         let speed = inputs.latest(&s.id, "speed", now)?;

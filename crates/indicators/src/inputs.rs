@@ -5,7 +5,8 @@
 //! Invariants: memory is bounded by stations × metrics (each keeps one accumulator per
 //! period, replaced when the period turns, and at most 13 clock hours of air means);
 //! only readings of status 00 count (a calibrating station's values are not measurements);
-//! pushed values are keyed by indicator and zone (none: the whole city).
+//! pushed values are keyed by indicator and zone (none: the whole city), and kept only for
+//! the set's `from: pushed` indicators (a feed sending date-stamped names cannot grow it).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,6 +28,10 @@ struct Acc {
 
 impl Acc {
     fn add(&mut self, period: i64, v: f64) {
+        if period < self.period {
+            // A late reading of the period before: the current one is not reset for it.
+            return;
+        }
         if self.period != period {
             *self = Acc {
                 period,
@@ -53,16 +58,25 @@ pub(crate) fn periods(ts: i64) -> [i64; 3] {
 type HourlyByMetric = HashMap<&'static str, BTreeMap<i64, (f64, u32)>>;
 
 /// The readings indicators are computed from.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Inputs {
     pub(crate) last_seen: HashMap<String, i64>,
     latest: HashMap<String, BTreeMap<String, (i64, f64)>>,
     accs: HashMap<(String, String), [Acc; 3]>,
     air: HashMap<String, HourlyByMetric>,
     pub(crate) pushed: HashMap<(String, Option<String>), (i64, f64)>,
+    /// The ids of the set's `from: pushed` indicators: other pushed names are not kept.
+    pub(crate) pushed_ids: std::collections::HashSet<String>,
 }
 
 impl Inputs {
+    /// Keeps pushed values of these indicator ids only (the set's `from: pushed` ones).
+    pub fn set_pushed_ids(&mut self, ids: impl IntoIterator<Item = String>) {
+        self.pushed_ids = ids.into_iter().collect();
+        let keep = &self.pushed_ids;
+        self.pushed.retain(|(id, _), _| keep.contains(id));
+    }
+
     /// Takes one accepted event.
     pub fn observe(&mut self, event: &Event) {
         let seen = self
@@ -71,7 +85,8 @@ impl Inputs {
             .or_insert(event.ts);
         *seen = (*seen).max(event.ts);
         if event.kind == Kind::Indicator {
-            for (id, v) in &event.values {
+            let known = &self.pushed_ids;
+            for (id, v) in event.values.iter().filter(|(id, _)| known.contains(id)) {
                 let slot = self
                     .pushed
                     .entry((id.clone(), event.zone.clone()))
@@ -136,9 +151,13 @@ impl Inputs {
     }
 
     /// The current hourly VN_AQI of an air station (PM by NowCast over 12 hours).
-    pub(crate) fn station_aqi(&self, id: &str) -> Option<f64> {
+    pub(crate) fn station_aqi(&self, id: &str, now: i64) -> Option<f64> {
         let hours = self.air.get(id)?;
         let latest = hours.values().filter_map(|h| h.keys().next_back()).max()?;
+        // A silent station's last AQI is not current.
+        if *latest < now.div_euclid(HOUR) - 1 {
+            return None;
+        }
         let mean = |metric: &str, hour: i64| {
             hours
                 .get(metric)?

@@ -266,6 +266,15 @@ impl IndicatorSet {
     pub fn get(&self, id: &str) -> Option<&Indicator> {
         self.indicators.iter().find(|i| i.id == id)
     }
+
+    /// The ids of the `from: pushed` indicators (the names a pushing system may send).
+    pub fn pushed_ids(&self) -> Vec<String> {
+        self.indicators
+            .iter()
+            .filter(|i| i.source == Source::Pushed)
+            .map(|i| i.id.clone())
+            .collect()
+    }
 }
 
 fn parse_kinds(file: &str, kinds: &[Spanned<String>], errors: &mut Vec<RuleError>) -> Vec<Kind> {
@@ -336,7 +345,19 @@ fn compile(
         },
         "stream" => match &spec.metric {
             Some(metric) => {
-                if DERIVED_METRICS.contains(&metric.as_str()) && period != Period::Live {
+                let derived = DERIVED_METRICS.contains(&metric.as_str());
+                if !derived && watchfloor_model::canonical_unit(metric).is_none() {
+                    errors.push(locate(
+                        file,
+                        metric.span(),
+                        format!(
+                            "unknown metric `{}` (a canonical metric such as pm25, cod, water_level, speed; or {})",
+                            **metric,
+                            DERIVED_METRICS.join(", ")
+                        ),
+                    ));
+                }
+                if derived && period != Period::Live {
                     errors.push(locate(
                         file,
                         metric.span(),

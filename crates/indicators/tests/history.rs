@@ -88,8 +88,11 @@ fn the_shipped_set_computes_per_zone_and_view_and_a_reload_keeps_unchanged_histo
     ];
     let now = T0 + 120_000;
     let rows = computer.compute(&city, &inputs, &alerts, &views(), now);
-    // The city and its twelve communes, in two views.
-    assert_eq!(rows.len(), 13 * 2);
+    // The city, its twelve communes and the four legacy districts they name, in two views.
+    assert_eq!(rows.len(), 17 * 2);
+    assert!(rows
+        .iter()
+        .any(|r| r.zone == "binh_thuy" && r.level == "district"));
     assert_eq!(value(&rows, "city", "*", "open_alerts"), Some(1.0));
     assert_eq!(
         value(&rows, "long_hoa", "environment", "open_alerts"),
@@ -178,8 +181,10 @@ fn the_shipped_set_computes_per_zone_and_view_and_a_reload_keeps_unchanged_histo
 #[test]
 fn pushed_values_are_a_communes_own_and_the_city_sums_them() {
     let city = city();
-    let mut computer = Computer::new(Arc::new(default_set(&sectors(&city)).unwrap()));
+    let set = default_set(&sectors(&city)).unwrap();
     let mut inputs = Inputs::default();
+    inputs.set_pushed_ids(set.pushed_ids());
+    let mut computer = Computer::new(Arc::new(set));
     let push = |zone: Option<&str>, cases: f64, ts: i64| {
         let mut v = serde_json::json!({"source": "SYT-FEED", "kind": "indicator", "ts": ts, "values": {"dengue_cases_week": cases}});
         if let Some(z) = zone {
@@ -197,6 +202,14 @@ fn pushed_values_are_a_communes_own_and_the_city_sums_them() {
     ] {
         inputs.observe(&push(zone, cases, ts).unwrap());
     }
+    // A name that is no pushed indicator of the set is not kept.
+    let mut other = push(Some("tan_an"), 3.0, T0).unwrap();
+    other.values = vec![("cases_2026_11_30".to_string(), 3.0)];
+    inputs.observe(&other);
+    assert!(
+        format!("{inputs:?}").contains("dengue_cases_week")
+            && !format!("{inputs:?}").contains("cases_2026_11_30")
+    );
     // A zone the city does not have is refused, not counted.
     assert!(push(Some("atlantis"), 1.0, T0).is_err());
     let health = View {

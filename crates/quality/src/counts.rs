@@ -146,12 +146,16 @@ pub enum Fate {
 #[derive(Debug, Default)]
 pub struct Ledger {
     days: BTreeMap<(i64, String), Counts>,
+    /// The newest local day seen (by arrival): days older than DAYS_KEPT before it are gone.
+    newest: i64,
 }
 
 impl Ledger {
     /// Counts an accepted event received at `received` from a station with `cadence_s`.
     pub fn accepted(&mut self, event: &Event, received: i64, cadence_s: Option<u32>) {
-        let c = self.entry(&event.source, event.ts);
+        let Some(c) = self.entry(&event.source, event.ts, received) else {
+            return;
+        };
         c.tally.messages += 1;
         c.tally.accepted += 1;
         if event.status == StationStatus::Normal && in_range(&event.values) {
@@ -168,7 +172,9 @@ impl Ledger {
     /// Counts a refused message of `station`, measured at `ts` (when it said) and
     /// received at `received`.
     pub fn refused(&mut self, station: &str, ts: Option<i64>, received: i64, fate: Fate) {
-        let c = self.entry(station, ts.unwrap_or(received));
+        let Some(c) = self.entry(station, ts.unwrap_or(received), received) else {
+            return;
+        };
         c.tally.messages += 1;
         match fate {
             Fate::Duplicate => c.tally.duplicates += 1,
@@ -176,16 +182,20 @@ impl Ledger {
         }
     }
 
-    fn entry(&mut self, station: &str, ts: i64) -> &mut Counts {
+    /// The counts of `station` for the day of `ts`; `None` when that day is older than the
+    /// days kept, as of when the message arrived (a logger re-sending last week's files
+    /// must not replace last week's stored counts with its few re-sent messages).
+    fn entry(&mut self, station: &str, ts: i64, received: i64) -> Option<&mut Counts> {
         let day = local_day(ts);
-        if !self.days.contains_key(&(day, station.to_string())) {
-            // Keep the last DAYS_KEPT days of the newest day seen.
-            if let Some(((newest, _), _)) = self.days.last_key_value() {
-                let cut = (*newest).max(day) - DAYS_KEPT;
-                self.days.retain(|(d, _), _| *d > cut);
-            }
+        let newest = local_day(received).max(self.newest).max(day);
+        if day <= newest - DAYS_KEPT {
+            return None;
         }
-        self.days.entry((day, station.to_string())).or_default()
+        if newest > self.newest {
+            self.newest = newest;
+            self.days.retain(|(d, _), _| *d > newest - DAYS_KEPT);
+        }
+        Some(self.days.entry((day, station.to_string())).or_default())
     }
 
     /// The counts of local day `day`, by station.
@@ -213,6 +223,29 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_older_than_those_kept_are_not_counted_again() {
+        let mut l = Ledger::default();
+        let day = 20_000 * watchfloor_model::DAY_MS;
+        l.refused("S", Some(day), day + 1_000, Fate::Duplicate);
+        // A week-old re-sent file arriving today: not counted (its day is stored already).
+        l.refused(
+            "S",
+            Some(day - 7 * watchfloor_model::DAY_MS),
+            day + 2_000,
+            Fate::Rejected,
+        );
+        assert_eq!(l.all().count(), 1);
+        // Yesterday's late message still counts on yesterday.
+        l.refused(
+            "S",
+            Some(day - watchfloor_model::DAY_MS),
+            day + 3_000,
+            Fate::Rejected,
+        );
+        assert_eq!(l.all().count(), 2);
+    }
 
     #[test]
     fn medians_sit_on_bucket_floors() {

@@ -4,7 +4,8 @@
 //! Definitions (docs/indicators.md says them in operator language):
 //! - **đúng** (correct) = valid ÷ accepted readings;
 //! - **đủ** (complete) = accepted ÷ expected, expected = the period's length ÷ the station's
-//!   registered cadence (today: the part of the day gone so far); capped at 1;
+//!   registered cadence (today: the part of the day gone so far; only days the centre ran),
+//!   each station-day capped at what it should have sent;
 //! - **sạch** (clean) = 1 − (duplicates + rejected) ÷ messages received;
 //! - **sống** (live) = readings ingested within one cadence of their measurement ÷ accepted,
 //!   with the median delay beside it;
@@ -90,7 +91,10 @@ impl Pool {
         self.stations += 1;
         if let Some(e) = expected {
             self.expected += e;
-            self.accepted_with_cadence += c.map_or(0, |c| c.tally.accepted);
+            // Capped per station-day: a station sending five times its cadence does not
+            // make up for a silent neighbour.
+            let accepted = c.map_or(0, |c| c.tally.accepted) as f64;
+            self.accepted_with_cadence += accepted.min(e) as u64;
         }
         if let Some(c) = c {
             self.tally.add(&c.tally);
@@ -148,11 +152,14 @@ pub fn expected(cadence_s: Option<u32>, day: i64, now: i64) -> Option<f64> {
 
 /// Station, commune, sector and city indices over local days `days` (inclusive range)
 /// from `counts(day, station)`, for the stations `keep` lets through (a caller's scope).
+/// Only the days `ran(day)` says the centre was running expect readings (a month or year
+/// before the centre was deployed does not count against its stations).
 pub fn indices<'a>(
     city: &City,
     days: std::ops::RangeInclusive<i64>,
     now: i64,
     counts: impl Fn(i64, &str) -> Option<&'a Counts>,
+    ran: impl Fn(i64) -> bool,
     keep: impl Fn(&Station) -> bool,
 ) -> Vec<Index> {
     let mut stations = Vec::new();
@@ -163,7 +170,12 @@ pub fn indices<'a>(
         let mut pool = Pool::default();
         for day in days.clone() {
             let mut one = Pool::default();
-            one.add(counts(day, &s.id), expected(s.cadence_s, day, now));
+            let expected = if ran(day) {
+                expected(s.cadence_s, day, now)
+            } else {
+                None
+            };
+            one.add(counts(day, &s.id), expected);
             pool.merge(&one);
         }
         if pool.stations == 0 {

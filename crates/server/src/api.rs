@@ -100,6 +100,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/indicators", get(crate::indicators::list))
         .route("/api/indicators/reload", post(crate::indicators::reload))
         .route("/api/quality", get(crate::quality::quality))
+        .route("/api/status", get(crate::screen::status))
+        .route("/api/basemap", get(crate::screen::basemap))
+        .route("/api/alerts/:id/assignees", get(crate::screen::assignees))
         .route("/api/zones", get(zones))
         .route("/api/rules", get(rules))
         .route("/api/rules/reload", post(reload))
@@ -139,6 +142,7 @@ async fn me(State(s): State<AppState>, Authed(who): Authed) -> Json<Value> {
         "scope": who.scope,
         "sectors": sectors,
         "view": who.sector_view(),
+        "epoch": s.hub.epoch(),
         "may_act": who.may_act(),
         "admin": who.is_admin(),
     }))
@@ -636,10 +640,28 @@ fn station_json(s: &AppState, who: &Account, id: &str, with_recent: bool) -> Opt
     });
     if with_recent {
         v["recent"] = json!(s.hub.recent(id));
+        if station.kind == watchfloor_model::Kind::Camera {
+            v["detections"] = json!(s.hub.detections(id));
+        }
     }
+    // Units of the metrics it reports or is limited on (canonical units).
+    let mut metrics: Vec<String> = station.limits.keys().cloned().collect();
+    if let Some(values) = v["latest"]["values"].as_object() {
+        metrics.extend(values.keys().cloned());
+    }
+    v["units"] = metrics
+        .into_iter()
+        .filter_map(|m| watchfloor_model::canonical_unit(&m).map(|u| (m, json!(u))))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     if !who.sees_personal_data() {
         if let Some(latest) = v.get_mut("latest").filter(|l| !l.is_null()) {
             *latest = mask(latest);
+        }
+        if let Some(Value::Array(detections)) = v.get_mut("detections") {
+            for d in detections.iter_mut() {
+                *d = mask(d);
+            }
         }
     }
     Some(v)
@@ -728,10 +750,10 @@ async fn rules(State(s): State<AppState>, Authed(_): Authed) -> Result<Json<Valu
 }
 
 async fn reload(State(s): State<AppState>, Authed(who): Authed) -> Result<Response, ApiError> {
-    if !who.is_admin() {
+    if !who.is_city_admin() {
         return Err(error(
             StatusCode::FORBIDDEN,
-            "only an admin may reload rules",
+            "only an admin of the whole city may reload rules",
         ));
     }
     // Validate first: a broken set never reaches the engine, whose rules and state stay.

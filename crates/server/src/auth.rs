@@ -122,6 +122,12 @@ impl Account {
         self.role == Role::Admin
     }
 
+    /// May change what the whole centre runs (rule and indicator reloads): an admin of the
+    /// whole city and every sector, not of one commune or one department.
+    pub fn is_city_admin(&self) -> bool {
+        self.is_admin() && self.scope == Scope::City && self.sectors.is_none()
+    }
+
     /// May see personal data in camera events (licence plates, faces).
     pub fn sees_personal_data(&self) -> bool {
         matches!(self.role, Role::Operator | Role::Admin)
@@ -263,6 +269,11 @@ impl Accounts {
         }
         views.sort();
         views
+    }
+
+    /// Every account, in no particular order.
+    pub fn all(&self) -> Vec<Arc<Account>> {
+        self.by_hash.values().cloned().collect()
     }
 
     /// The account a bearer token belongs to.

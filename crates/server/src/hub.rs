@@ -27,6 +27,8 @@ pub(crate) const RESOLVED_AT_RESTART: &str = "resolved at restart";
 pub(crate) const REOPENED: &str = "reopened";
 /// Readings kept per station for drill-down charts.
 const RECENT_READINGS: usize = 240;
+/// Detections kept per camera for its drill-down.
+const RECENT_DETECTIONS: usize = 20;
 /// Attribute names that carry personal data (masked for roles not entitled to it).
 pub const PERSONAL_ATTRS: [&str; 5] = ["plate", "licence_plate", "face", "person", "face_id"];
 
@@ -195,6 +197,9 @@ pub struct StationLive {
     /// Recent readings, oldest first: (ts, values).
     #[serde(skip)]
     pub recent: VecDeque<(i64, Vec<(String, f64)>)>,
+    /// Cameras: recent detections, oldest first (`ts`, `event`, `confidence`, `attrs`).
+    #[serde(skip)]
+    pub detections: VecDeque<Value>,
 }
 
 struct ChannelState {
@@ -218,6 +223,9 @@ pub struct HubCounters {
     pub alert_latency_buckets: [std::sync::atomic::AtomicU64; 8],
     /// Sum of the latencies, ms.
     pub alert_latency_sum_ms: std::sync::atomic::AtomicU64,
+    /// Per station kind (by [`Kind::index`]), the event time of its latest accepted event
+    /// (epoch ms; 0: none yet): the screen's data freshness.
+    pub last_event_by_kind: [std::sync::atomic::AtomicI64; Kind::ALL.len()],
 }
 
 /// Upper bounds of [`HubCounters::alert_latency_buckets`], ms.
@@ -233,7 +241,7 @@ pub struct Hub {
     /// to a few hundred transitions a second).
     prune_at: std::sync::atomic::AtomicUsize,
     stations: Mutex<HashMap<String, StationLive>>,
-    pub(crate) kpis: Mutex<Kpis>,
+    pub(crate) kpis: Kpis,
     pub(crate) quality: Mutex<watchfloor_quality::Ledger>,
     channels: [Mutex<ChannelState>; 3],
     audit: Mutex<Option<std::io::BufWriter<std::fs::File>>>,
@@ -241,6 +249,9 @@ pub struct Hub {
     store: OnceLock<watchfloor_store::StoreWriter>,
     /// Counters for `/metrics`.
     pub counters: HubCounters,
+    /// This run's identity: a page that sees another epoch knows the server restarted.
+    epoch: String,
+    started_at: i64,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -285,7 +296,19 @@ impl Hub {
             audit_recent: Mutex::new(VecDeque::new()),
             store: OnceLock::new(),
             counters: HubCounters::default(),
+            epoch: format!("{:x}-{:x}", now_ms(), std::process::id()),
+            started_at: now_ms(),
         })
+    }
+
+    /// This run's epoch (a new one after every restart).
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// When this run started, epoch ms.
+    pub fn started_at(&self) -> i64 {
+        self.started_at
     }
 
     /// Keeps every change from now on in `writer`'s store (once, at start).
@@ -321,9 +344,14 @@ impl Hub {
         self.city.read().expect("city lock").clone()
     }
 
-    /// Swaps the city after a rule reload.
+    /// Swaps the city after a rule reload; open alerts take the sectors the new city gives
+    /// them (the store hears of it at their next transition).
     pub fn set_city(&self, city: Option<Arc<City>>) {
         *self.city.write().expect("city lock") = city;
+        let mut alerts = self.alerts.lock().expect("alerts lock");
+        for a in alerts.values_mut().filter(|a| a.state != "resolved") {
+            a.sectors = self.sectors_of(&a.rule, &a.labels, &a.key);
+        }
     }
 
     /// The sectors of an alert of `rule` with `labels` about `key` (see
@@ -543,6 +571,15 @@ impl Hub {
         )
     }
 
+    /// A camera's recent detections, oldest first (personal data not yet masked).
+    pub fn detections(&self, id: &str) -> Vec<Value> {
+        let stations = self.stations.lock().expect("stations lock");
+        stations
+            .get(id)
+            .map(|l| l.detections.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// A station's recent readings, oldest first (`ts`, `values`).
     pub fn recent(&self, id: &str) -> Vec<Value> {
         let stations = self.stations.lock().expect("stations lock");
@@ -561,6 +598,8 @@ impl PipelineObserver for Hub {
             .events
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.observe_kpis(event);
+        self.counters.last_event_by_kind[event.kind.index()]
+            .fetch_max(event.ts, std::sync::atomic::Ordering::Relaxed);
         let personal = PERSONAL_ATTRS.iter().any(|k| event.attrs.contains_key(*k));
         {
             let mut stations = self.stations.lock().expect("stations lock");
@@ -573,6 +612,7 @@ impl PipelineObserver for Hub {
                     event: None,
                     attrs: Default::default(),
                     recent: VecDeque::new(),
+                    detections: VecDeque::new(),
                 });
             live.ts = live.ts.max(event.ts);
             for (k, v) in &event.values {
@@ -585,6 +625,17 @@ impl PipelineObserver for Hub {
                 live.recent.pop_front();
             }
             live.recent.push_back((event.ts, event.values.clone()));
+            if let Some(detected) = &event.camera_event {
+                if live.detections.len() == RECENT_DETECTIONS {
+                    live.detections.pop_front();
+                }
+                live.detections.push_back(json!({
+                    "ts": event.ts,
+                    "event": detected,
+                    "confidence": event.value("confidence"),
+                    "attrs": event.attrs,
+                }));
+            }
         }
         let data = json!({
             "station": event.source,
@@ -695,7 +746,7 @@ impl Hub {
                 labels: t.labels.clone(),
                 ward,
                 district,
-                sectors,
+                sectors: Vec::new(),
                 kind,
                 location,
                 acknowledged: None,
@@ -739,6 +790,8 @@ impl Hub {
         for (k, v) in &t.labels {
             record.labels.insert(k.clone(), v.clone());
         }
+        // Recomputed at every transition: a reload may have moved the rule to other sectors.
+        record.sectors = sectors;
         if t.state == AlertState::Resolved {
             record.state = "resolved";
             record.resolved_at.get_or_insert(t.at);

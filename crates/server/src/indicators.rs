@@ -56,10 +56,10 @@ pub(crate) async fn reload(
     State(s): State<AppState>,
     Authed(who): Authed,
 ) -> Result<Response, ApiError> {
-    if !who.is_admin() {
+    if !who.is_city_admin() {
         return Err(error(
             StatusCode::FORBIDDEN,
-            "only an admin may reload indicators",
+            "only an admin of the whole city may reload indicators",
         ));
     }
     let city = s.hub.city();

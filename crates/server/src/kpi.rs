@@ -28,25 +28,35 @@ pub struct KpiPoint {
     pub value: Option<f64>,
 }
 
-/// The hub's indicator state.
+/// The hub's indicator state: the readings (their own lock, taken by the engine's task for
+/// a moment per event) and the computer with its views and latest rows (taken by the
+/// once-a-second refresh, which copies the readings first and computes without them).
 pub(crate) struct Kpis {
-    inputs: Inputs,
+    inputs: Mutex<Inputs>,
+    state: Mutex<KpiState>,
+}
+
+struct KpiState {
     computer: Computer,
     views: Vec<View>,
     last: Vec<ZoneRow>,
 }
 
 impl Kpis {
-    pub(crate) fn new(set: IndicatorSet) -> Mutex<Kpis> {
-        Mutex::new(Kpis {
-            inputs: Inputs::default(),
-            computer: Computer::new(Arc::new(set)),
-            views: vec![View {
-                name: "*".into(),
-                sectors: None,
-            }],
-            last: Vec::new(),
-        })
+    pub(crate) fn new(set: IndicatorSet) -> Kpis {
+        let mut inputs = Inputs::default();
+        inputs.set_pushed_ids(set.pushed_ids());
+        Kpis {
+            inputs: Mutex::new(inputs),
+            state: Mutex::new(KpiState {
+                computer: Computer::new(Arc::new(set)),
+                views: vec![View {
+                    name: "*".into(),
+                    sectors: None,
+                }],
+                last: Vec::new(),
+            }),
+        }
     }
 }
 
@@ -58,7 +68,7 @@ fn same(a: &ZoneRow, b: &ZoneRow) -> bool {
 impl Hub {
     /// The sector views indicators are computed for (the accounts' distinct sector sets).
     pub fn set_sector_views(&self, views: Vec<(String, Option<Vec<String>>)>) {
-        let mut k = self.kpis.lock().expect("kpi lock");
+        let mut k = self.kpis.state.lock().expect("kpi lock");
         k.views = views
             .into_iter()
             .map(|(name, sectors)| View { name, sectors })
@@ -68,8 +78,13 @@ impl Hub {
     /// Swaps in a validated indicator set; the history of unchanged indicators is kept.
     /// Returns the ids kept and the ids whose history restarts.
     pub fn set_indicators(&self, set: IndicatorSet) -> (Vec<String>, Vec<String>) {
+        self.kpis
+            .inputs
+            .lock()
+            .expect("kpi inputs lock")
+            .set_pushed_ids(set.pushed_ids());
         let changed = {
-            let mut k = self.kpis.lock().expect("kpi lock");
+            let mut k = self.kpis.state.lock().expect("kpi lock");
             k.last.clear();
             k.computer.replace_set(Arc::new(set))
         };
@@ -79,11 +94,21 @@ impl Hub {
 
     /// The current indicator set.
     pub fn indicator_set(&self) -> Arc<IndicatorSet> {
-        self.kpis.lock().expect("kpi lock").computer.set().clone()
+        self.kpis
+            .state
+            .lock()
+            .expect("kpi lock")
+            .computer
+            .set()
+            .clone()
     }
 
     pub(crate) fn observe_kpis(&self, event: &Event) {
-        self.kpis.lock().expect("kpi lock").inputs.observe(event);
+        self.kpis
+            .inputs
+            .lock()
+            .expect("kpi inputs lock")
+            .observe(event);
     }
 
     pub(crate) fn observe_quality(&self, o: &Outcome<'_>) {
@@ -133,20 +158,25 @@ impl Hub {
                 resolved_at: a.resolved_at,
             })
             .collect();
-        let mut k = self.kpis.lock().expect("kpi lock");
-        let views = k.views.clone();
-        let Kpis {
-            inputs, computer, ..
-        } = &mut *k;
-        let rows = computer.compute(&city, inputs, &facts, &views, now);
-        let changed: Vec<&ZoneRow> = rows
-            .iter()
-            .filter(|row| {
-                !k.last
-                    .iter()
-                    .any(|old| old.zone == row.zone && old.view == row.view && same(old, row))
-            })
-            .collect();
+        // The readings are copied (a few kilobytes a station), so the engine's task never
+        // waits for the computation.
+        let inputs = self.kpis.inputs.lock().expect("kpi inputs lock").clone();
+        let changed: Vec<ZoneRow> = {
+            let mut k = self.kpis.state.lock().expect("kpi lock");
+            let views = k.views.clone();
+            let rows = k.computer.compute(&city, &inputs, &facts, &views, now);
+            let changed = rows
+                .iter()
+                .filter(|row| {
+                    !k.last
+                        .iter()
+                        .any(|old| old.zone == row.zone && old.view == row.view && same(old, row))
+                })
+                .cloned()
+                .collect();
+            k.last = rows;
+            changed
+        };
         if !changed.is_empty() {
             self.publish(DeltaItem {
                 channel: Channel::Kpis,
@@ -161,7 +191,6 @@ impl Hub {
                 personal: false,
             });
         }
-        k.last = rows;
     }
 
     /// Reads the store's quality counts of the last days back (at start, before input).
@@ -177,12 +206,12 @@ impl Hub {
 
     /// The latest rows of every zone and view.
     pub fn kpis(&self) -> Vec<ZoneRow> {
-        self.kpis.lock().expect("kpi lock").last.clone()
+        self.kpis.state.lock().expect("kpi lock").last.clone()
     }
 
     /// A row as JSON with each indicator's history.
     pub(crate) fn kpi_json(&self, row: &ZoneRow) -> serde_json::Value {
-        let k = self.kpis.lock().expect("kpi lock");
+        let k = self.kpis.state.lock().expect("kpi lock");
         let mut v = serde_json::to_value(row).expect("kpis serialise");
         let history: serde_json::Map<String, serde_json::Value> = row
             .indicators

@@ -15,6 +15,7 @@ pub mod kpi;
 mod persist;
 mod quality;
 mod report;
+mod screen;
 mod ws;
 
 use std::path::PathBuf;
@@ -79,6 +80,7 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hub = state.hub.clone();
+    let state_hub = state.hub.clone();
     let kpis = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut ticks = 0u64;
@@ -96,5 +98,7 @@ pub async fn serve_with(
         .with_graceful_shutdown(shutdown)
         .await;
     kpis.abort();
+    // The minute's quality counts and indicator values, kept on a clean stop.
+    quality::persist_days(&state_hub).await;
     result
 }

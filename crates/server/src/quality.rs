@@ -131,11 +131,18 @@ pub(crate) async fn quality(
             }
         }
     }
+    // The days the centre ran: those with any counts (and today).
+    let ran: std::collections::BTreeSet<i64> = days
+        .keys()
+        .map(|(d, _)| *d)
+        .chain(std::iter::once(local_day(now)))
+        .collect();
     let mut rows: Vec<Index> = indices(
         &city,
         first..=last,
         now,
         |day, station| days.get(&(day, station.to_string())),
+        |day| ran.contains(&day),
         |st| who.sees(st.ward.as_deref(), st.district.as_deref(), &st.sectors),
     );
     if let Some(level) = level {

@@ -288,7 +288,12 @@ async fn client(state: AppState, mut socket: WebSocket) {
     };
     let counters = &state.hub.counters;
     counters.ws_clients.fetch_add(1, Ordering::Relaxed);
-    if send(&mut socket, json!({"type": "welcome", "account": *who})).await {
+    if send(
+        &mut socket,
+        json!({"type": "welcome", "account": *who, "epoch": state.hub.epoch()}),
+    )
+    .await
+    {
         run(&state, &who, &mut socket).await;
     }
     counters.ws_clients.fetch_sub(1, Ordering::Relaxed);

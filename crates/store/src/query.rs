@@ -167,7 +167,17 @@ impl Store {
         if let Some(sectors) = &q.sectors {
             sql.push_str(" AND (1 = 0");
             for s in sectors {
-                push(&mut sql, " OR sectors LIKE ?", Bind::S(format!("% {s} %")));
+                // `_` and `%` in an id are literal (`_` would match the space between
+                // two ids otherwise).
+                let literal = s
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                push(
+                    &mut sql,
+                    " OR sectors LIKE ? ESCAPE '\\'",
+                    Bind::S(format!("% {literal} %")),
+                );
             }
             sql.push(')');
         }

@@ -524,7 +524,8 @@ async fn history_pages_by_scope_filter_and_cursor() {
         assert_eq!(ids, ["h27", "h24", "h21"], "{b}");
         assert!(page.next.is_some(), "{b}");
         // Sectors: transport owns the Tân An alerts only (20 of 30, one added: 21);
-        // a sector nobody names matches nothing; a sector prefix is not a sector.
+        // a sector nobody names matches nothing; a sector prefix is not a sector, and `_`
+        // in an id is no wildcard.
         for (sectors, expected) in [
             (vec!["transport"], 21),
             (vec!["health", "public_safety"], 31),
