@@ -999,3 +999,111 @@ async fn indicators_reload_refuses_a_broken_set_and_keeps_the_history_of_unchang
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn the_screen_gets_status_epoch_base_map_assignees_and_drill_downs() {
+    let h = harness(&shipped_rules());
+    let (id, _) = two_fires(&h).await;
+    // The epoch: the same in /api/me and /api/status, another for another hub.
+    let (_, me) = h
+        .call("GET", "/api/me", "long-hoa-viewer", Value::Null)
+        .await;
+    let (_, status) = h
+        .call("GET", "/api/status", "long-hoa-viewer", Value::Null)
+        .await;
+    assert_eq!(me["epoch"], status["epoch"], "{status}");
+    let other = harness(&shipped_rules());
+    let (_, again) = other.call("GET", "/api/status", "admin", Value::Null).await;
+    assert_ne!(again["epoch"], status["epoch"], "a restart is a new epoch");
+    // Freshness: the cameras reported (event time of the latest fire), nothing else did.
+    let fresh = status["freshness"].as_array().unwrap();
+    assert_eq!(fresh.len(), 1, "{status}");
+    assert_eq!(fresh[0]["kind"], "camera");
+    assert_eq!(fresh[0]["last_ts"], T0 + 2_000);
+    assert_eq!(status["degraded"], json!([]));
+    // The base layer: rivers, roads, landmarks with names in both languages.
+    let (status, map) = h
+        .call("GET", "/api/basemap", "long-hoa-viewer", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let kinds: BTreeSet<&str> = map["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, BTreeSet::from(["landmark", "river", "road"]));
+    assert!(map["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["properties"]["name"].is_string() && f["properties"]["name_en"].is_string()));
+    // Assignees of Long Hòa's fire: the accounts that see it and may act, not viewers.
+    let (status, list) = h
+        .call(
+            "GET",
+            &format!("/api/alerts/{id}/assignees"),
+            "long-hoa-operator",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let names: BTreeSet<&str> = list["assignees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "admin",
+            "city-operator",
+            "cluster-operator",
+            "long-hoa-operator"
+        ]),
+        "{list}"
+    );
+    let (status, _) = h
+        .call(
+            "GET",
+            &format!("/api/alerts/{id}/assignees"),
+            "tan-an-operator",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "outside the scope");
+    // A camera's drill-down: its last detections, plates masked for a viewer.
+    let (_, cam) = h
+        .call(
+            "GET",
+            "/api/stations/CT-CAM-01",
+            "long-hoa-viewer",
+            Value::Null,
+        )
+        .await;
+    let detections = cam["detections"].as_array().unwrap();
+    assert_eq!(detections.len(), 1, "{cam}");
+    assert_eq!(detections[0]["event"], "fire_smoke");
+    assert_eq!(detections[0]["attrs"]["plate"], "***");
+    let (_, cam) = h
+        .call(
+            "GET",
+            "/api/stations/CT-CAM-01",
+            "long-hoa-operator",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(cam["detections"][0]["attrs"]["plate"], "65A-123.45");
+    // A discharge station's drill-down carries the units of its metrics.
+    let (_, dis) = h
+        .call(
+            "GET",
+            "/api/stations/CT-DIS-09",
+            "long-hoa-viewer",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(dis["units"]["cod"], "mg/L", "{dis}");
+    assert_eq!(dis["units"]["ph"], "pH");
+}
