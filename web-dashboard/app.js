@@ -1,30 +1,42 @@
-// Watchfloor wall-screen dashboard. Plain JS, no build step, no CDN: Leaflet (no tile
-// layer: the map is the city's commune/ward polygons) and uPlot are vendored.
-// Everything shown is computed by the server; the page only renders what the WebSocket
-// and REST APIs send, updating the one marker, row or tile that changed.
+// Watchfloor wall-screen dashboard: the core. Plain JS, no build step, no CDN: Leaflet (no
+// tile layer: the map is the city's commune/ward polygons and its base map) and uPlot are
+// vendored. Everything shown is computed by the server; the page only renders what the
+// WebSocket and REST APIs send, updating the one marker, row or tile that changed.
+// This file: the language table and t(), the shared state and helpers, login, the
+// WebSocket, the KPI tiles and the test hooks (window.__wf). The other files: map.js (map,
+// markers, base map, commune fills), alerts.js (alert list, detail, operator actions),
+// stations.js (station drill-down), trust.js (freshness, banners, restarts, wall mode),
+// history.js and quality.js (the two full-screen panels). Boot runs once all are loaded.
 "use strict";
 
 const I18N = {
   vi: { title: "Trung tâm điều hành", logout: "Đăng xuất", alerts: "Cảnh báo", showResolved: "hiện đã xử lý",
     login: "Đăng nhập", token: "Mã truy cập", loginButton: "Đăng nhập", online: "Đã kết nối", offline: "Mất kết nối — đang kết nối lại",
     ack: "Xác nhận", resolve: "Đóng", firing: "Đang cảnh báo", acknowledged: "Đã xác nhận", resolved: "Đã xử lý",
-    history: "Lịch sử", quality: "Chất lượng dữ liệu", badToken: "Mã không hợp lệ",
+    history: "Lịch sử", quality: "Chất lượng dữ liệu", badToken: "Mã không hợp lệ", serverDown: "Không kết nối được máy chủ — đang thử lại",
     noData: "chưa có dữ liệu", ok: "bình thường", critical: "nghiêm trọng", major: "cao", minor: "thấp", info: "thông tin",
     centreCity: "Trung tâm điều hành thành phố", centreDept: "Trung tâm điều hành — {unit}", centreArea: "Trung tâm điều hành {name}",
     target: "mục tiêu", trend_up: "tăng", trend_down: "giảm", trend_flat: "không đổi",
     period_live: "trực tiếp", period_hourly: "theo giờ", period_daily: "trong ngày", period_monthly: "trong tháng",
-    zoneSelect: "Chọn xã, phường", noKpis: "chưa có chỉ số",
+    zoneSelect: "Chọn xã, phường", noKpis: "chưa có chỉ số", closePanel: "Đóng", switchLang: "Tiếng Việt / English",
+    role_viewer: "chỉ xem", role_integrator: "tích hợp", role_operator: "điều hành viên", role_admin: "quản trị",
+    scopeCity: "toàn thành phố", scopeDistrict: "quận (cũ) {name}",
+    // Ages and times.
+    ageNow: "< 1 phút", ageMin: "{m} phút", ageHour: "{h} giờ {m} phút", ageDay: "{d} ngày {h} giờ", ageSec: "{s} giây",
     // Terms the server sends in Vietnamese (VN_AQI categories, units): shown as they are.
     terms: {} },
   en: { title: "Operations Centre", logout: "Log out", alerts: "Alerts", showResolved: "show resolved",
     login: "Log in", token: "Access token", loginButton: "Log in", online: "Connected", offline: "Disconnected — reconnecting",
     ack: "Acknowledge", resolve: "Resolve", firing: "Firing", acknowledged: "Acknowledged", resolved: "Resolved",
-    history: "History", quality: "Data quality", badToken: "Unknown token",
+    history: "History", quality: "Data quality", badToken: "Unknown token", serverDown: "Cannot reach the server — retrying",
     noData: "no data", ok: "normal", critical: "critical", major: "major", minor: "minor", info: "info",
     centreCity: "City operations centre", centreDept: "Operations centre — {unit}", centreArea: "{name} operations centre",
     target: "target", trend_up: "rising", trend_down: "falling", trend_flat: "steady",
     period_live: "live", period_hourly: "hourly", period_daily: "today", period_monthly: "this month",
-    zoneSelect: "Choose a commune or ward", noKpis: "no indicators yet",
+    zoneSelect: "Choose a commune or ward", noKpis: "no indicators yet", closePanel: "Close", switchLang: "Tiếng Việt / English",
+    role_viewer: "viewer", role_integrator: "integrator", role_operator: "operator", role_admin: "admin",
+    scopeCity: "whole city", scopeDistrict: "former district {name}",
+    ageNow: "< 1 min", ageMin: "{m} min", ageHour: "{h} h {m} min", ageDay: "{d} d {h} h", ageSec: "{s} s",
     terms: { "Tốt": "Good", "Trung bình": "Moderate", "Kém": "Poor", "Xấu": "Bad", "Rất xấu": "Very bad", "Nguy hại": "Hazardous",
       "cảnh báo": "alerts", "phút": "min", "giờ": "h", "ca": "cases", "trạm": "stations", "cơ sở": "facilities", "lượt": "times" } },
 };
@@ -36,28 +48,77 @@ const state = {
   token: sessionStorage.getItem("wf-token"),
   me: null, ws: null, seq: {}, alerts: new Map(), stations: new Map(), markers: new Map(),
   kpis: new Map(), sparks: {}, tiles: new Map(), zone: null, zones: new Map(), detailStation: null, detailChart: null,
-  retry: 1000, map: null, zoneLabels: [],
+  retry: 1000, map: null, zoneLabels: [], rules: new Map(),
+  epoch: null, lastMessage: 0, wall: false, started: false, welcomed: false, silent: false,
 };
-const t = (key) => (I18N[state.lang] || I18N.vi)[key] || key;
+
+// Every key t() is asked for, so a test can list those the current language lacks.
+const i18nAsked = new Set();
+const t = (key) => {
+  i18nAsked.add(key);
+  const table = I18N[state.lang] || I18N.vi;
+  return typeof table[key] === "string" ? table[key] : key;
+};
+const untranslated = () => {
+  const table = I18N[state.lang] || I18N.vi;
+  return [...i18nAsked].filter((k) => typeof table[k] !== "string").sort();
+};
 // A template string with {name} placeholders filled in.
 const tf = (key, vars) => t(key).replace(/\{(\w+)\}/g, (_, k) => vars[k] ?? "");
 // A Vietnamese term from the server, in the page's language when the table knows it.
 const term = (s) => (s && (I18N[state.lang] || I18N.vi).terms[s]) || s || "";
 const setText = (el, text) => { if (el && el.textContent !== text) el.textContent = text; };
 const $ = (sel) => document.querySelector(sel);
+const isEn = () => state.lang === "en";
+const locale = () => (isEn() ? "en-GB" : "vi-VN");
+function esc(s) { return String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c])); }
+
+// ---- times and ages -------------------------------------------------------------------------
+// Intl formatters are costly to build: one per language and pattern, kept.
+const formatters = new Map();
+function dateFormat(name, options) {
+  const key = `${locale()}|${name}`;
+  let f = formatters.get(key);
+  if (!f) { f = new Intl.DateTimeFormat(locale(), options); formatters.set(key, f); }
+  return f;
+}
+// HH:MM, with the day and month when it is not today.
+function fmtClock(ms) {
+  const hm = dateFormat("hm", { hour: "2-digit", minute: "2-digit", hour12: false }).format(ms);
+  return new Date(ms).toDateString() === new Date().toDateString() ? hm : `${dateFormat("dm", { day: "2-digit", month: "2-digit" }).format(ms)} ${hm}`;
+}
+// "12 min", "2 h 5 min", "3 d 4 h"; seconds only when asked (freshness chips).
+function fmtAge(ms, withSeconds) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return withSeconds ? tf("ageSec", { s }) : t("ageNow");
+  const m = Math.floor(s / 60);
+  if (m < 60) return tf("ageMin", { m });
+  const h = Math.floor(m / 60);
+  if (h < 24) return tf("ageHour", { h, m: m % 60 });
+  return tf("ageDay", { d: Math.floor(h / 24), h: h % 24 });
+}
+// Every element showing an age keeps its start in data-fired-at (alerts) or data-since.
+function tickAges() {
+  const now = Date.now();
+  document.querySelectorAll(".age[data-fired-at], .age[data-since]").forEach((el) => {
+    const from = Number(el.dataset.firedAt || el.dataset.since);
+    if (from) setText(el, fmtAge(now - from));
+  });
+}
 
 function applyLanguage() {
   document.documentElement.lang = state.lang;
   document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
   $("#lang").textContent = state.lang === "vi" ? "EN" : "VI";
+  $("#lang").title = t("switchLang");
+  $("#detail-close").title = t("closePanel");
   setConnection(state.ws && state.ws.readyState === 1);
   renderTitle(); renderWho(); renderZoneSelect();
-  renderAlerts(); renderKpis(); renderLegend(); renderZoneLabels();
+  renderAlerts(); renderKpis(); renderLegend(); renderZoneLabels(); renderBaseLabels();
+  renderMute(); renderTrust(); refreshDetailLanguage(); tickAges();
 }
 
 // ---- the centre: title, account line ----------------------------------------------------
-const isEn = () => state.lang === "en";
-
 // A commune's name from the zones file (a legacy district's from its KPI row), else its id.
 function zoneName(id) {
   const p = state.zones.get(id);
@@ -65,6 +126,20 @@ function zoneName(id) {
   const row = state.kpis.get(id);
   if (row) return (isEn() && row.row.name_en) || row.row.name || id;
   return id;
+}
+
+// A rule's description (GET /api/rules), else its id made readable.
+function ruleName(id) {
+  const r = state.rules.get(id);
+  if (r && r.description) return r.description;
+  const s = String(id || "").replace(/_/g, " ");
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+// A station's name (the registry's), else the key as it is.
+function stationName(id) {
+  const s = state.stations.get(id);
+  return s && s.name ? s.name : id;
 }
 
 // The account's sectors' names (field "name") or units (field "unit"), in the page language.
@@ -95,20 +170,35 @@ function renderTitle() {
 function renderWho() {
   const me = state.me;
   if (!me) return;
-  const area = `${me.scope.level}${me.scope.id ? ": " + [].concat(me.scope.id).join(", ") : ""}`;
+  const scope = me.scope || {};
+  const area = scope.level === "city" ? t("scopeCity")
+    : scope.level === "district" ? tf("scopeDistrict", { name: zoneName(scope.id) })
+    : [].concat(scope.id || []).map(zoneName).join(", ");
   const sectors = me.sectors && me.sectors.length ? ` · <span class="who-sectors">${esc(sectorNames("name"))}</span>` : "";
-  $("#who").innerHTML = `${esc(me.name)} · ${esc(me.role)} · ${esc(area)}${sectors}`;
+  $("#who").innerHTML = `${esc(me.name)} · ${esc(t("role_" + me.role))} · ${esc(area)}${sectors}`;
 }
 
+// Whether the WebSocket is up; while it is down the alert count is "?" and the list greyed.
 function setConnection(online) {
   const el = $("#conn-status");
   el.dataset.state = online ? "online" : "offline";
   el.textContent = online ? t("online") : t("offline");
+  $("#alerts").classList.toggle("stale", !online);
+  renderAlertCount();
 }
+const wsOnline = () => !!(state.ws && state.ws.readyState === 1 && state.welcomed);
+
+// The operator controls are shown to accounts that may act, never on a wall screen.
+const mayAct = () => !!(state.me && state.me.may_act && !state.wall);
 
 async function api(path, options = {}) {
   const res = await fetch(path, { ...options, headers: { "Authorization": "Bearer " + state.token, "Content-Type": "application/json", ...(options.headers || {}) } });
-  if (!res.ok) { const body = await res.json().catch(() => ({})); throw new Error(body.error || res.statusText); }
+  if (!res.ok) {
+    const body = await res.json().catch(() => ({}));
+    const err = new Error(body.error || res.statusText);
+    err.status = res.status;
+    throw err;
+  }
   return res.json();
 }
 
@@ -121,148 +211,71 @@ $("#login-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   state.token = $("#login-token").value.trim();
   try { await start(); sessionStorage.setItem("wf-token", state.token); $("#login").hidden = true; }
-  catch (err) { showLogin(t("badToken")); }
+  catch (err) { showLogin(err.status === 401 || err.status === 403 ? t("badToken") : t("serverDown")); }
 });
 $("#logout").addEventListener("click", () => { sessionStorage.removeItem("wf-token"); location.reload(); });
 $("#lang").addEventListener("click", () => { state.lang = state.lang === "vi" ? "en" : "vi"; localStorage.setItem("wf-lang", state.lang); applyLanguage(); });
-$("#show-resolved").addEventListener("change", renderAlerts);
-$("#detail-close").addEventListener("click", closeDetail);
+// (Arrow functions: alerts.js, loaded after this file, defines these.)
+$("#show-resolved").addEventListener("change", () => renderAlerts());
+$("#detail-close").addEventListener("click", () => closeDetail());
 
 async function start() {
+  if (state.started) return;
   state.me = await api("/api/me");
+  noteEpoch(state.me.epoch, "me");
   renderWho(); renderTitle();
   await buildMap();
-  renderTitle(); renderZoneSelect(); renderKpis();
+  state.started = true;
+  renderTitle(); renderWho(); renderZoneSelect(); renderKpis(); renderAlerts();
+  startTrust();
   connect();
 }
 
-// ---- map -----------------------------------------------------------------------------
-async function buildMap() {
-  if (state.map) return;
-  const zones = await api("/api/zones");
-  const map = L.map("map", { zoomControl: true, attributionControl: false, preferCanvas: true });
-  state.map = map;
-  // Two tiers: the city, then its communes and wards (level "commune"; "ward" in older
-  // files). Legacy district polygons, if a file still has them, are not drawn.
-  const commune = (f) => f.properties.level === "commune" || f.properties.level === "ward";
-  const layer = L.geoJSON(zones, {
-    filter: commune,
-    style: { color: "#30363d", weight: 1, fillColor: "#12202b", fillOpacity: 0.9 },
-  }).addTo(map);
-  const communes = zones.features.filter(commune);
-  for (const f of communes) state.zones.set(f.properties.id ?? f.id, f.properties);
-  state.zoneLabels = communes.map((f) => {
-    const centre = L.geoJSON(f).getBounds().getCenter();
-    return { props: f.properties, marker: L.marker(centre, { interactive: false, icon: zoneLabelIcon(f.properties) }).addTo(map) };
+// A stored token (a reload, a wall screen) logs in again; while the server cannot be
+// reached it keeps trying instead of asking for a token.
+function startWithStoredToken() {
+  start().then(() => { $("#login").hidden = true; }).catch((err) => {
+    if (err.status === 401 || err.status === 403) { sessionStorage.removeItem("wf-token"); showLogin(t("badToken")); return; }
+    setConnection(false);
+    setTimeout(startWithStoredToken, 5000);
   });
-  // An area's centre (communes, a cluster, a legacy district) opens on its own polygons,
-  // outlined; the city's centres (every sector or a department) keep the whole city.
-  const own = communes.filter((f) => ownsZone(f.properties.id ?? f.id, f.properties));
-  if (own.length) {
-    state.focus = L.geoJSON({ type: "FeatureCollection", features: own }, {
-      interactive: false, style: { color: "#79c0ff", weight: 3, opacity: 1, fill: false },
-    }).addTo(map);
-    map.fitBounds(state.focus.getBounds(), { padding: [30, 30] });
-  } else {
-    map.fitBounds(layer.getBounds(), { padding: [10, 10] });
-  }
-  const stations = await api("/api/stations");
-  for (const s of stations) {
-    state.stations.set(s.id, s);
-    const marker = L.circleMarker([s.lat, s.lon], { radius: s.kind === "camera" ? 5 : 7, weight: 1, color: "#0d1117", fillOpacity: 0.95, fillColor: s.latest ? COLOURS.ok : COLOURS.none });
-    marker.bindTooltip(`${s.id} — ${s.name}`);
-    marker.on("click", () => openStation(s.id));
-    marker.addTo(map);
-    state.markers.set(s.id, marker);
-  }
-  renderLegend();
-  // Stations that start reporting turn from grey to green: a light refresh, restyling only
-  // the markers whose state changed.
-  setInterval(async () => {
-    try {
-      for (const s of await api("/api/stations")) {
-        const known = state.stations.get(s.id);
-        if (known && s.latest && !known.latest) { known.latest = s.latest; refreshMarker(s.id); }
-      }
-    } catch (e) { /* offline: the connection indicator says so */ }
-  }, 20000);
-}
-
-// Whether a commune is in the account's area (false for city accounts: nothing to outline).
-function ownsZone(id, props) {
-  const scope = state.me && state.me.scope;
-  if (!scope || scope.level === "city") return false;
-  if (scope.level === "district") return props.legacy_district === scope.id;
-  return [].concat(scope.id).includes(id);
-}
-
-// Commune labels in the page's language (name_en in English, when the file gives one).
-function zoneLabelIcon(props) {
-  const name = state.lang === "en" && props.name_en ? props.name_en : props.name;
-  return L.divIcon({ className: "zone-label", html: esc(name), iconSize: null });
-}
-function renderZoneLabels() {
-  for (const { props, marker } of state.zoneLabels) marker.setIcon(zoneLabelIcon(props));
-}
-
-function renderLegend() {
-  $("#legend").innerHTML = ["critical", "major", "minor", "ok", "none"].map((k) => `<span style="background:${COLOURS[k]}"></span>${t(k === "none" ? "noData" : k)}`).join("");
-}
-
-// After a snapshot: one pass over the alerts, then every marker once.
-function refreshAllMarkers() {
-  const worst = new Map();
-  for (const a of state.alerts.values()) {
-    if (a.state === "resolved") continue;
-    const w = worst.get(a.key);
-    if (!w || SEVERITY_RANK[a.severity] > SEVERITY_RANK[w]) worst.set(a.key, a.severity);
-  }
-  state.markers.forEach((marker, id) => {
-    const s = state.stations.get(id);
-    const sev = worst.get(id);
-    marker.setStyle({ fillColor: sev ? COLOURS[sev] : (s && (s.latest || s.seen) ? COLOURS.ok : COLOURS.none) });
-  });
-}
-
-// The worst open alert of a station colours its marker; only that marker is restyled.
-function refreshMarker(stationId) {
-  const marker = state.markers.get(stationId);
-  if (!marker) return;
-  let worst = null;
-  for (const a of state.alerts.values()) {
-    if (a.key === stationId && a.state !== "resolved" && (!worst || SEVERITY_RANK[a.severity] > SEVERITY_RANK[worst])) worst = a.severity;
-  }
-  const s = state.stations.get(stationId);
-  marker.setStyle({ fillColor: worst ? COLOURS[worst] : (s && (s.latest || s.seen) ? COLOURS.ok : COLOURS.none) });
 }
 
 // ---- WebSocket -------------------------------------------------------------------------
+function subscribe(ws, channel) {
+  const sub = { op: "subscribe", channel };
+  if (state.seq[channel] !== undefined) sub.since = state.seq[channel];
+  ws.send(JSON.stringify(sub));
+}
+
 function connect() {
   const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
-  state.ws = ws;
+  state.ws = ws; state.welcomed = false;
   ws.onopen = () => {
     ws.send(JSON.stringify({ op: "auth", token: state.token }));
   };
   ws.onmessage = (m) => {
+    if (state.ws !== ws) return;
+    state.lastMessage = Date.now();
     const msg = JSON.parse(m.data);
     if (msg.type === "welcome") {
-      setConnection(true); state.retry = 1000;
-      for (const channel of ["alerts", "kpis"]) {
-        const sub = { op: "subscribe", channel };
-        if (state.seq[channel] !== undefined) sub.since = state.seq[channel];
-        ws.send(JSON.stringify(sub));
-      }
+      state.welcomed = true; state.retry = 1000;
+      // Another epoch: the server restarted; the local state is dropped (seq too), so the
+      // subscriptions below ask for fresh snapshots.
+      noteEpoch(msg.epoch, "welcome");
+      setConnection(true);
+      subscribe(ws, "alerts"); subscribe(ws, "kpis");
       if (state.detailStation) subscribeStation(state.detailStation);
     } else if (msg.type === "snapshot") {
       state.seq[msg.channel] = msg.seq;
-      if (msg.channel === "alerts") { state.alerts.clear(); msg.data.forEach(upsertAlert); renderAlerts(); refreshAllMarkers(); }
+      if (msg.channel === "alerts") loadAlerts(msg.data);
       else if (msg.channel === "kpis") { state.kpis.clear(); msg.data.forEach((z) => updateKpi(z, true)); renderKpis(); }
       else if (msg.channel === "stations") { msg.data.forEach(onReading); }
     } else if (msg.type === "resumed") {
       state.seq[msg.channel] = Math.max(state.seq[msg.channel] || 0, msg.seq);
     } else if (msg.type === "delta") {
       state.seq[msg.channel] = Math.max(state.seq[msg.channel] || 0, msg.seq);
-      if (msg.channel === "alerts") { upsertAlert(msg.data); renderAlerts(); refreshMarker(msg.data.key); if (state.detailAlert === msg.data.alert_id) showAlert(msg.data); }
+      if (msg.channel === "alerts") onAlertDelta(msg.data);
       else if (msg.channel === "kpis") { msg.data.forEach((z) => updateKpi(z, false)); renderKpis(); }
       else if (msg.channel === "stations") { onReading(msg.data); }
     } else if (msg.type === "error") {
@@ -270,114 +283,43 @@ function connect() {
     }
   };
   ws.onclose = () => {
-    setConnection(false);
-    state.retry = Math.min(state.retry * 2, 15000);
-    setTimeout(connect, state.retry);
+    if (state.ws !== ws) return;
+    reconnectLater();
   };
 }
 
-function upsertAlert(a) { state.alerts.set(a.alert_id, a); }
-
-// ---- alerts ---------------------------------------------------------------------------
-function fmtTime(ms) { return new Date(ms).toLocaleTimeString(state.lang === "vi" ? "vi-VN" : "en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
-function esc(s) { return String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c])); }
-
-function renderAlerts() {
-  const list = $("#alerts");
-  if (!list) return;
-  const showResolved = $("#show-resolved").checked;
-  const items = [...state.alerts.values()]
-    .filter((a) => showResolved || a.state !== "resolved")
-    .sort((a, b) => (a.state === "resolved") - (b.state === "resolved") || SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] || b.updated_at - a.updated_at)
-    .slice(0, 200);
-  $("#alert-count").textContent = `(${[...state.alerts.values()].filter((a) => a.state !== "resolved").length})`;
-  const existing = new Map([...list.children].map((li) => [li.dataset.id, li]));
-  const canAct = state.me && state.me.may_act;
-  items.forEach((a, i) => {
-    let li = existing.get(a.alert_id);
-    const html = `<div class="bar"></div><div><div class="msg">${esc(a.message)}</div>
-      <div class="meta"><span class="alert-state">${t(a.state)}</span> · ${esc(a.rule)} · ${esc(a.key)} · ${fmtTime(a.updated_at)}${a.acknowledged ? " · ✓ " + esc(a.acknowledged.by) : ""}${a.ward ? " · " + esc(a.ward) : ""}</div></div>
-      <div class="actions">${canAct && a.state === "firing" ? `<button class="ack-button">${t("ack")}</button>` : ""}${canAct && a.state !== "resolved" ? `<button class="resolve-button">${t("resolve")}</button>` : ""}</div>`;
-    if (!li) { li = document.createElement("li"); li.className = "alert-item"; li.dataset.id = a.alert_id; }
-    if (li.dataset.html !== html) { li.innerHTML = html; li.dataset.html = html; }
-    li.dataset.rule = a.rule; li.dataset.key = a.key; li.dataset.state = a.state; li.dataset.severity = a.severity;
-    if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
-    existing.delete(a.alert_id);
-  });
-  existing.forEach((li) => li.remove());
+function reconnectLater() {
+  state.welcomed = false;
+  setConnection(false);
+  state.retry = Math.min(state.retry * 2, 15000);
+  clearTimeout(state.reconnectTimer);
+  state.reconnectTimer = setTimeout(connect, state.retry);
 }
 
-$("#alerts").addEventListener("click", async (e) => {
-  const li = e.target.closest(".alert-item");
-  if (!li) return;
-  const id = li.dataset.id;
-  try {
-    if (e.target.classList.contains("ack-button")) { upsertAlert(await api(`/api/alerts/${id}/ack`, { method: "POST", body: "{}" })); renderAlerts(); }
-    else if (e.target.classList.contains("resolve-button")) { upsertAlert(await api(`/api/alerts/${id}/resolve`, { method: "POST", body: "{}" })); renderAlerts(); }
-    else { showAlert(await api(`/api/alerts/${id}`)); }
-  } catch (err) { alert(err.message); }
-});
+// A socket that stays silent (no heartbeat for 35 s: the server sends one every 10 s) is
+// dropped and reopened rather than trusted.
+setInterval(() => {
+  if (state.ws && state.welcomed && Date.now() - state.lastMessage > 35000) dropSocket();
+}, 5000);
 
-function showAlert(a) {
-  state.detailAlert = a.alert_id;
-  $("#detail").hidden = false;
-  $("#detail-body").innerHTML = `<h2>${esc(a.message)}</h2>
-    <p>${esc(a.rule)} · ${esc(a.key)} · <b>${t(a.state)}</b> · ${t(a.severity)}${a.assignee ? " · → " + esc(a.assignee) : ""}</p>
-    <h3>${t("history")}</h3><table>${a.history.map((h) => `<tr><td>${fmtTime(h.at)}</td><td>${esc(h.event)}</td><td>${esc(h.by || "")}</td><td>${esc(h.detail)}</td></tr>`).join("")}</table>`;
-  if (state.stations.has(a.key)) openStation(a.key, true); else { $("#detail-chart").innerHTML = ""; }
+// Closes the socket without waiting for its close handshake, and opens another.
+function dropSocket() {
+  const ws = state.ws;
+  if (!ws) return; // already waiting to reconnect
+  state.ws = null;
+  ws.onclose = null; ws.onmessage = null;
+  try { ws.close(); } catch (e) { /* already gone */ }
+  reconnectLater();
 }
 
-function closeDetail() {
-  $("#detail").hidden = true; state.detailAlert = null;
-  if (state.detailStation && state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify({ op: "unsubscribe", channel: "stations" }));
-  state.detailStation = null;
+// Drops every alert and KPI the page holds (the server restarted): the next subscriptions
+// ask for fresh snapshots.
+function resetLive() {
+  state.seq = {};
+  loadAlerts([]);
+  state.kpis.clear();
+  renderKpis();
 }
-
-// ---- station drill-down -------------------------------------------------------------------
-async function openStation(id, keepBody) {
-  const s = await api(`/api/stations/${encodeURIComponent(id)}`);
-  $("#detail").hidden = false;
-  if (!keepBody) { state.detailAlert = null; $("#detail-body").innerHTML = `<h2>${esc(s.id)} — ${esc(s.name)}</h2><p>${esc(s.kind)} · ${esc(s.ward || "")} · ${esc(s.district || "")}</p>`; }
-  state.detailStation = id;
-  const metrics = [...new Set((s.recent || []).flatMap((r) => Object.keys(r.values)))].filter((m) => m !== "confidence").slice(0, 4);
-  state.detailSeries = { metrics, ts: [], values: metrics.map(() => []) };
-  (s.recent || []).forEach((r) => pushReading(r.ts, r.values));
-  drawDetailChart();
-  subscribeStation(id);
-}
-
-function subscribeStation(id) {
-  if (state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify({ op: "subscribe", channel: "stations", filter: { station: id } }));
-}
-
-function pushReading(ts, values) {
-  const d = state.detailSeries;
-  if (!d || (d.ts.length && ts <= d.ts[d.ts.length - 1])) return;
-  d.ts.push(ts / 1000); d.metrics.forEach((m, i) => d.values[i].push(values[m] ?? null));
-  if (d.ts.length > 240) { d.ts.shift(); d.values.forEach((v) => v.shift()); }
-}
-
-function onReading(r) {
-  const s = state.stations.get(r.station);
-  if (s && !s.seen) { s.seen = true; refreshMarker(r.station); }
-  if (r.station === state.detailStation) {
-    pushReading(r.ts, r.values);
-    if (state.detailChart) state.detailChart.setData([state.detailSeries.ts, ...state.detailSeries.values]);
-  }
-}
-
-function drawDetailChart() {
-  const el = $("#detail-chart"); el.innerHTML = "";
-  const d = state.detailSeries;
-  if (!d.metrics.length) { state.detailChart = null; return; }
-  const palette = ["#58a6ff", "#ff9f1a", "#3fb950", "#ff4d4f"];
-  state.detailChart = new uPlot({ width: 560, height: 220,
-    series: [{}, ...d.metrics.map((m, i) => ({ label: m, stroke: palette[i], width: 2, scale: i === 0 ? "y" : m }))],
-    axes: [{ stroke: "#8b949e", grid: { stroke: "#30363d" } }, { stroke: "#8b949e", grid: { stroke: "#30363d" } }],
-    scales: { x: { time: true } } }, [d.ts, ...d.values], el);
-  el.insertAdjacentHTML("beforeend", `<p class="sub">${d.metrics.map((m, i) => `<span style="color:${palette[i]}">■ ${esc(m)}</span>`).join(" ")}</p>`);
-}
-
 // ---- KPIs --------------------------------------------------------------------------------
 // A row per zone (`city`, a commune, a legacy district) of the account's own sector view,
 // each a list of indicators; the tiles follow that list (one per indicator, in order).
@@ -470,8 +412,9 @@ function renderKpis() {
     buildTiles(box, indicators);
     box.dataset.zone = zone; box.dataset.ids = ids;
     box.dataset.empty = indicators.length ? "false" : "true";
-    if (!indicators.length) box.innerHTML = `<p class="kpi-empty">${esc(t("noKpis"))}</p>`;
+    if (!indicators.length) box.innerHTML = `<p class="kpi-empty"></p>`;
   }
+  setText(box.querySelector(".kpi-empty"), t("noKpis")); // in the page's language
   if (!entry) return;
   box.dataset.ts = String(entry.row.ts);
   for (const ind of indicators) renderTile(state.tiles.get(ind.id), ind, entry.history[ind.id] || []);
@@ -521,9 +464,23 @@ function drawSpark(id, el, history) {
   }
 }
 
-// For benchmarks and debugging from the console: the live state, read-only by convention.
-window.__wf = { get markers() { return state.markers; }, get alerts() { return state.alerts; }, refreshAll: () => refreshAllMarkers() };
+// For benchmarks, tests and debugging from the console: the live state, read-only by
+// convention (web-dashboard/README.md lists the hooks).
+window.__wf = {
+  get markers() { return state.markers; }, get alerts() { return state.alerts; },
+  refreshAll: () => refreshAllMarkers(),
+  topMarker: () => topMarker(),
+  zoneColour: (id) => zoneColour(id),
+  epoch: () => state.epoch,
+  untranslated: () => untranslated(),
+  beeps: () => alertSound.count,
+  lang: () => state.lang,
+};
 
-// ---- boot ------------------------------------------------------------------------------
-applyLanguage();
-if (state.token) { start().catch(() => showLogin()); } else { showLogin(); }
+// ---- boot: after every script of the page has loaded --------------------------------------
+document.addEventListener("DOMContentLoaded", () => {
+  applyWallMode();
+  applyLanguage();
+  setInterval(tickAges, 15000);
+  if (state.token) startWithStoredToken(); else showLogin();
+});

@@ -36,7 +36,7 @@ async function historyFetch(path, append) {
   const rows = body.map((a) => `<tr class="history-row" data-id="${esc(a.alert_id)}" data-state="${esc(a.state)}">
       <td>${new Date(a.fired_at).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB")}</td>
       <td class="sev-${esc(a.severity)}">${t(a.severity)}</td><td>${esc(a.rule)}</td><td>${esc(a.key)}</td>
-      <td>${esc(a.ward || a.district || "")}</td><td>${t(a.state)}</td><td>${esc(a.message)}</td></tr>`).join("");
+      <td>${esc(a.ward ? zoneName(a.ward) : a.district || "")}</td><td>${t(a.state)}</td><td>${esc(a.message)}</td></tr>`).join("");
   const tbody = $("#h-results tbody");
   tbody.innerHTML = (append ? tbody.innerHTML : "") + rows;
   $("#h-status").textContent = tbody.children.length ? `${tbody.children.length}` : t("noResults");

@@ -18,11 +18,15 @@ macro_rules! asset {
     };
 }
 
-const ASSETS: [(&str, &[u8]); 9] = [
+const ASSETS: [(&str, &[u8]); 13] = [
     asset!("index.html"),
     asset!("app.js"),
     asset!("history.js"),
     asset!("quality.js"),
+    asset!("alerts.js"),
+    asset!("map.js"),
+    asset!("stations.js"),
+    asset!("trust.js"),
     asset!("style.css"),
     asset!("vendor/leaflet.js"),
     asset!("vendor/leaflet.css"),
