@@ -231,6 +231,15 @@ function alertRowHtml(a, canAct) {
     <div class="actions">${actions}</div>`;
 }
 
+// When each alert's row was first drawn (epoch ms, sub-millisecond), for the
+// sensor-to-screen benchmark (benches/screen): the newest 1,000 only.
+const rowsDrawn = new Map();
+function noteDrawn(id) {
+  if (rowsDrawn.has(id)) return;
+  rowsDrawn.set(id, performance.timeOrigin + performance.now());
+  if (rowsDrawn.size > 1000) rowsDrawn.delete(rowsDrawn.keys().next().value);
+}
+
 function renderAlerts() {
   const list = $("#alerts");
   if (!list) return;
@@ -248,7 +257,7 @@ function renderAlerts() {
   items.forEach((a, i) => {
     let li = existing.get(a.alert_id);
     const html = cachedRowHtml(a, canAct, context);
-    if (!li) { li = document.createElement("li"); li.className = "alert-item"; li.dataset.id = a.alert_id; }
+    if (!li) { li = document.createElement("li"); li.className = "alert-item"; li.dataset.id = a.alert_id; noteDrawn(a.alert_id); }
     if (li.dataset.html !== html) {
       li.innerHTML = html; li.dataset.html = html;
       const age = li.querySelector(".age");

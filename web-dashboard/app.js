@@ -475,6 +475,8 @@ window.__wf = {
   untranslated: () => untranslated(),
   beeps: () => alertSound.count,
   lang: () => state.lang,
+  rowDrawnAt: (id) => rowsDrawn.get(id),
+  mapBounds: () => state.map.getBounds(),
 };
 
 // ---- boot: after every script of the page has loaded --------------------------------------

@@ -3,21 +3,28 @@
 // both screens; the first acknowledges it; the second sees the acknowledgement live. Then a
 // department centre (the environment sector, city-wide) and a commune centre (ward Tân An,
 // every sector) on a 1920×1080 wall screen: each its own title and indicator tiles, the
-// department without the fire (public safety's), the commune's data-quality ranking.
+// department without the fire (public safety's), the commune's data-quality ranking. The
+// wall screen (issue 13): the ward in view at login, the fire as the top marker and its
+// ward's colour, acknowledge with a note, comment, assign from a list, resolve with a
+// reason after a confirmation (each seen live by the second operator), a one-reading
+// drill-down's value and axis, the age advancing, no untranslated text in either language,
+// wall mode, and the restart banner when the demo restarts under an open page.
 // Usage: node e2e.mjs <watchfloor binary> <http port> <mqtt port> <data dir> [screenshot]
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import { mqttConnect } from "./mqtt.mjs";
 
 const [bin, httpPort, mqttPort, dataDir, screenshot] = process.argv.slice(2);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const base = `http://127.0.0.1:${httpPort}`;
 const step = (what) => console.log(`[e2e] ${new Date().toISOString()} ${what}`);
 
-const demo = spawn(bin, ["demo", "--http-port", httpPort, "--mqtt-port", mqttPort, "--data-dir", dataDir], {
+const startDemo = () => spawn(bin, ["demo", "--http-port", httpPort, "--mqtt-port", mqttPort, "--data-dir", dataDir], {
   cwd: root, stdio: ["ignore", "inherit", "inherit"],
 });
+let demo = startDemo();
 let browser;
 const finish = async (code) => {
   if (browser) await browser.close().catch(() => {});
@@ -52,21 +59,41 @@ browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync"],
 });
-const first = await login(await browser.newContext({ viewport: { width: 1600, height: 900 } }), "demo-operator-long-hoa-1");
-const second = await login(await browser.newContext({ viewport: { width: 1600, height: 900 } }), "demo-operator-long-hoa-2");
+const first = await login(await browser.newContext({ viewport: { width: 1920, height: 1080 } }), "demo-operator-long-hoa-1");
+const second = await login(await browser.newContext({ viewport: { width: 1920, height: 1080 } }), "demo-operator-long-hoa-2");
 step("both operators logged in");
+// An operator's ward is in view at login (the city's far side is not).
+// Station positions come from the admin's API (an operator's page holds only its ward's).
+const inView = async (page, id) => {
+  const res = await fetch(`${base}/api/stations/${id}`, { headers: { Authorization: "Bearer demo-admin" } });
+  if (!res.ok) throw new Error(`station ${id}: ${res.status}`);
+  const s = await res.json();
+  return page.evaluate(([lat, lon]) => window.__wf.mapBounds().contains([lat, lon]), [s.lat, s.lon]);
+};
+if (!(await inView(first, "CT-CAM-01")) || (await inView(first, "CT-CAM-36"))) throw new Error("Long Hòa is not the operator's view at login");
+step("the operator's ward is in view at login");
 
 const fire = '.alert-item[data-rule="camera_fire_smoke"][data-key="CT-CAM-01"]';
 await first.waitForSelector(fire, { timeout: 120000 });
 await second.waitForSelector(fire, { timeout: 30000 });
 step("the scripted fire alert is on both screens");
-await first.click(`${fire} .ack-button`);
+// It cannot be missed: its marker drawn on top, its commune in its colour (major), its age shown.
+const top = await first.evaluate(() => window.__wf.topMarker());
+if (top !== "CT-CAM-01") throw new Error(`the marker drawn on top is ${top}, not the fire's camera`);
+const colour = await first.evaluate(() => window.__wf.zoneColour("long_hoa"));
+if (colour !== "#ff9f1a") throw new Error(`Long Hòa is coloured ${colour}, not the major alert's orange`);
+const age0 = await first.textContent(`${fire} .age`);
+step(`the fire is the top marker, Long Hòa is orange, age "${age0}"`);
+// Acknowledged with a note, from the screen.
+await first.click(`${fire} .ack-note-button`);
+await first.fill(".act-form[data-action=ack] .note-input", "đang xử lý");
+await first.click(".act-form[data-action=ack] .confirm");
 await first.waitForSelector(`${fire}[data-state=acknowledged]`, { timeout: 15000 });
-step("acknowledged by the first operator");
+step("acknowledged by the first operator, with a note");
 // The second session never reloads: the acknowledgement arrives over its WebSocket.
 await second.waitForSelector(`${fire}[data-state=acknowledged]`, { timeout: 15000 });
 const meta = await second.textContent(`${fire} .meta`);
-if (!meta.includes("long-hoa-operator-1")) throw new Error(`the second screen does not say who acknowledged: ${meta}`);
+if (!meta.includes("long-hoa-operator-1") || !meta.includes("đang xử lý")) throw new Error(`the second screen does not say who acknowledged and why: ${meta}`);
 step("the second operator sees the acknowledgement live");
 
 // The history view finds it in the incident store and opens it with its timeline.
@@ -80,6 +107,65 @@ await first.waitForFunction(() => document.querySelector("#detail-body")?.textCo
 step("the history view lists the acknowledged fire and opens its timeline");
 await first.click("#detail-close");
 await first.click("#h-close");
+
+// Comment, assign from the list, resolve with a confirmation and a reason: each in the
+// alert's timeline at once on the second operator's screen.
+await first.click(`${fire} .meta`);
+await second.click(`${fire} .meta`);
+await first.waitForSelector("#detail-body .alert-detail .act-comment", { timeout: 10000 });
+await first.click("#detail-body .act-comment");
+await first.fill(".act-form[data-action=comment] .comment-input", "xe chữa cháy đã đến");
+await first.click(".act-form[data-action=comment] .confirm");
+await second.waitForSelector("#detail-body .timeline-row[data-event=commented]", { timeout: 15000 });
+await first.click("#detail-body .act-assign");
+await first.waitForSelector(".act-form[data-action=assign] .assign-select option[value='long-hoa-operator-2']", { state: "attached", timeout: 10000 });
+await first.selectOption(".act-form[data-action=assign] .assign-select", "long-hoa-operator-2");
+await first.click(".act-form[data-action=assign] .confirm");
+await second.waitForSelector("#detail-body .timeline-row[data-event=assigned]", { timeout: 15000 });
+step("a comment and an assignment from the screen reach the second operator's timeline");
+await first.click("#detail-body .act-resolve");
+await first.click(".act-form[data-action=resolve] .confirm");
+if (!(await first.$(".act-form[data-action=resolve] .act-error"))) throw new Error("a resolve without a reason was not refused on screen");
+await first.fill(".act-form[data-action=resolve] .resolve-reason", "đã dập tắt");
+await first.click(".act-form[data-action=resolve] .confirm");
+await second.waitForSelector("#detail-body .alert-detail[data-state=resolved]", { timeout: 15000 });
+step("resolved with a reason after a confirmation; the second operator sees it resolved");
+
+// A station's drill-down: its value with a unit and an axis fitted to its readings.
+// The station reports every 5 minutes, so the test publishes its first reading itself.
+const mqtt = await mqttConnect(mqttPort, `e2e-${process.pid}`);
+mqtt.publish("ioc/discharge/CT-DIS-09/telemetry", JSON.stringify({ source: "CT-DIS-09", kind: "discharge", ts: Date.now(), values: { cod: 42.5, ph: 7.2 } }));
+mqtt.close();
+for (let i = 0; ; i++) {
+  const s = await (await fetch(`${base}/api/stations/CT-DIS-09`, { headers: { Authorization: "Bearer demo-admin" } })).json();
+  if (s.latest) break;
+  if (i > 150) throw new Error("CT-DIS-09's reading did not arrive");
+  await new Promise((r) => setTimeout(r, 100));
+}
+await first.evaluate(() => window.__wf.markers.get("CT-DIS-09").fire("click"));
+await first.waitForSelector("#detail-station[data-station=CT-DIS-09] .st-value", { timeout: 15000 });
+const chart = await first.$eval("#detail-chart", (el) => ({ ...el.dataset }));
+const points = Number(chart.points), xMin = Number(chart.xMin), xMax = Number(chart.xMax);
+if (!(points >= 1 && xMax > xMin) || (points === 1 && xMax - xMin !== 3600)) throw new Error(`drill-down axis: ${JSON.stringify(chart)}`);
+if (screenshot) await first.screenshot({ path: path.join(path.dirname(screenshot), "drill-down.png") });
+step(`the drill-down of CT-DIS-09 shows its value over ${points} reading(s), x ${xMin}–${xMax}`);
+await first.click("#detail-close");
+
+// The age advances (minutes since it fired, refreshed on screen).
+await first.click("#show-resolved");
+await first.waitForFunction(([sel, before]) => document.querySelector(sel)?.textContent !== before, [`${fire} .age`, age0], { timeout: 90000 });
+step(`the age advanced: "${age0}" → "${await first.textContent(`${fire} .age`)}"`);
+
+// Every text in both languages.
+for (const lang of ["vi", "en"]) {
+  if ((await first.evaluate(() => window.__wf.lang())) !== lang) await first.click("#lang");
+  await first.click(`${fire} .meta`);
+  await first.waitForTimeout(300);
+  await first.click("#detail-close");
+  const missing = await first.evaluate(() => window.__wf.untranslated());
+  if (missing.length) throw new Error(`untranslated keys in ${lang}: ${missing}`);
+}
+step("no untranslated key in Vietnamese or English");
 
 // An operator of another ward does not see it.
 const other = await (await fetch(`${base}/api/alerts`, { headers: { Authorization: "Bearer demo-operator-tan-an" } })).json();
@@ -118,6 +204,15 @@ if (stations.some((id) => !tanAn.includes(id))) {
   throw new Error(`a station outside Tân An in its quality ranking: ${stations}`);
 }
 step(`the commune centre "${communeTitle}" ranks its ${stations.length} stations' data quality`);
+
+// The city's wall display (a viewer's token, no controls), and the admin's view.
+const display = await (await browser.newContext(wall)).newPage();
+await display.goto(`${base}/?wall=1&token=demo-wall-display`);
+await display.waitForSelector("body.wall #conn-status[data-state=online]", { timeout: 30000 });
+if (await display.$("#logout:visible")) throw new Error("the wall screen shows controls");
+const admin = await login(await browser.newContext(wall), "demo-admin");
+await admin.waitForSelector("#kpis #kpi-open_alerts", { timeout: 15000 });
+step("the wall display and the admin's view are up");
 if (screenshot) {
   const dir = path.dirname(screenshot);
   await department.screenshot({ path: path.join(dir, "department-centre.png") });
@@ -127,7 +222,18 @@ if (screenshot) {
   await commune.click("#quality-open");
   await commune.waitForSelector("#quality .quality-row[data-level=station]", { timeout: 15000 });
   await commune.screenshot({ path: path.join(dir, "commune-quality.png") });
-  step("department and commune centre screenshots saved");
+  await display.screenshot({ path: path.join(dir, "wall-mode.png") });
+  await admin.screenshot({ path: path.join(dir, "admin-view.png") });
+  step("department, commune, wall and admin screenshots saved");
 }
+
+// The server restarts under the open pages: each says so, and reloads its state.
+demo.kill("SIGINT");
+await new Promise((resolve) => demo.once("exit", resolve));
+demo = startDemo();
+await waitHealthy();
+await department.waitForSelector("#banner[data-kind=restart]", { timeout: 60000 });
+await display.waitForSelector("#banner[data-kind=restart]", { timeout: 60000 });
+step("after a restart the open pages show the restart banner");
 step("PASSED");
 await finish(0);

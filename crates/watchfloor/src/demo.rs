@@ -49,7 +49,7 @@ pub struct DemoArgs {
 }
 
 /// The demo accounts' tokens, as printed (their hashes are in `pipelines/demo-accounts.toml`).
-const DEMO_TOKENS: [(&str, &str); 10] = [
+const DEMO_TOKENS: [(&str, &str); 11] = [
     ("demo-admin", "admin, city"),
     ("demo-city-operator", "operator, city"),
     ("demo-viewer-binh-thuy", "viewer, legacy district Bình Thủy"),
@@ -68,6 +68,10 @@ const DEMO_TOKENS: [(&str, &str); 10] = [
     (
         "demo-viewer-tan-an",
         "viewer, ward Tân An, every sector (a commune centre)",
+    ),
+    (
+        "demo-wall-display",
+        "viewer, city: open /?wall=1&rotate=30&token=demo-wall-display",
     ),
 ];
 
