@@ -1,7 +1,7 @@
 // Dashboard map benchmark: `watchfloor demo` with a 10,000-station registry, the city
 // admin's dashboard in headless Chromium; reports the time to a populated map and the
 // main-thread long tasks (> 50 ms) while live updates arrive.
-// Usage: node map.mjs <watchfloor binary> <rules dir> <http port> <mqtt port> <data dir> [seconds]
+// Usage: node map.mjs <watchfloor binary> <pipeline file> <http port> <mqtt port> <data dir> [seconds]
 import { createRequire } from "node:module";
 import { spawn } from "node:child_process";
 import path from "node:path";
@@ -10,9 +10,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(path.join(here, "../../tests/browser/package.json"));
 const { chromium } = require("playwright-core");
 
-const [bin, rules, httpPort, mqttPort, dataDir, seconds = "30"] = process.argv.slice(2);
+const [bin, pipeline, httpPort, mqttPort, dataDir, seconds = "30"] = process.argv.slice(2);
 const base = `http://127.0.0.1:${httpPort}`;
-const demo = spawn(bin, ["demo", "--rules", rules, "--http-port", httpPort, "--mqtt-port", mqttPort, "--data-dir", dataDir], { stdio: "ignore", cwd: path.join(here, "../..") });
+const demo = spawn(bin, ["demo", "--pipeline", pipeline, "--http-port", httpPort, "--mqtt-port", mqttPort, "--data-dir", dataDir], { stdio: "ignore", cwd: path.join(here, "../..") });
 try {
   for (let i = 0; i < 300; i++) { try { if ((await fetch(`${base}/healthz`)).ok) break; } catch {} await new Promise((r) => setTimeout(r, 100)); }
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true,

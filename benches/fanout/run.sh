@@ -14,7 +14,9 @@ work=$(mktemp -d)
 cp -r alert-rules "$work/rules"
 cp benches/fanout/probe.yaml "$work/rules/"
 ulimit -n 65536 || true
-RUST_LOG=warn target/release/watchfloor demo --http-port 18090 --mqtt-port 18893 --rules "$work/rules" --data-dir "$work/data" > "$work/demo.log" 2>&1 &
+source benches/demo-pipeline.sh
+demo_pipeline "$work/rules" "$work/demo.toml"
+RUST_LOG=warn target/release/watchfloor demo --pipeline "$work/demo.toml" --http-port 18090 --mqtt-port 18893 --data-dir "$work/data" > "$work/demo.log" 2>&1 &
 demo=$!
 trap 'kill $burst $demo 2>/dev/null || true; rm -rf "$work"' EXIT
 burst=

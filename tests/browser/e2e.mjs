@@ -32,6 +32,10 @@ const finish = async (code) => {
   setTimeout(() => { demo.kill("SIGKILL"); process.exit(code); }, 2000);
 };
 process.on("unhandledRejection", async (e) => { console.error("[e2e] FAILED:", e); await finish(1); });
+// A failed top-level await is an uncaught exception; and whatever ends the process, the
+// demo it started must not outlive it.
+process.on("uncaughtException", async (e) => { console.error("[e2e] FAILED:", e); await finish(1); });
+process.on("exit", () => { try { demo.kill("SIGKILL"); } catch {} });
 
 async function waitHealthy() {
   for (let i = 0; i < 300; i++) {
