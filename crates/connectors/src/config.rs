@@ -67,6 +67,10 @@ pub struct ServerSettings {
     /// shipped default set when absent.
     #[serde(default)]
     pub indicators: Option<PathBuf>,
+    /// Playbook directory (`playbooks/*.yaml`), relative to the pipeline file; none: no
+    /// playbooks.
+    #[serde(default)]
+    pub playbooks: Option<PathBuf>,
     /// Serve the wall-screen dashboard (the API and WebSocket are always served).
     #[serde(default = "yes")]
     pub dashboard: bool,
@@ -344,6 +348,7 @@ impl PipelineConfig {
         if let Some(server) = &mut config.server {
             server.accounts = base.join(&server.accounts);
             server.indicators = server.indicators.as_ref().map(|d| base.join(d));
+            server.playbooks = server.playbooks.as_ref().map(|d| base.join(d));
         }
         if config.server.is_some() && config.store.is_none() {
             // The default: SQLite under var/<pipeline>/, beside the working directory.

@@ -87,6 +87,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             eprintln!("{errors}");
             return Ok(ExitCode::FAILURE);
         }
+        if let Some(dir) = &server.playbooks {
+            if let Err(errors) = crate::playbooks::load(dir, &config.rules) {
+                eprintln!("{errors}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
     if args.check {
         let centre = match (&config.server, &config.store) {

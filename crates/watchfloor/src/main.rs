@@ -3,6 +3,8 @@
 //! - `watchfloor rules check <dir>` validates a rule directory.
 //! - `watchfloor indicators check <dir> [--rules <dir>]` validates an indicator directory
 //!   against the city's sectors.
+//! - `watchfloor playbooks check <dir> [--rules <dir>]` validates a playbook directory
+//!   against the rules and the city's sectors.
 //! - `watchfloor replay --rules <dir> --input <file|->` runs recorded telemetry through the
 //!   engine in event time and prints alert transitions as NDJSON.
 
@@ -11,6 +13,7 @@ mod demo;
 mod fanout;
 mod live;
 mod loadgen;
+mod playbooks;
 mod replay;
 mod simulate;
 
@@ -41,6 +44,11 @@ enum Command {
     Indicators {
         #[command(subcommand)]
         action: IndicatorsAction,
+    },
+    /// Work with playbook files.
+    Playbooks {
+        #[command(subcommand)]
+        action: PlaybooksAction,
     },
     /// Run recorded telemetry (NDJSON envelopes) through the engine in event time.
     Replay(ReplayArgs),
@@ -79,6 +87,18 @@ enum IndicatorsAction {
         /// Indicator directory (e.g. indicators/).
         dir: PathBuf,
         /// The rule directory whose city names the sectors.
+        #[arg(long, default_value = "alert-rules")]
+        rules: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlaybooksAction {
+    /// Validate every playbook file in a directory (`file:line` errors).
+    Check {
+        /// Playbook directory (e.g. playbooks/).
+        dir: PathBuf,
+        /// The rule directory: the rules triggers name, the city's sectors.
         #[arg(long, default_value = "alert-rules")]
         rules: PathBuf,
     },
@@ -134,6 +154,9 @@ fn main() -> ExitCode {
         Command::Indicators {
             action: IndicatorsAction::Check { dir, rules },
         } => indicators_check(&dir, &rules),
+        Command::Playbooks {
+            action: PlaybooksAction::Check { dir, rules },
+        } => playbooks::check(&dir, &rules),
         Command::Replay(args) => replay::run(&args),
         Command::Run(args) => live::run(&args),
         Command::Broker(args) => live::broker(&args),
@@ -188,7 +211,7 @@ fn indicators_check(dir: &std::path::Path, rules: &std::path::Path) -> Result<Ex
 }
 
 /// Prints every problem of a check, then their count: the check failed.
-fn problems(errors: &watchfloor_engine::RuleErrors) -> ExitCode {
+pub(crate) fn problems(errors: &watchfloor_engine::RuleErrors) -> ExitCode {
     for e in &errors.0 {
         eprintln!("{e}");
     }
