@@ -19,48 +19,9 @@ fn root() -> &'static Path {
 /// Simulates `scenario` with `seed` for `duration`, replays it, and returns the transitions
 /// as `HH:MM rule key state severity` lines (local time).
 fn run_scenario(scenario: &str, seed: u64, duration: &str) -> Vec<String> {
-    let dir = scratch("packs", scenario);
-    let telemetry = dir.join("telemetry.ndjson");
-    let alerts = dir.join("alerts.ndjson");
-    let bin = env!("CARGO_BIN_EXE_watchfloor");
-    let sim = Command::new(bin)
-        .current_dir(root())
-        .args([
-            "simulate",
-            "--seed",
-            &seed.to_string(),
-            "--duration",
-            duration,
-            "--script",
-        ])
-        .arg(root().join(format!("tests/scenarios/{scenario}.toml")))
-        .arg("--output")
-        .arg(&telemetry)
-        .output()
-        .unwrap();
-    assert!(
-        sim.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sim.stderr)
-    );
-    let replay = Command::new(bin)
-        .current_dir(root())
-        .args(["replay", "--rules", "alert-rules", "--input"])
-        .arg(&telemetry)
-        .arg("--output")
-        .arg(&alerts)
-        .output()
-        .unwrap();
-    assert!(
-        replay.status.success(),
-        "{}",
-        String::from_utf8_lossy(&replay.stderr)
-    );
-    std::fs::read_to_string(&alerts)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let a: serde_json::Value = serde_json::from_str(l).unwrap();
+    support::scenario::simulate_and_replay(root(), scenario, seed, duration)
+        .iter()
+        .map(|a| {
             let at = chrono::DateTime::parse_from_rfc3339(a["at"].as_str().unwrap()).unwrap()
                 + chrono::Duration::hours(7);
             format!(

@@ -92,6 +92,7 @@ pub mod centre;
 pub mod equivalence;
 pub mod http;
 pub mod mosquitto;
+pub mod scenario;
 pub mod tansu;
 
 /// The `watchfloor` binary under test.

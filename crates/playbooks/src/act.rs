@@ -314,7 +314,7 @@ impl Run {
                 self.complete(pb, step, now, on_reject.clone(), out);
             }
         }
-        self.check_finished(now, out);
+        self.check_finished(pb, now, out);
         Ok(())
     }
 

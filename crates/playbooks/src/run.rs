@@ -8,7 +8,7 @@
 //! notify is rendered from the subject as it is at the moment the step starts (its send
 //! time) and carries the deterministic id `<run>/<step>/<iteration>`; timers are only due
 //! times stored in the run, so a restored run fires them on time; a run is finished when no
-//! step is active.
+//! step is active and no all-clear is awaited (the steps `when_resolved` starts).
 
 use std::collections::BTreeMap;
 
@@ -221,7 +221,7 @@ impl Run {
         for id in playbook.start.clone() {
             run.activate(playbook, &id, now, &mut out);
         }
-        run.check_finished(now, &mut out);
+        run.check_finished(playbook, now, &mut out);
         (run, out)
     }
 
@@ -396,9 +396,19 @@ impl Run {
         }
     }
 
-    /// Ends the run when no step is active.
-    pub(crate) fn check_finished(&mut self, now: i64, out: &mut Out) {
-        if self.finished_at.is_none() && !self.steps.values().any(|s| s.status == Status::Active) {
+    /// Is the run waiting for its alert's all-clear (steps the all-clear starts)?
+    pub fn awaits_all_clear(&self, pb: &Playbook) -> bool {
+        !pb.when_resolved.start.is_empty()
+            && self.subject.alert_id.is_some()
+            && self.subject.state == AlertState::Firing
+    }
+
+    /// Ends the run when no step is active and no all-clear is awaited.
+    pub(crate) fn check_finished(&mut self, pb: &Playbook, now: i64, out: &mut Out) {
+        if self.finished_at.is_none()
+            && !self.steps.values().any(|s| s.status == Status::Active)
+            && !self.awaits_all_clear(pb)
+        {
             self.finished_at = Some(now);
             self.event(out, now, None, "run_finished", None, None, None);
         }
@@ -428,7 +438,7 @@ impl Run {
                 _ => self.breach(pb, &id, due, out),
             }
         }
-        self.check_finished(now, out);
+        self.check_finished(pb, now, out);
     }
 
     /// A step passed its due time: recorded once, its escalation carried out once.
@@ -548,7 +558,7 @@ impl Run {
                 self.finished_at = was_finished;
             }
         }
-        self.check_finished(now, out);
+        self.check_finished(pb, now, out);
     }
 
     /// Another alert fired (`rule` in `zone`): waits for it end.
@@ -561,7 +571,7 @@ impl Run {
         out: &mut Out,
     ) {
         self.satisfy_waits(pb, now, Some((rule, zone)), out);
-        self.check_finished(now, out);
+        self.check_finished(pb, now, out);
     }
 
     fn satisfy_waits(
