@@ -147,7 +147,7 @@ pub enum Effect {
         /// The text, rendered at send time.
         text: Text,
         /// The subject as it was at send time.
-        subject: Subject,
+        subject: Box<Subject>,
     },
     /// Raise the alert's severity.
     RaiseSeverity {
@@ -310,7 +310,7 @@ impl Run {
                     step: id.to_string(),
                     to: to.clone(),
                     text,
-                    subject: self.subject.clone(),
+                    subject: Box::new(self.subject.clone()),
                 });
                 self.event(
                     out,
@@ -463,7 +463,7 @@ impl Run {
                 step: id.to_string(),
                 to: Destination::People(people),
                 text,
-                subject: self.subject.clone(),
+                subject: Box::new(self.subject.clone()),
             });
             self.event(
                 out,
