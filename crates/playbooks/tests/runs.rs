@@ -162,7 +162,9 @@ fn a_stored_run_fires_its_timers_on_time_after_a_restart_and_nothing_twice() {
         "nothing fires twice"
     );
     // The breach time had passed while the check was done: no breach after the restart.
-    assert!(second.run("spill:A1").unwrap().steps["check"].breached_at.is_none());
+    assert!(second.run("spill:A1").unwrap().steps["check"]
+        .breached_at
+        .is_none());
 }
 
 #[test]
