@@ -7,5 +7,6 @@ demo_pipeline() {
   sed -e "s|^rules = .*|rules = \"$rules\"|" \
       -e "s|^accounts = .*|accounts = \"$root/pipelines/demo-accounts.toml\"|" \
       -e "s|^indicators = .*|indicators = \"$root/indicators\"|" \
+      -e "s|^playbooks = .*|playbooks = \"$root/playbooks\"|" \
       pipelines/demo.toml > "$out"
 }

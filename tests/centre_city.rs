@@ -54,6 +54,10 @@ fn the_shipped_city_pipeline_serves_the_command_centre() {
                 "indicators = \"../indicators\"",
                 format!("indicators = \"{}\"", root.join("indicators").display()),
             ),
+            (
+                "playbooks = \"../playbooks\"",
+                format!("playbooks = \"{}\"", root.join("playbooks").display()),
+            ),
             ("\"../var/", "\"var/".to_string()),
             ("sqlite:../var/", "sqlite:var/".to_string()),
         ],
