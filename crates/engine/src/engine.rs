@@ -856,6 +856,33 @@ impl Engine {
         Ok(())
     }
 
+    /// Raises a firing alert's severity by hand (a playbook's escalation on a breached
+    /// step) at `at`: an `escalated` transition when `severity` is above the alert's, nothing
+    /// when it is not (a raise never lowers). Answers whether it changed anything.
+    pub fn raise_severity(
+        &mut self,
+        id: &str,
+        severity: Severity,
+        at: i64,
+        out: &mut Emitted,
+    ) -> Result<bool, EngineError> {
+        let (r, k) = *self
+            .active_index
+            .get(id)
+            .ok_or_else(|| EngineError::UnknownAlert(id.to_string()))?;
+        let active = self.rules[r as usize]
+            .alerts
+            .get_mut(&k)
+            .and_then(|t| t.active.as_mut())
+            .ok_or_else(|| EngineError::UnknownAlert(id.to_string()))?;
+        if severity <= active.severity {
+            return Ok(false);
+        }
+        active.severity = severity;
+        self.emit(r, k, AlertState::Firing, at, None, out);
+        Ok(true)
+    }
+
     /// Every firing alert, ordered by id.
     pub fn active_alerts(&self) -> Vec<ActiveAlertView> {
         let mut views: Vec<ActiveAlertView> = self

@@ -184,3 +184,35 @@ fn an_opened_channel_holds_the_watermark_until_it_delivers_and_a_closed_one_no_l
         .unwrap();
     assert_eq!(e.watermark(), T0 + 20_000);
 }
+
+#[test]
+fn a_raise_by_hand_escalates_once_and_never_lowers() {
+    let mut e = engine();
+    let mut out = Emitted::default();
+    e.process(&temp("S1", T0, 45.0), &mut out).unwrap();
+    let id = out.transitions[0].alert_id.clone();
+    out.transitions.clear();
+    assert_eq!(
+        e.raise_severity(&id, Severity::Minor, T0 + 10, &mut out),
+        Ok(false)
+    );
+    assert_eq!(
+        e.raise_severity(&id, Severity::Major, T0 + 10, &mut out),
+        Ok(false)
+    );
+    assert!(out.transitions.is_empty(), "lower or equal: nothing");
+    assert_eq!(
+        e.raise_severity(&id, Severity::Critical, T0 + 20, &mut out),
+        Ok(true)
+    );
+    let t = &out.transitions[0];
+    assert_eq!(
+        (t.alert_id.as_str(), t.state, t.severity, t.at),
+        (id.as_str(), AlertState::Firing, Severity::Critical, T0 + 20)
+    );
+    assert_eq!(e.active_alerts()[0].severity, Severity::Critical);
+    assert_eq!(
+        e.raise_severity("nope", Severity::Critical, T0, &mut out),
+        Err(EngineError::UnknownAlert("nope".into()))
+    );
+}

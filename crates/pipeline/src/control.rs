@@ -68,6 +68,18 @@ pub enum EngineCommand {
         /// The answer.
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
+    /// Raise a firing alert's severity (a raise to a severity it already has, or below,
+    /// changes nothing).
+    Raise {
+        /// Alert id.
+        id: String,
+        /// To this.
+        severity: watchfloor_model::Severity,
+        /// When, epoch ms.
+        at: i64,
+        /// The answer.
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
     /// Swap in an already validated rule set (and the city it was compiled with).
     Reload {
         /// The new rules.

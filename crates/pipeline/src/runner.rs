@@ -217,6 +217,10 @@ impl Runner {
                     .engine
                     .resolve_manually(&id, at, &mut processor.emitted)
             }
+            OperatorAction::Raise { id, severity, at } => processor
+                .engine
+                .raise_severity(&id, severity, at, &mut processor.emitted)
+                .map(|_| ()),
         }
     }
 
@@ -242,6 +246,15 @@ impl Runner {
             }
             EngineCommand::Resolve { id, at, reply } => {
                 let _ = reply.send(self.log_and_apply(OperatorAction::Resolve { id, at }));
+            }
+            EngineCommand::Raise {
+                id,
+                severity,
+                at,
+                reply,
+            } => {
+                let action = OperatorAction::Raise { id, severity, at };
+                let _ = reply.send(self.log_and_apply(action));
             }
             EngineCommand::Reload { rules, city, reply } => {
                 let summary = self

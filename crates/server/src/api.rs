@@ -1048,6 +1048,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             metric(name, kind, help, vec![format!("{name} {v}")]);
         }
     }
+    s.hub.playbook_metrics(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

@@ -42,6 +42,8 @@ pub enum Channel {
     Kpis,
     /// Station readings.
     Stations,
+    /// Playbook runs as they change.
+    Runs,
 }
 
 impl Channel {
@@ -50,6 +52,7 @@ impl Channel {
             Channel::Alerts => 0,
             Channel::Kpis => 1,
             Channel::Stations => 2,
+            Channel::Runs => 3,
         }
     }
 }
@@ -243,12 +246,14 @@ pub struct Hub {
     stations: Mutex<HashMap<String, StationLive>>,
     pub(crate) kpis: Kpis,
     pub(crate) quality: Mutex<watchfloor_quality::Ledger>,
-    channels: [Mutex<ChannelState>; 3],
+    channels: [Mutex<ChannelState>; 4],
     audit: Mutex<Option<std::io::BufWriter<std::fs::File>>>,
     audit_recent: Mutex<VecDeque<String>>,
     store: OnceLock<watchfloor_store::StoreWriter>,
     /// Counters for `/metrics`.
     pub counters: HubCounters,
+    /// The playbook runs' service, when the centre has playbooks.
+    pub(crate) playbooks: OnceLock<Arc<crate::playbooks::Link>>,
     /// This run's identity: a page that sees another epoch knows the server restarted.
     epoch: String,
     started_at: i64,
@@ -291,10 +296,16 @@ impl Hub {
             alerts: Mutex::new(BTreeMap::new()),
             prune_at: std::sync::atomic::AtomicUsize::new(RESOLVED_KEPT * 2),
             stations: Mutex::new(HashMap::new()),
-            channels: [channel_state(), channel_state(), channel_state()],
+            channels: [
+                channel_state(),
+                channel_state(),
+                channel_state(),
+                channel_state(),
+            ],
             audit: Mutex::new(audit.map(std::io::BufWriter::new)),
             audit_recent: Mutex::new(VecDeque::new()),
             store: OnceLock::new(),
+            playbooks: OnceLock::new(),
             counters: HubCounters::default(),
             epoch: format!("{:x}-{:x}", now_ms(), std::process::id()),
             started_at: now_ms(),
@@ -833,5 +844,8 @@ impl Hub {
         }
         drop(alerts);
         self.publish(self.alert_delta(&record));
+        if !replayed {
+            self.offer_to_playbooks(&record, t);
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod hub;
 pub mod indicators;
 pub mod kpi;
 mod persist;
+pub mod playbooks;
 mod quality;
 mod report;
 mod screen;
@@ -53,7 +54,7 @@ pub fn router(state: AppState) -> Router {
 
 /// [`router`], with or without the dashboard's pages.
 pub fn router_with(state: AppState, dashboard: bool) -> Router {
-    let app = api::routes().merge(ws::routes());
+    let app = api::routes().merge(ws::routes()).merge(playbooks::routes());
     let app = if dashboard {
         app.merge(assets::routes())
     } else {

@@ -204,6 +204,19 @@ fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscriptio
             })
             .map(|z| hub.kpi_json(z))
             .collect(),
+        Channel::Runs => hub
+            .run_views()
+            .into_iter()
+            .filter(|v| {
+                passes(
+                    who,
+                    sub,
+                    &probe(v.ward.clone(), None, v.sectors.clone(), None, None, None, None, Value::Null),
+                )
+            })
+            .take(SNAPSHOT_ALERTS)
+            .map(|v| v.data)
+            .collect(),
         Channel::Stations => {
             let Some(city) = hub.city() else {
                 return Vec::new();

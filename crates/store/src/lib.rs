@@ -17,6 +17,7 @@
 mod daily;
 pub mod query;
 mod rows;
+mod runs;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod write;
@@ -34,6 +35,7 @@ use thiserror::Error;
 pub use daily::{IndicatorDayRow, QualityRow};
 pub use query::{AlertQuery, Page};
 pub use rows::{Action, AlertRow, AuditRow, Change, Entry};
+pub use runs::{OutboxRow, PlaybookVersionRow, RunEventRow, RunRow};
 pub use writer::{StoreWriter, WriterHealth};
 
 /// Default retention of resolved alerts and audit lines, days.

@@ -96,6 +96,14 @@ pub async fn run(
     let rules_dir = config.rules.clone();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (commands_tx, commands_rx) = mpsc::channel(64);
+    let playbooks = match &server.playbooks {
+        Some(dir) => Some(
+            start_playbooks(&hub, &config, dir, &store, commands_tx.clone())
+                .await
+                .context("starting the playbooks")?,
+        ),
+        None => None,
+    };
     let pipeline = tokio::spawn({
         let (hub, stats, path) = (hub.clone(), stats.clone(), path.to_path_buf());
         let mut stop = stop_rx.clone();
@@ -167,11 +175,45 @@ pub async fn run(
     let result = pipeline.await.context("pipeline task")?;
     let _ = serving.await;
     pruning.abort();
+    if let Some(task) = playbooks {
+        task.abort();
+    }
     drop(hub);
     // The writer stops once its queue is written and every handle is gone.
     let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
     store.close().await;
     result.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Loads the playbooks (checked against the rules), and starts their task with the runs
+/// the store holds; notifications go to the broker of the first MQTT alert output.
+async fn start_playbooks(
+    hub: &Arc<Hub>,
+    config: &PipelineConfig,
+    dir: &Path,
+    store: &Store,
+    commands: mpsc::Sender<watchfloor_pipeline::EngineCommand>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let library = crate::playbooks::load(dir, &config.rules)
+        .map_err(|e| anyhow::anyhow!("playbooks:\n{e}"))?;
+    let mqtt = config.outputs.iter().find_map(|o| match o {
+        watchfloor_connectors::config::OutputConfig::Mqtt { host, port, .. } => {
+            Some((host.clone(), *port))
+        }
+        _ => None,
+    });
+    let notifier = watchfloor_server::playbooks::Notifier::new(mqtt);
+    let task = watchfloor_server::playbooks::spawn(
+        hub.clone(),
+        watchfloor_server::playbooks::PlaybookConfig {
+            library,
+            store: store.clone(),
+            commands,
+            notifier,
+        },
+    )
+    .await?;
+    Ok(task)
 }
 
 async fn prune_forever(store: Store, retention_ms: i64) {

@@ -73,6 +73,15 @@ pub enum OperatorAction {
         /// When, epoch ms.
         at: i64,
     },
+    /// A firing alert's severity raised by hand (a playbook's escalation).
+    Raise {
+        /// Alert id.
+        id: String,
+        /// To this.
+        severity: watchfloor_model::Severity,
+        /// When, epoch ms.
+        at: i64,
+    },
 }
 
 impl OperatorAction {
