@@ -72,7 +72,7 @@ fn checkpoints(c: &mut Criterion) {
             std::thread::sleep(Duration::from_micros(50));
         }
     };
-    // A lone batch: the time until its acknowledgement may leave (commit window + fsync).
+    // A lone batch: the time until its acknowledgement may leave (one fsync: no commit window).
     group.throughput(Throughput::Elements(512));
     group.bench_function("one_batch_of_512_until_durable", |b| {
         b.iter(|| {

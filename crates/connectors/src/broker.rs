@@ -18,7 +18,9 @@ pub struct EmbeddedBrokerConfig {
     pub listen: SocketAddr,
     /// Largest payload accepted from a client.
     pub max_payload_size: usize,
-    /// QoS 1 messages in flight per connection.
+    /// QoS 1 messages a publisher may have in flight per connection. (What the broker
+    /// sends a subscriber unacknowledged is fixed by rumqttd at 100 per connection, so a
+    /// subscriber's rate is 100 over its acknowledgement round trip.)
     pub max_inflight: usize,
 }
 

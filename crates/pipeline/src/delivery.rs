@@ -15,6 +15,8 @@
 //!   `<undelivered_dir>/<output>.ndjson` (synced), counted in
 //!   `watchfloor_output_undelivered_total`, and the centre stays live. Only a failure to
 //!   write that file stops the pipeline ([`Delivery::failed`]).
+//! - The engine is woken (the `wake` given to [`Delivery::start`]) whenever the confirmed
+//!   mark advances or the output fails, so acknowledgements leave without polling.
 //! - Memory: the engine stops taking input while a sink's backlog is over
 //!   [`Delivery::backlog`]'s bound (the runner checks), so a channel holds at most that
 //!   plus what operators' commands cause.
@@ -26,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use watchfloor_connectors::{AlertSink, OutputError, PipelineStats};
 use watchfloor_model::AlertTransition;
 
@@ -84,12 +86,14 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
-    /// Starts the task of `sink`, named `name` in logs and health reports.
+    /// Starts the task of `sink`, named `name` in logs and health reports; `wake` is
+    /// notified each time more is confirmed (or the output failed).
     pub(crate) fn start(
         name: String,
         sink: Box<dyn AlertSink>,
         policy: RetryPolicy,
         stats: Arc<PipelineStats>,
+        wake: Arc<Notify>,
     ) -> Delivery {
         let (tx, rx) = mpsc::unbounded_channel();
         let confirmed = Arc::new(AtomicU64::new(0));
@@ -106,6 +110,7 @@ impl Delivery {
             policy,
             parked: None,
             waiting_reported: false,
+            wake,
         };
         Delivery {
             name,
@@ -188,6 +193,8 @@ struct Driver {
     parked: Option<Parked>,
     /// The output is reported stuck for waiting on confirmations.
     waiting_reported: bool,
+    /// The engine's wake-up: more confirmed, or failed.
+    wake: Arc<Notify>,
 }
 
 /// Retries `$op` (an expression giving the sink's future) with the policy's backoff;
@@ -387,6 +394,7 @@ impl Driver {
             }
             self.confirmed.store(*upto, Ordering::Release);
             self.unconfirmed.pop_front();
+            self.wake.notify_one();
         }
     }
 
@@ -475,6 +483,7 @@ impl Driver {
         self.stats.undelivered.fetch_add(count, Ordering::Relaxed);
         if let Some(upto) = upto {
             self.confirmed.store(upto, Ordering::Release);
+            self.wake.notify_one();
         }
         Ok(())
     }
@@ -483,6 +492,7 @@ impl Driver {
         tracing::error!(output = %self.name, reason = %why, "output failed for good; the pipeline stops (its input stays unacknowledged)");
         self.stats.set_output_stuck(&self.name, Some(why.clone()));
         *self.failed.lock().expect("delivery lock") = Some(why);
+        self.wake.notify_one();
         Err(())
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use watchfloor_connectors::config::{ConfigError, PipelineConfig};
 use watchfloor_connectors::decode::Decoder;
 use watchfloor_connectors::{
@@ -107,6 +107,13 @@ pub async fn run_pipeline_linked(
         redelivery_capacity,
         stats.clone(),
     )?;
+    // Woken when the log is durable further or an output confirmed more: acknowledgements
+    // leave as soon as they may (a broker keeps only so many unacknowledged, so their
+    // delay bounds the input rate).
+    let wake = Arc::new(Notify::new());
+    if let Some(durable) = &opened.durable {
+        durable.wake_on_durable(wake.clone());
+    }
     let tick = Duration::from_millis(config.tick_ms(config_path)?.max(1) as u64);
     let max_payload = config.limits.max_payload_bytes;
     let policy = RetryPolicy {
@@ -123,6 +130,7 @@ pub async fn run_pipeline_linked(
             sink,
             policy.clone(),
             stats.clone(),
+            wake.clone(),
         ));
     }
     let dead_letters = Delivery::start(
@@ -130,6 +138,7 @@ pub async fn run_pipeline_linked(
         config.dead_letter.build(max_payload).await?,
         policy,
         stats.clone(),
+        wake.clone(),
     );
     let decoders: Vec<(String, Decoder)> = config
         .sources
@@ -195,8 +204,10 @@ pub async fn run_pipeline_linked(
                 }
                 runner.on_batch(&mut batch, now_ms()).await?;
             }
-            // Re-check the log and the outputs while acknowledgements wait for them.
-            _ = tokio::time::sleep(Duration::from_millis(2)), if runner.has_pending() || !runner.accepting() => {}
+            // The log or an output got further: acknowledgements may be due.
+            _ = wake.notified() => {}
+            // A safety net only (every advance wakes the loop).
+            _ = tokio::time::sleep(Duration::from_millis(20)), if runner.has_pending() || !runner.accepting() => {}
             _ = ticker.tick() => {
                 runner.processor.tick(now_ms());
                 runner.hand_over();

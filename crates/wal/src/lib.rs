@@ -6,7 +6,8 @@
 //! - Records get consecutive sequence numbers from 1; a record with sequence `n` is durable
 //!   once [`Wal::durable`] is `>= n`.
 //! - Appends are written and fsynced by one writer thread in groups (group commit): every
-//!   record appended while the previous fsync ran goes out with the next one.
+//!   record appended while the previous fsync ran goes out with the next one, at once (no
+//!   timer: the delay before an acknowledgement is one fsync, or two under load).
 //! - The log is a folder of segments `<first sequence>.wal`. After a checkpoint covering
 //!   sequence `P` ([`Wal::checkpointed`]) a new segment is started and the segments no
 //!   longer needed are deleted: the log always holds every record after the last
@@ -25,7 +26,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use thiserror::Error;
 
@@ -80,6 +81,9 @@ pub struct WalStats {
     pub segments_deleted: AtomicU64,
 }
 
+/// Called on the writer thread each time [`Wal::durable`] advances.
+pub type Waker = Box<dyn Fn() + Send + Sync>;
+
 /// An open write-ahead log.
 pub struct Wal {
     dir: PathBuf,
@@ -88,6 +92,7 @@ pub struct Wal {
     stats: Arc<WalStats>,
     writer: writer::Handle,
     tail: u64,
+    waker: Arc<OnceLock<Waker>>,
 }
 
 impl Wal {
@@ -124,12 +129,14 @@ impl Wal {
         let next_seq = segments.last().map_or(1, |s| s.first_seq).max(last_seq + 1);
         let durable = Arc::new(AtomicU64::new(next_seq - 1));
         let stats = Arc::new(WalStats::default());
+        let waker = Arc::new(OnceLock::new());
         let writer = writer::Handle::start(
             dir.to_path_buf(),
             segments,
             next_seq,
             durable.clone(),
             stats.clone(),
+            waker.clone(),
         )?;
         Ok((
             Wal {
@@ -139,6 +146,7 @@ impl Wal {
                 stats,
                 writer,
                 tail: 0,
+                waker,
             },
             recovered,
         ))
@@ -176,6 +184,12 @@ impl Wal {
     /// A shared view of [`Wal::durable`], for waiting elsewhere.
     pub fn durable_handle(&self) -> Arc<AtomicU64> {
         self.durable.clone()
+    }
+
+    /// Sets what to call (on the writer thread) each time [`Wal::durable`] advances, so a
+    /// caller waiting to acknowledge need not poll. Once per log: a second call is ignored.
+    pub fn on_durable(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.waker.set(Box::new(wake));
     }
 
     /// Blocks until every record appended so far is durable (a clean shutdown, tests).

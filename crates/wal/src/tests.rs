@@ -1,6 +1,6 @@
 //! The log's promises: what was synced comes back in order after a reopen; a torn tail
 //! is cut off and writing goes on after it; damage elsewhere is refused; checkpoints
-//! delete old segments but keep the one before.
+//! delete old segments but keep the one before; the waker follows durability.
 
 use super::*;
 
@@ -176,4 +176,21 @@ fn an_empty_newest_segment_keeps_its_place_in_the_sequence() {
     let (mut wal, recovered) = Wal::open(&dir).unwrap();
     assert_eq!(recovered.records.len(), 5);
     assert_eq!(append_all(&mut wal, &bodies(0..1)), 6);
+}
+
+#[test]
+fn the_waker_is_called_once_records_are_durable_without_waiting_for_a_window() {
+    let dir = scratch("waker");
+    let (mut wal, _) = Wal::open(&dir).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let durable = wal.durable_handle();
+    wal.on_durable(move || {
+        let _ = tx.send(durable.load(Ordering::Acquire));
+    });
+    let last = append_all(&mut wal, &bodies(0..10));
+    // No sync asked: the writer makes the group durable on its own, then wakes.
+    let seen = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(seen, last, "woken only once durable");
+    drop(wal);
+    let _ = std::fs::remove_dir_all(&dir);
 }

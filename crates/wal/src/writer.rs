@@ -1,5 +1,12 @@
 //! The writer thread: writes appended frames in groups, one fsync per group, and publishes
-//! how far the log is durable; rotates and deletes segments after checkpoints.
+//! how far the log is durable (then calls the waker set with [`crate::Wal::on_durable`]);
+//! rotates and deletes segments after checkpoints.
+//!
+//! Group commit without a timer: a group is everything queued when the writer gets to it,
+//! so appends made while an fsync runs go out together with the next one. The writer
+//! never waits for more: an acknowledgement's delay is the fsync itself, which matters
+//! because a broker bounds the messages it keeps unacknowledged (rumqttd: 100 per
+//! subscriber), so the input rate is that window divided by the round trip.
 //!
 //! A failed write or sync is retried (with backoff, the file cut back to where the group
 //! began) rather than given up: nothing after it can become durable, so acknowledgements
@@ -9,15 +16,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::segment::{segment_path, sync_dir, SegmentFile};
 use crate::{WalError, WalStats};
-
-/// How long the writer gathers appends before it writes and syncs them: the most a
-/// batch's acknowledgement waits beyond the fsync itself.
-const COMMIT_WINDOW: Duration = Duration::from_millis(2);
 
 enum Command {
     Append { frames: Vec<u8>, last: u64 },
@@ -37,6 +40,7 @@ impl Handle {
         next_seq: u64,
         durable: Arc<AtomicU64>,
         stats: Arc<WalStats>,
+        waker: Arc<OnceLock<crate::Waker>>,
     ) -> Result<Handle, WalError> {
         let mut writer = Writer {
             dir,
@@ -46,6 +50,7 @@ impl Handle {
             written: next_seq - 1,
             durable,
             stats,
+            waker,
         };
         writer.open_current(next_seq)?;
         let (tx, rx) = mpsc::channel();
@@ -91,6 +96,8 @@ struct Writer {
     written: u64,
     durable: Arc<AtomicU64>,
     stats: Arc<WalStats>,
+    /// Called once a group is durable.
+    waker: Arc<OnceLock<crate::Waker>>,
 }
 
 impl Writer {
@@ -121,26 +128,9 @@ impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Command>) {
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
-            // Gather what arrives within the commit window into one write and one fsync
-            // (a few hundred fsyncs a second at most, instead of one per batch, so the
-            // writer does not take CPU from the engine and the broker under load).
-            let window_end = std::time::Instant::now() + COMMIT_WINDOW;
-            loop {
-                match rx.try_recv() {
-                    Ok(more) => group.push(more),
-                    Err(mpsc::TryRecvError::Disconnected) => break,
-                    Err(mpsc::TryRecvError::Empty) => {
-                        let now = std::time::Instant::now();
-                        if now >= window_end {
-                            break;
-                        }
-                        match rx.recv_timeout(window_end - now) {
-                            Ok(more) => group.push(more),
-                            Err(_) => break,
-                        }
-                    }
-                }
-            }
+            // Everything queued meanwhile (appended during the last fsync) joins the group;
+            // waiting for more would only delay the acknowledgements.
+            group.extend(rx.try_iter());
             let mut frames = Vec::new();
             let mut last = self.written;
             let mut waiters = Vec::new();
@@ -193,6 +183,9 @@ impl Writer {
             .bytes
             .fetch_add(frames.len() as u64, Ordering::Relaxed);
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        if let Some(wake) = self.waker.get() {
+            wake();
+        }
     }
 
     fn try_write(&mut self, frames: &[u8]) -> std::io::Result<()> {

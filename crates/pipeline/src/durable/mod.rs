@@ -176,6 +176,11 @@ impl Durable {
         self.wal.sync()
     }
 
+    /// Notifies `wake` each time the log is durable further (from the log's writer thread).
+    pub fn wake_on_durable(&self, wake: Arc<tokio::sync::Notify>) {
+        self.wal.on_durable(move || wake.notify_one());
+    }
+
     /// How far the log is durable.
     pub fn durable(&self) -> u64 {
         let durable = self.wal.durable();
