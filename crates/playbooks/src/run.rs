@@ -428,6 +428,7 @@ impl Run {
             let Some(step) = pb.step(&id) else { break };
             match &step.kind {
                 StepKind::Wait { until: None, .. } => {
+                    self.event(out, due, Some(&id), "completed", None, None, None);
                     self.complete(pb, &id, due, step.next.clone(), out);
                 }
                 StepKind::Wait { on_timeout, .. } => {
