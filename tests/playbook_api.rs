@@ -297,6 +297,44 @@ fn runs_are_scoped_acted_on_by_the_right_people_and_refusals_are_on_record() {
         400
     );
 
+    // The daily report counts the day's steps in the caller's scope.
+    let today = watchfloor_model::day_text(watchfloor_model::local_day(support::now_ms()));
+    let report = |who: &str| {
+        get(
+            http,
+            &format!("/api/reports/daily?date={today}"),
+            &token(who),
+        )
+        .body["playbooks"]
+            .clone()
+    };
+    let mine = report("op-long-hoa");
+    let dispatch_row = mine["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["playbook"] == "fire_confirmed" && r["step"] == "dispatch")
+        .cloned();
+    assert_eq!(
+        dispatch_row.as_ref().map(|r| (
+            r["started"].clone(),
+            r["completed"].clone(),
+            r["breached"].clone()
+        )),
+        Some((json!(1), json!(1), json!(0))),
+        "{mine}"
+    );
+    assert_eq!(
+        mine["runs_started"],
+        json!({"fire_confirmed": 1, "search_and_rescue": 1}),
+        "{mine}"
+    );
+    assert_eq!(
+        report("op-tan-an")["steps"],
+        json!([]),
+        "another commune's report counts none of them"
+    );
+
     // Refusals are on the record; the metrics count the steps.
     let audit = call(http, "GET", "/api/audit", Some(&token("admin")), None).unwrap();
     let text = audit.body.to_string();

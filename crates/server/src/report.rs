@@ -304,11 +304,15 @@ pub(crate) async fn daily(
     if csv {
         return Ok(csv_response(&q.date, &rows, &indicators));
     }
+    let playbooks = crate::playbooks::report::day(&store, &who, from)
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     Ok(axum::Json(serde_json::json!({
         "date": q.date,
         "utc_offset_hours": 7,
         "zones": rows,
         "indicators": indicators,
+        "playbooks": playbooks,
     }))
     .into_response())
 }

@@ -7,6 +7,7 @@
 //! - `persist.rs`: runs, timelines, pinned versions and the outbox as store rows; restore.
 //! - `effects.rs`: carrying out what runs ask (MQTT and webhook messages, raised severity).
 //! - `api.rs`: `/api/playbooks`, `/api/runs…`.
+//! - `report.rs`: the playbooks part of the daily report.
 //!
 //! Invariants: a change is visible (API answer, WebSocket delta) only once stored; an
 //! effect is recorded in the outbox with the change that asked for it and carried out
@@ -18,6 +19,7 @@
 mod api;
 mod effects;
 mod persist;
+pub(crate) mod report;
 mod service;
 
 use std::collections::BTreeMap;
