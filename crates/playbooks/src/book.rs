@@ -129,9 +129,17 @@ impl Book {
         }
     }
 
-    /// The earliest due time of any run.
+    /// The earliest due time of any run whose playbook version is known (a run whose
+    /// version could not be restored has no timers to fire: it would be due forever).
     pub fn next_due(&self) -> Option<i64> {
-        self.runs.values().filter_map(Run::next_due).min()
+        self.runs
+            .values()
+            .filter(|r| {
+                self.pinned
+                    .contains_key(&(r.playbook.clone(), r.version.clone()))
+            })
+            .filter_map(Run::next_due)
+            .min()
     }
 
     /// An alert changed: its runs see it, waits on other rules see it, matching playbooks

@@ -216,3 +216,19 @@ fn a_reload_leaves_a_run_on_its_version() {
         "the run keeps its 5-minute due time"
     );
 }
+
+#[test]
+fn a_run_whose_version_did_not_come_back_has_no_timers() {
+    let t0 = 1_800_000_000_000;
+    let mut first = book(PLAYBOOK);
+    first.on_transition(alert(Severity::Major, AlertState::Firing), t0);
+    let runs: Vec<Run> = first.runs().cloned().collect();
+    let mut second = Book::default();
+    second.restore(Vec::new(), runs);
+    assert_eq!(
+        second.next_due(),
+        None,
+        "no version: nothing due (never a busy loop)"
+    );
+    assert!(second.tick(t0 + 60 * MIN).events.is_empty());
+}
