@@ -25,6 +25,19 @@ pub struct Book {
     pinned: BTreeMap<(String, String), Arc<Playbook>>,
     runs: BTreeMap<String, Run>,
     by_alert: BTreeMap<String, Vec<String>>,
+    /// The rules any pinned playbook's waits name (`rule_fires`): other alerts' firings
+    /// are shown to the runs only for these (not every transition to every run).
+    waited_rules: std::collections::BTreeSet<String>,
+}
+
+fn waited_rules(pb: &Playbook) -> impl Iterator<Item = String> + '_ {
+    pb.steps.iter().filter_map(|s| match &s.kind {
+        crate::spec::StepKind::Wait {
+            until: Some(crate::spec::Condition::RuleFires(r)),
+            ..
+        } => Some(r.clone()),
+        _ => None,
+    })
 }
 
 /// Does `trigger` start on this subject?
@@ -52,6 +65,7 @@ impl Book {
     pub fn reload(&mut self, library: Library) {
         self.current.clear();
         for pb in library.playbooks {
+            self.waited_rules.extend(waited_rules(&pb));
             self.pinned
                 .insert((pb.id.clone(), pb.version.clone()), pb.clone());
             self.current.insert(pb.id.clone(), pb);
@@ -61,6 +75,7 @@ impl Book {
     /// Takes back runs (and the versions they pinned) from the store after a restart.
     pub fn restore(&mut self, versions: Vec<Playbook>, runs: Vec<Run>) {
         for pb in versions {
+            self.waited_rules.extend(waited_rules(&pb));
             self.pinned
                 .entry((pb.id.clone(), pb.version.clone()))
                 .or_insert_with(|| Arc::new(pb));
@@ -161,7 +176,7 @@ impl Book {
             };
             run.on_subject(pb, subject.clone(), now, &mut out);
         }
-        if subject.state == AlertState::Firing {
+        if subject.state == AlertState::Firing && self.waited_rules.contains(&subject.rule) {
             for run in self.runs.values_mut() {
                 if run.is_finished() || run.subject.alert_id.as_deref() == Some(alert.as_str()) {
                     continue;
