@@ -129,3 +129,48 @@ fn the_shipped_playbooks_pass_and_a_broken_one_is_refused_where_it_is_broken() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_shipped_drills_pass_and_a_broken_one_is_refused_where_it_is_broken() {
+    let drills = |dir: &Path| {
+        watchfloor(
+            &["drills", "check"],
+            &[
+                dir,
+                Path::new("--rules"),
+                &root().join("alert-rules"),
+                Path::new("--playbooks"),
+                &root().join("playbooks"),
+            ],
+        )
+    };
+    let out = drills(&root().join("drills"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 4 drills"));
+    let dir = std::env::temp_dir().join(format!("watchfloor-drills-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let flood = std::fs::read_to_string(root().join("drills/flood.yaml")).unwrap();
+    let line = flood
+        .lines()
+        .position(|l| l.contains("station: CT-HY-01"))
+        .unwrap()
+        + 1;
+    std::fs::write(
+        dir.join("flood.yaml"),
+        flood.replace("station: CT-HY-01", "station: CT-HY-99"),
+    )
+    .unwrap();
+    let out = drills(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains(&format!("flood.yaml:{line}:"))
+            && err.contains("unknown station `CT-HY-99`"),
+        "{err}"
+    );
+}

@@ -5,11 +5,14 @@
 //!   against the city's sectors.
 //! - `watchfloor playbooks check <dir> [--rules <dir>]` validates a playbook directory
 //!   against the rules and the city's sectors.
+//! - `watchfloor drills check <dir> [--rules <dir>] [--playbooks <dir>]` validates a drill
+//!   directory against the city, the rules and the playbooks.
 //! - `watchfloor replay --rules <dir> --input <file|->` runs recorded telemetry through the
 //!   engine in event time and prints alert transitions as NDJSON.
 
 mod centre;
 mod demo;
+mod drills;
 mod fanout;
 mod live;
 mod loadgen;
@@ -49,6 +52,11 @@ enum Command {
     Playbooks {
         #[command(subcommand)]
         action: PlaybooksAction,
+    },
+    /// Work with drill scripts.
+    Drills {
+        #[command(subcommand)]
+        action: DrillsAction,
     },
     /// Run recorded telemetry (NDJSON envelopes) through the engine in event time.
     Replay(ReplayArgs),
@@ -101,6 +109,21 @@ enum PlaybooksAction {
         /// The rule directory: the rules triggers name, the city's sectors.
         #[arg(long, default_value = "alert-rules")]
         rules: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DrillsAction {
+    /// Validate every drill file in a directory (`file:line` errors).
+    Check {
+        /// Drill directory (e.g. drills/).
+        dir: PathBuf,
+        /// The rule directory: the city's stations and communes, the rules outcomes name.
+        #[arg(long, default_value = "alert-rules")]
+        rules: PathBuf,
+        /// The playbook directory: the steps outcomes time.
+        #[arg(long, default_value = "playbooks")]
+        playbooks: PathBuf,
     },
 }
 
@@ -157,6 +180,14 @@ fn main() -> ExitCode {
         Command::Playbooks {
             action: PlaybooksAction::Check { dir, rules },
         } => playbooks::check(&dir, &rules),
+        Command::Drills {
+            action:
+                DrillsAction::Check {
+                    dir,
+                    rules,
+                    playbooks,
+                },
+        } => drills::check(&dir, &rules, &playbooks),
         Command::Replay(args) => replay::run(&args),
         Command::Run(args) => live::run(&args),
         Command::Broker(args) => live::broker(&args),
