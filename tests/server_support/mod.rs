@@ -143,6 +143,7 @@ pub fn harness(rules_dir: &Path) -> Harness {
                 command = commands.recv() => match command {
                     Some(EngineCommand::Acknowledge { id, ack, reply }) => { let _ = reply.send(engine.acknowledge(&id, ack)); }
                     Some(EngineCommand::Resolve { id, at, reply }) => { let _ = reply.send(engine.resolve_manually(&id, at, &mut out)); }
+                    Some(EngineCommand::Raise { id, severity, at, reply }) => { let _ = reply.send(engine.raise_severity(&id, severity, at, &mut out).map(|_| ())); }
                     Some(EngineCommand::Reload { rules, city: c, reply }) => { let _ = reply.send(engine.reload(rules, &mut out)); city = c; }
                     Some(EngineCommand::ActiveAlerts { reply }) => { let _ = reply.send(engine.active_alerts()); }
                     Some(EngineCommand::WithActiveAlerts { with }) => with(engine.active_alerts()),
