@@ -3,7 +3,9 @@
 //! starts, two operators of ward Long Hòa log in, the scripted camera fire appears on both
 //! screens, the first acknowledges it and the second sees the acknowledgement live; a
 //! department centre and a commune centre each show their own title, indicators and
-//! alerts, and the commune's data-quality ranking holds its own stations only.
+//! alerts, and the commune's data-quality ranking holds its own stations only; the fire's
+//! playbook checklist is on both operators' screens, a step done by one is seen done live
+//! by the other, and nobody outside the ward sees or acts on the run.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -45,6 +47,7 @@ fn two_operators_see_an_incident_and_its_acknowledgement_live_in_chromium() {
         "department-centre.png",
         "commune-centre.png",
         "commune-quality.png",
+        "playbook-checklist.png",
     ] {
         assert!(data.join(shot).exists(), "screenshot {shot} taken");
     }
@@ -76,4 +79,17 @@ fn two_operators_see_an_incident_and_its_acknowledgement_live_in_chromium() {
         "the acknowledgement is audited: {audit:?}"
     );
     assert_eq!(acknowledged, 1, "one alert acknowledged in the store");
+    // The playbook step done from the screen, and the viewer's refused attempt, audited.
+    assert!(
+        audit.iter().any(|a| a.action == "playbook step"
+            && a.by == "long-hoa-operator-1"
+            && a.target.ends_with("/dispatch")),
+        "the dispatch step done from the screen is audited: {audit:?}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "playbook step refused" && a.by == "wall-display"),
+        "the viewer's refused action is audited: {audit:?}"
+    );
 }

@@ -319,6 +319,7 @@ function showAlert(a) {
       <h3 class="timeline-title"></h3><table class="timeline"><tbody></tbody></table></div>`;
   }
   updateAlertDetail(a);
+  showAlertRuns(a.alert_id); // its playbook runs beside it (runs.js)
   if (state.stations.has(a.key)) openStation(a.key, true).catch(() => {});
   else { state.detailStation = null; $("#detail-chart").innerHTML = ""; }
 }
@@ -370,6 +371,7 @@ function closeDetail() {
   if (state.detailStation && state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify({ op: "unsubscribe", channel: "stations" }));
   state.detailStation = null; state.detailSeries = null; state.station = null; state.stationRequest = null;
   if (state.detailChart) { state.detailChart.destroy(); state.detailChart = null; }
+  alertDetailClosed();
 }
 
 // ---- operator actions ----------------------------------------------------------------------

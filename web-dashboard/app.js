@@ -6,7 +6,8 @@
 // WebSocket, the KPI tiles and the test hooks (window.__wf). The other files: map.js (map,
 // markers, base map, commune fills), alerts.js (alert list, detail, operator actions),
 // stations.js (station drill-down), trust.js (freshness, banners, restarts, wall mode),
-// history.js and quality.js (the two full-screen panels). Boot runs once all are loaded.
+// history.js and quality.js (the two full-screen panels), runs.js (playbook runs: the
+// checklist beside an alert, the playbooks panel). Boot runs once all are loaded.
 "use strict";
 
 const I18N = {
@@ -46,7 +47,7 @@ const COLOURS = { critical: "#ff4d4f", major: "#ff9f1a", minor: "#f5d90a", info:
 const state = {
   lang: localStorage.getItem("wf-lang") || "vi",
   token: sessionStorage.getItem("wf-token"),
-  me: null, ws: null, seq: {}, alerts: new Map(), stations: new Map(), markers: new Map(),
+  me: null, ws: null, seq: {}, alerts: new Map(), stations: new Map(), markers: new Map(), runs: new Map(),
   kpis: new Map(), sparks: {}, tiles: new Map(), zone: null, zones: new Map(), detailStation: null, detailChart: null,
   retry: 1000, map: null, zoneLabels: [], rules: new Map(),
   epoch: null, lastMessage: 0, wall: false, started: false, welcomed: false, silent: false,
@@ -115,7 +116,7 @@ function applyLanguage() {
   setConnection(state.ws && state.ws.readyState === 1);
   renderTitle(); renderWho(); renderZoneSelect();
   renderAlerts(); renderKpis(); renderLegend(); renderZoneLabels(); renderBaseLabels();
-  renderMute(); renderTrust(); refreshDetailLanguage(); tickAges();
+  renderMute(); renderTrust(); refreshDetailLanguage(); refreshRuns(); tickAges();
 }
 
 // ---- the centre: title, account line ----------------------------------------------------
@@ -264,11 +265,12 @@ function connect() {
       // subscriptions below ask for fresh snapshots.
       noteEpoch(msg.epoch, "welcome");
       setConnection(true);
-      subscribe(ws, "alerts"); subscribe(ws, "kpis");
+      subscribe(ws, "alerts"); subscribe(ws, "kpis"); subscribe(ws, "runs");
       if (state.detailStation) subscribeStation(state.detailStation);
     } else if (msg.type === "snapshot") {
       state.seq[msg.channel] = msg.seq;
       if (msg.channel === "alerts") loadAlerts(msg.data);
+      else if (msg.channel === "runs") loadRuns(msg.data);
       else if (msg.channel === "kpis") { state.kpis.clear(); msg.data.forEach((z) => updateKpi(z, true)); renderKpis(); }
       else if (msg.channel === "stations") { msg.data.forEach(onReading); }
     } else if (msg.type === "resumed") {
@@ -276,6 +278,7 @@ function connect() {
     } else if (msg.type === "delta") {
       state.seq[msg.channel] = Math.max(state.seq[msg.channel] || 0, msg.seq);
       if (msg.channel === "alerts") onAlertDelta(msg.data);
+      else if (msg.channel === "runs") onRunDelta(msg.data);
       else if (msg.channel === "kpis") { msg.data.forEach((z) => updateKpi(z, false)); renderKpis(); }
       else if (msg.channel === "stations") { onReading(msg.data); }
     } else if (msg.type === "error") {
@@ -312,11 +315,12 @@ function dropSocket() {
   reconnectLater();
 }
 
-// Drops every alert and KPI the page holds (the server restarted): the next subscriptions
-// ask for fresh snapshots.
+// Drops every alert, run and KPI the page holds (the server restarted): the next
+// subscriptions ask for fresh snapshots.
 function resetLive() {
   state.seq = {};
   loadAlerts([]);
+  loadRuns([]);
   state.kpis.clear();
   renderKpis();
 }
@@ -467,7 +471,7 @@ function drawSpark(id, el, history) {
 // For benchmarks, tests and debugging from the console: the live state, read-only by
 // convention (web-dashboard/README.md lists the hooks).
 window.__wf = {
-  get markers() { return state.markers; }, get alerts() { return state.alerts; },
+  get markers() { return state.markers; }, get alerts() { return state.alerts; }, get runs() { return state.runs; },
   refreshAll: () => refreshAllMarkers(),
   topMarker: () => topMarker(),
   zoneColour: (id) => zoneColour(id),

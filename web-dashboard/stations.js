@@ -70,6 +70,7 @@ async function openStation(id, keepBody) {
     state.detailAlert = null; state.detailRecord = null;
     $("#detail").dataset.view = "station";
     $("#detail-body").innerHTML = "";
+    alertDetailClosed(); // the alert's playbook runs (runs.js) go with it
   }
   let section = $("#detail-station");
   if (!section) { section = document.createElement("section"); section.id = "detail-station"; $("#detail-body").appendChild(section); }

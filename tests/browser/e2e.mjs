@@ -8,7 +8,10 @@
 // ward's colour, acknowledge with a note, comment, assign from a list, resolve with a
 // reason after a confirmation (each seen live by the second operator), a one-reading
 // drill-down's value and axis, the age advancing, no untranslated text in either language,
-// wall mode, and the restart banner when the demo restarts under an open page.
+// wall mode, and the restart banner when the demo restarts under an open page. Playbooks
+// (issue 14): the fire's checklist beside its detail on both screens, a step done with its
+// evidence by one operator and seen done live by the other, nothing for another ward, no
+// controls for a viewer, the playbooks panel and a run started on a reported incident.
 // Usage: node e2e.mjs <watchfloor binary> <http port> <mqtt port> <data dir> [screenshot]
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
@@ -127,6 +130,117 @@ await first.selectOption(".act-form[data-action=assign] .assign-select", "long-h
 await first.click(".act-form[data-action=assign] .confirm");
 await second.waitForSelector("#detail-body .timeline-row[data-event=assigned]", { timeout: 15000 });
 step("a comment and an assignment from the screen reach the second operator's timeline");
+// The fire's playbook (fire_confirmed, started by the alert) beside its detail on both
+// screens: `dispatch` active with its countdown; done by the first operator with the fire
+// unit's number and a note (refused on screen without it); the second operator sees it
+// done live, the next step started and the timeline. Outside the ward nobody sees the run
+// or acts on it; a viewer of the ward sees the checklist without controls and is refused.
+const fireId = await first.getAttribute(fire, "data-id");
+const runId = `fire_confirmed:${fireId}`;
+const runSel = `#runs-side .run[data-run="${runId}"]`;
+const dispatch = `${runSel} .run-step[data-step=dispatch]`;
+for (const page of [first, second]) {
+  await page.waitForSelector(`${dispatch}[data-status=active] .run-due`, { timeout: 15000 });
+  // "Live" means over the open WebSocket: count every drop of the connection from here on.
+  await page.evaluate(() => {
+    const el = document.querySelector("#conn-status");
+    window.e2eDrops = 0;
+    new MutationObserver(() => { if (el.dataset.state !== "online") window.e2eDrops++; }).observe(el, { attributes: true, attributeFilter: ["data-state"] });
+  });
+}
+const due = await first.textContent(`${dispatch} .run-due`);
+if (!/^còn \d+ (phút|giây)$/.test(due)) throw new Error(`dispatch's countdown: "${due}"`);
+step(`the fire_confirmed checklist is beside the alert on both screens, dispatch active ("${due}")`);
+await first.click(`${dispatch} .run-complete`);
+await first.waitForFunction((sel) => document.querySelector(sel)?.textContent.includes("attachment"), `${dispatch} .run-error`, { timeout: 10000 });
+step(`without its reference dispatch is refused inline: "${await first.textContent(`${dispatch} .run-error`)}"`);
+await first.fill(`${dispatch} .run-value`, "PCCC-07");
+await first.fill(`${dispatch} .run-note`, "xe PCCC-07 đã xuất phát");
+await first.click(`${dispatch} .run-complete`);
+await first.waitForSelector(`${dispatch}[data-status=done]`, { timeout: 10000 });
+const doneAt = Date.now();
+await second.waitForSelector(`${dispatch}[data-status=done]`, { timeout: 10000 });
+const seenAfter = Date.now() - doneAt;
+const doneText = await second.textContent(`${dispatch} .run-step-done`);
+if (!doneText.includes("PCCC-07") || !doneText.includes("long-hoa-operator-1") || !doneText.includes("xe PCCC-07 đã xuất phát")) {
+  throw new Error(`the second screen's dispatch: ${doneText}`);
+}
+await second.waitForSelector(`${runSel} .run-step[data-step=divert_traffic][data-status=active] .run-due`, { timeout: 10000 });
+await second.waitForSelector(`${runSel} .run-event[data-event=completed][data-step=dispatch]`, { timeout: 10000 });
+for (const page of [first, second]) {
+  await page.waitForTimeout(1000);
+  const drops = await page.evaluate(() => window.e2eDrops);
+  if (drops) throw new Error(`a screen's WebSocket dropped ${drops} time(s) while the checklist was open (is the runs channel served?)`);
+}
+step(`dispatch done with PCCC-07, on the second screen live after ${seenAfter} ms with the next step and the timeline, no reconnection`);
+
+const as = async (token, method, url, body) => {
+  const res = await fetch(base + url, { method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: body && JSON.stringify(body) });
+  return { status: res.status, body: await res.json().catch(() => null) };
+};
+const ward = await as("demo-operator-long-hoa-1", "GET", `/api/runs?alert=${fireId}`);
+if (ward.body.runs.length !== 1 || ward.body.runs[0].id !== runId) throw new Error(`the ward's runs of the fire: ${JSON.stringify(ward.body)}`);
+const tanAnViewer = await as("demo-viewer-tan-an", "GET", `/api/runs?alert=${fireId}`);
+if (tanAnViewer.status !== 200 || tanAnViewer.body.runs.length !== 0) throw new Error(`Tân An's viewer gets runs of the fire: ${JSON.stringify(tanAnViewer.body)}`);
+const tanAnRun = await as("demo-operator-tan-an", "GET", `/api/runs/${encodeURIComponent(runId)}`);
+const tanAnAct = await as("demo-operator-tan-an", "POST", `/api/runs/${encodeURIComponent(runId)}/steps/divert_traffic`, { action: "complete", note: "không phải việc của tôi" });
+if (tanAnRun.status !== 404 || tanAnAct.status !== 404 || !tanAnAct.body.error) throw new Error(`Tân An's operator: GET ${tanAnRun.status}, POST ${tanAnAct.status}`);
+const viewerAct = await as("demo-wall-display", "POST", `/api/runs/${encodeURIComponent(runId)}/steps/divert_traffic`, { action: "complete", note: "chỉ xem" });
+if (viewerAct.status !== 403 || !viewerAct.body.error) throw new Error(`a city viewer acting on the run: ${viewerAct.status} ${JSON.stringify(viewerAct.body)}`);
+const stillOpen = await as("demo-admin", "GET", `/api/runs/${encodeURIComponent(runId)}`);
+if (stillOpen.body.steps.find((s) => s.id === "divert_traffic").status !== "active") throw new Error("a refused action changed the run");
+step(`outside the ward: no run for Tân An's viewer, 404 for its operator (GET and POST); a city viewer is refused (403)`);
+// On screen: Tân An's commune centre holds no run of the fire; a viewer of the city sees the
+// checklist without a single control.
+const tanAnPage = await login(await browser.newContext({ viewport: { width: 1920, height: 1080 } }), "demo-viewer-tan-an");
+await tanAnPage.waitForTimeout(2000);
+const tanAnSees = await tanAnPage.evaluate((id) => ({ runs: [...window.__wf.runs.values()].filter((r) => r.alert_id === id).length,
+  checklists: document.querySelectorAll(".run, .run-step").length, row: !!document.querySelector(`.alert-item[data-id="${id}"]`) }), fireId);
+if (tanAnSees.runs || tanAnSees.checklists || tanAnSees.row) throw new Error(`Tân An's viewer sees the fire's run: ${JSON.stringify(tanAnSees)}`);
+await tanAnPage.context().close();
+const cityViewer = await login(await browser.newContext({ viewport: { width: 1920, height: 1080 } }), "demo-wall-display");
+await cityViewer.click(`${fire} .meta`);
+await cityViewer.waitForSelector(`${runSel} .run-step[data-step=divert_traffic][data-status=active]`, { timeout: 15000 });
+const controls = await cityViewer.$$eval(`${runSel} button, ${runSel} input, ${runSel} textarea, ${runSel} select, #runs-side .run-start-alert`, (els) => els.length);
+if (controls) throw new Error(`a viewer's checklist has ${controls} controls`);
+await cityViewer.context().close();
+step("Tân An's viewer has no checklist of the fire; a city viewer sees it without controls");
+
+// The checklist in both languages, and its screenshot.
+for (const lang of ["en", "vi"]) {
+  await first.click("#lang");
+  await first.waitForFunction((l) => window.__wf.lang() === l, lang);
+  await first.waitForSelector(`${runSel} .run-step[data-step=divert_traffic] .run-due`);
+  const missing = await first.evaluate(() => window.__wf.untranslated());
+  if (missing.length) throw new Error(`untranslated keys in ${lang} with the checklist open: ${missing}`);
+}
+if (!/^còn \d+ (phút|giây)$/.test(await first.textContent(`${runSel} .run-step[data-step=divert_traffic] .run-due`))) throw new Error("divert_traffic's countdown");
+if (screenshot) {
+  await first.waitForTimeout(500);
+  await first.screenshot({ path: path.join(path.dirname(screenshot), "playbook-checklist.png") });
+}
+step("the checklist has no untranslated text in English or Vietnamese; playbook-checklist.png saved");
+
+// The playbooks panel: the fire's run listed (it opens the alert), and a manual playbook
+// started on a reported incident from the form, opened alone.
+await first.click("#runs-open");
+await first.waitForSelector(`#runs .runs-row[data-run="${runId}"]`, { timeout: 10000 });
+await first.click(`#runs .runs-row[data-run="${runId}"]`);
+await first.waitForSelector(`${runSel} .run-step[data-step=divert_traffic][data-status=active]`, { timeout: 10000 });
+await first.click("#runs-open");
+await first.selectOption("#r-playbook", "search_and_rescue");
+await first.fill("#r-title", "Người mắc kẹt dưới kênh Long Hòa");
+await first.selectOption("#r-zone", "long_hoa");
+await first.click("#r-start");
+await first.waitForSelector('#runs-side .run[data-playbook=search_and_rescue] .run-step[data-step=assess][data-status=active] .run-value[type=number]', { timeout: 10000 });
+await second.click("#runs-open");
+await second.waitForSelector("#runs .runs-row[data-run^='search_and_rescue:']", { timeout: 10000 });
+await second.click("#r-close");
+await first.click("#runs-side-close");
+step("the playbooks panel lists the open runs; a search-and-rescue run started from its form opens alone and reaches the second operator");
+await first.click(`${fire} .meta`);
+await first.waitForSelector(`${runSel} .run-step[data-step=divert_traffic]`, { timeout: 10000 });
+
 await first.click("#detail-body .act-resolve");
 await first.click(".act-form[data-action=resolve] .confirm");
 if (!(await first.$(".act-form[data-action=resolve] .act-error"))) throw new Error("a resolve without a reason was not refused on screen");

@@ -18,7 +18,7 @@ macro_rules! asset {
     };
 }
 
-const ASSETS: [(&str, &[u8]); 13] = [
+const ASSETS: [(&str, &[u8]); 14] = [
     asset!("index.html"),
     asset!("app.js"),
     asset!("history.js"),
@@ -27,6 +27,7 @@ const ASSETS: [(&str, &[u8]); 13] = [
     asset!("map.js"),
     asset!("stations.js"),
     asset!("trust.js"),
+    asset!("runs.js"),
     asset!("style.css"),
     asset!("vendor/leaflet.js"),
     asset!("vendor/leaflet.css"),

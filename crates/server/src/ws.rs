@@ -268,9 +268,9 @@ async fn send_text(socket: &mut WebSocket, text: String) -> bool {
 }
 
 async fn next_delta(
-    subs: &mut [Option<Subscription>; 3],
+    subs: &mut [Option<Subscription>; 4],
 ) -> (usize, Result<Arc<Delta>, RecvError>) {
-    let [a, k, s] = subs;
+    let [a, k, s, r] = subs;
     async fn one(sub: &mut Option<Subscription>) -> Result<Arc<Delta>, RecvError> {
         match sub {
             Some(sub) => sub.rx.recv().await,
@@ -281,10 +281,16 @@ async fn next_delta(
         r = one(a) => (0, r),
         r = one(k) => (1, r),
         r = one(s) => (2, r),
+        x = one(r) => (3, x),
     }
 }
 
-const CHANNELS: [Channel; 3] = [Channel::Alerts, Channel::Kpis, Channel::Stations];
+const CHANNELS: [Channel; 4] = [
+    Channel::Alerts,
+    Channel::Kpis,
+    Channel::Stations,
+    Channel::Runs,
+];
 
 async fn client(state: AppState, mut socket: WebSocket) {
     // Authenticate first: {"op":"auth","token":"…"}.
@@ -313,7 +319,7 @@ async fn client(state: AppState, mut socket: WebSocket) {
 }
 
 async fn run(state: &AppState, who: &Account, socket: &mut WebSocket) {
-    let mut subs: [Option<Subscription>; 3] = [None, None, None];
+    let mut subs: [Option<Subscription>; 4] = [None, None, None, None];
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
     loop {
