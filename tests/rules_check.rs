@@ -188,7 +188,7 @@ fn sectors_name_known_kinds_and_rules_and_rules_name_known_sectors() {
     let cases = [
         (
             "unknown_rule",
-            sectors.replace("camera_wrong_way camera_congestion\n", "camera_wrong_way camera_congestoin\n"),
+            sectors.replace("camera_wrong_way camera_congestion camera_accident\n", "camera_wrong_way camera_congestoin camera_accident\n"),
             None,
             format!("sectors.csv:{transport}:"),
             "sector `transport` names unknown rule `camera_congestoin`".to_string(),
@@ -209,6 +209,10 @@ fn sectors_name_known_kinds_and_rules_and_rules_name_known_sectors() {
         ),
     ];
     for (name, sectors_text, extra, place, words) in cases {
+        assert!(
+            extra.is_some() || sectors_text != sectors,
+            "{name}: the edit no longer applies to sectors.csv"
+        );
         let dir = base.join(name);
         copy_dir(&root().join("alert-rules"), &dir);
         std::fs::write(dir.join("city/sectors.csv"), sectors_text).unwrap();
