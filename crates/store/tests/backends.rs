@@ -116,14 +116,14 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
         let store = Store::open(&url).await.unwrap();
         assert_eq!(
             store.schema_version().await.unwrap(),
-            2,
+            3,
             "{}",
             store.backend()
         );
         store.close().await;
         // Opening again applies nothing and works.
         let store = Store::open(&url).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 2);
+        assert_eq!(store.schema_version().await.unwrap(), 3);
         // A newer Watchfloor migrated it further: this binary must not touch it.
         let insert = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (9999, 'from the future', true, $1, 0)";
         match i {
@@ -926,4 +926,119 @@ async fn a_full_disk_degrades_the_writer_and_nothing_answered_is_lost() {
         store.alert("f1").await.unwrap().unwrap().state,
         "acknowledged"
     );
+}
+
+#[tokio::test]
+async fn playbook_runs_timelines_and_the_outbox_on_both_backends() {
+    use watchfloor_store::{OutboxRow, PlaybookVersionRow, RunEventRow, RunRow};
+    for url in [sqlite_url("runs"), postgres().database("runs")] {
+        let store = Store::open(&url).await.unwrap();
+        let version = PlaybookVersionRow {
+            playbook: "p".into(),
+            version: "v1".into(),
+            file: "p.yaml".into(),
+            text: "playbook: …".into(),
+        };
+        let run = |finished_at: Option<i64>| RunRow {
+            id: "p:A1".into(),
+            playbook: "p".into(),
+            version: "v1".into(),
+            alert_id: Some("A1".into()),
+            zone: Some("long_hoa".into()),
+            sectors: " environment ".into(),
+            exercise: None,
+            started_at: 1_000,
+            finished_at,
+            next_due: Some(5_000),
+            state: "{}".into(),
+        };
+        let event = |seq: i64| RunEventRow {
+            run: "p:A1".into(),
+            seq,
+            at: 1_000 + seq,
+            step: Some("s".into()),
+            event: "started".into(),
+            actor: None,
+            value: Some("\"x\"".into()),
+            note: None,
+        };
+        let outbox = OutboxRow {
+            id: "p:A1/s/1".into(),
+            run: "p:A1".into(),
+            effect: "{}".into(),
+            created_at: 1_000,
+            done_at: None,
+            attempts: 0,
+            last_error: None,
+        };
+        store
+            .save_runs(
+                &[version.clone()],
+                &[run(None)],
+                &[event(1)],
+                &[outbox.clone()],
+            )
+            .await
+            .unwrap();
+        // The same change again (a retry) and a later one: one version, one run, lines once.
+        store
+            .save_runs(
+                &[version],
+                &[run(Some(9_000))],
+                &[event(1), event(2)],
+                &[outbox],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.playbook_versions().await.unwrap().len(),
+            1,
+            "{}",
+            store.backend()
+        );
+        assert_eq!(
+            store.run("p:A1").await.unwrap().unwrap().finished_at,
+            Some(9_000)
+        );
+        assert_eq!(
+            store.runs_since(9_001).await.unwrap().len(),
+            0,
+            "finished before: not restored"
+        );
+        assert_eq!(store.runs_since(8_000).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .run_events("p:A1")
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(
+            store.run_events_between(1_002, 2_000).await.unwrap().len(),
+            1
+        );
+        assert_eq!(store.outbox_pending().await.unwrap().len(), 1);
+        store
+            .outbox_attempt("p:A1/s/1", None, Some("broker down"))
+            .await
+            .unwrap();
+        let pending = store.outbox_pending().await.unwrap();
+        assert_eq!(
+            (pending[0].attempts, pending[0].last_error.as_deref()),
+            (1, Some("broker down"))
+        );
+        store
+            .outbox_attempt("p:A1/s/1", Some(2_000), None)
+            .await
+            .unwrap();
+        assert!(
+            store.outbox_pending().await.unwrap().is_empty(),
+            "{}",
+            store.backend()
+        );
+        store.close().await;
+    }
 }
