@@ -973,10 +973,10 @@ async fn playbook_runs_timelines_and_the_outbox_on_both_backends() {
         };
         store
             .save_runs(
-                &[version.clone()],
+                std::slice::from_ref(&version),
                 &[run(None)],
                 &[event(1)],
-                &[outbox.clone()],
+                std::slice::from_ref(&outbox),
             )
             .await
             .unwrap();
