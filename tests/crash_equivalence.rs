@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use support::equivalence::{
     assert_matches_replay, clock_firings, dataset, last_stopped_reading, log_of, reference, start,
-    wait_for_reference, Rng, STOPPED,
+    wait_for_reference, Refusals, Rng, STOPPED,
 };
 use support::mosquitto::Mosquitto;
 use support::{runtime, scratch};
@@ -259,6 +259,11 @@ fn run(name: &str, disruption: Disruption) {
         &pipeline,
         &reference,
         &text,
+        if disruption == Disruption::BrokerRestart {
+            Refusals::Redeliveries { window: 500 }
+        } else {
+            Refusals::None
+        },
     );
     let log = log_of(&pipeline);
     if disruption == Disruption::Kill {

@@ -24,7 +24,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
 use support::equivalence::{
-    assert_matches_replay, dataset, log_of, reference, start, wait_for_reference, Rng,
+    assert_matches_replay, dataset, log_of, reference, start, wait_for_reference, Refusals, Rng,
 };
 use support::tansu::PARTITIONS;
 use support::{runtime, scratch, wait_until};
@@ -123,7 +123,7 @@ fn check(name: &str, dir: &Path, pipeline: &Path, reference: &support::equivalen
         last_text,
         Duration::from_secs(60),
     );
-    assert_matches_replay(name, dir, pipeline, reference, &text);
+    assert_matches_replay(name, dir, pipeline, reference, &text, Refusals::None);
 }
 
 /// Restarts after the dead incarnation's session expired (tansu 0.6, see the file doc).

@@ -427,15 +427,28 @@ pub fn log_of(pipeline: &Path) -> String {
     super::log_of(pipeline, LOG)
 }
 
+/// Which refusals a disruption may cause.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Refusals {
+    /// None at all: a crash or a restart of Watchfloor refuses nothing.
+    None,
+    /// Duplicates of published readings, at most `window` of them: a broker restart makes
+    /// QoS 1 publishers resend what was in flight (MQTT is at-least-once), and Watchfloor
+    /// must refuse each resend as a duplicate, never count it twice. Late refusals: none.
+    Redeliveries { window: usize },
+}
+
 /// Asserts the live output `text` equals the reference exactly (nothing missing, nothing
 /// extra, every repeat byte-identical; the log's tail shown if not) and that nothing was
-/// dead-lettered (a late or duplicate refusal would show there). Prints the summary.
+/// dead-lettered beyond what `allowed` permits (a late refusal would show there). Prints
+/// the summary.
 pub fn assert_matches_replay(
     label: &str,
     dir: &Path,
     pipeline: &Path,
     reference: &Reference,
     text: &str,
+    allowed: Refusals,
 ) {
     let (expected, last_text) = reference;
     let comparison = compare(expected, text, last_text);
@@ -450,10 +463,46 @@ pub fn assert_matches_replay(
         );
     }
     let dead = std::fs::read_to_string(dir.join("dead.ndjson")).unwrap_or_default();
-    assert_eq!(
-        dead.lines().count(),
-        0,
-        "nothing refused (late or duplicate): {}",
-        dead.lines().take(3).collect::<Vec<_>>().join("\n")
-    );
+    let refused: Vec<&str> = dead.lines().collect();
+    match allowed {
+        Refusals::None => assert_eq!(
+            refused.len(),
+            0,
+            "nothing refused (late or duplicate): {}",
+            refused
+                .iter()
+                .take(3)
+                .copied()
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        Refusals::Redeliveries { window } => {
+            let published: std::collections::HashSet<String> = dataset()
+                .0
+                .into_iter()
+                .map(|(_, payload)| payload)
+                .collect();
+            for line in &refused {
+                let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(
+                    record["reason"], "duplicate",
+                    "only duplicates refused: {line}"
+                );
+                let raw = record["raw"].as_str().unwrap_or_default();
+                assert!(
+                    published.contains(raw),
+                    "a refused duplicate is a published reading, resent: {line}"
+                );
+            }
+            assert!(
+                refused.len() <= window,
+                "{} resends refused, more than the {window} a publisher keeps in flight",
+                refused.len()
+            );
+            eprintln!(
+                "{label}: {} resent readings refused as duplicates",
+                refused.len()
+            );
+        }
+    }
 }
