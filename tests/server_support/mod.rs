@@ -147,6 +147,9 @@ pub fn harness(rules_dir: &Path) -> Harness {
                     Some(EngineCommand::Reload { rules, city: c, reply }) => { let _ = reply.send(engine.reload(rules, &mut out)); city = c; }
                     Some(EngineCommand::ActiveAlerts { reply }) => { let _ = reply.send(engine.active_alerts()); }
                     Some(EngineCommand::WithActiveAlerts { with }) => with(engine.active_alerts()),
+                    Some(EngineCommand::Exercise { reply, .. }) => {
+                        let _ = reply.send(Err(watchfloor_engine::EngineError::Exercise("this test stand-in runs no exercises".into())));
+                    }
                     None => return,
                 }
             }

@@ -248,6 +248,10 @@ pub enum OutputConfig {
     File {
         /// Path, relative to the pipeline file's directory or absolute.
         path: PathBuf,
+        /// Also write drills' exercise alerts, to the twin file `<stem>.exercise.<ext>`
+        /// (never to `path`). Default: exercise alerts never reach this output.
+        #[serde(default)]
+        exercises: bool,
     },
     /// An MQTT broker; `{severity}` and `{rule}` in the topic are filled per alert.
     Mqtt {
@@ -259,6 +263,10 @@ pub enum OutputConfig {
         client_id: String,
         /// Topic template, e.g. `ioc/alerts/{severity}/{rule}`.
         topic: String,
+        /// Also publish drills' exercise alerts, under `exercise/<topic>` (never on
+        /// `topic`). Default: exercise alerts never reach this output.
+        #[serde(default)]
+        exercises: bool,
     },
     /// A Kafka topic, records keyed by `alert_id` (dead letters: by reason), idempotent producer.
     Kafka {
@@ -269,7 +277,49 @@ pub enum OutputConfig {
         /// Extra librdkafka producer settings (default: one record per batch).
         #[serde(default)]
         options: std::collections::BTreeMap<String, String>,
+        /// Also send drills' exercise alerts, to the topic `<topic>.exercise` (never to
+        /// `topic`). Default: exercise alerts never reach this output.
+        #[serde(default)]
+        exercises: bool,
     },
+}
+
+impl OutputConfig {
+    /// Does this output take exercise alerts (on its exercise twin)?
+    pub fn takes_exercises(&self) -> bool {
+        match self {
+            OutputConfig::File { exercises, .. }
+            | OutputConfig::Mqtt { exercises, .. }
+            | OutputConfig::Kafka { exercises, .. } => *exercises,
+        }
+    }
+
+    /// Where this output's exercise alerts go: the same kind of output, on the exercise
+    /// file or topic (`None` when it does not take them).
+    pub fn exercise_twin(&self) -> Option<OutputConfig> {
+        if !self.takes_exercises() {
+            return None;
+        }
+        let mut twin = self.clone();
+        match &mut twin {
+            OutputConfig::File { path, .. } => {
+                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                let name = match path.extension() {
+                    Some(ext) => format!("{stem}.exercise.{}", ext.to_string_lossy()),
+                    None => format!("{stem}.exercise"),
+                };
+                path.set_file_name(name);
+            }
+            OutputConfig::Mqtt {
+                topic, client_id, ..
+            } => {
+                *topic = format!("exercise/{topic}");
+                client_id.push_str("-exercise");
+            }
+            OutputConfig::Kafka { topic, .. } => topic.push_str(".exercise"),
+        }
+        Some(twin)
+    }
 }
 
 /// Refuses a `[[source]]` key its type and format do not know (a misspelt setting would
@@ -366,7 +416,7 @@ impl PipelineConfig {
             .iter_mut()
             .chain(std::iter::once(&mut config.dead_letter))
         {
-            if let OutputConfig::File { path } = output {
+            if let OutputConfig::File { path, .. } = output {
                 *path = base.join(&*path);
             }
         }

@@ -148,6 +148,9 @@ pub enum EngineError {
     /// The action could not be made durable, so it was not applied (retry).
     #[error("the action could not be recorded durably, try again: {0}")]
     Unavailable(String),
+    /// An exercise command that cannot apply (a bad id, an exercise not running).
+    #[error("{0}")]
+    Exercise(String),
 }
 
 const NONE: i64 = i64::MIN;
@@ -827,6 +830,12 @@ impl Engine {
 
     /// Records an operator's acknowledgement on a firing alert.
     pub fn acknowledge(&mut self, id: &str, ack: Acknowledgement) -> Result<(), EngineError> {
+        self.firing_mut(id)?.2.ack = Some(ack);
+        Ok(())
+    }
+
+    /// The rule index, key and state of firing alert `id`.
+    fn firing_mut(&mut self, id: &str) -> Result<(u32, u32, &mut ActiveAlert), EngineError> {
         let (r, k) = *self
             .active_index
             .get(id)
@@ -836,8 +845,20 @@ impl Engine {
             .get_mut(&k)
             .and_then(|t| t.active.as_mut())
             .ok_or_else(|| EngineError::UnknownAlert(id.to_string()))?;
-        active.ack = Some(ack);
-        Ok(())
+        Ok((r, k, active))
+    }
+
+    /// The rules this engine runs (an exercise's engine is started with them).
+    pub fn rule_set(&self) -> RuleSet {
+        RuleSet {
+            rules: self.rules.iter().map(|rt| rt.rule.clone()).collect(),
+            lookups: self.lookups.clone(),
+        }
+    }
+
+    /// The engine's event-time settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
     }
 
     /// Resolves a firing alert by hand (an operator closing it) at `at`; the rule starts
@@ -866,15 +887,7 @@ impl Engine {
         at: i64,
         out: &mut Emitted,
     ) -> Result<bool, EngineError> {
-        let (r, k) = *self
-            .active_index
-            .get(id)
-            .ok_or_else(|| EngineError::UnknownAlert(id.to_string()))?;
-        let active = self.rules[r as usize]
-            .alerts
-            .get_mut(&k)
-            .and_then(|t| t.active.as_mut())
-            .ok_or_else(|| EngineError::UnknownAlert(id.to_string()))?;
+        let (r, k, active) = self.firing_mut(id)?;
         if severity <= active.severity {
             return Ok(false);
         }

@@ -91,6 +91,40 @@ pub struct AlertTransition {
     pub labels: BTreeMap<String, String>,
 }
 
+/// The label naming the exercise (drill) an alert belongs to; exercise alerts also carry
+/// [`MODE_LABEL`] = [`EXERCISE_MODE`]. Real alerts have neither.
+pub const EXERCISE_LABEL: &str = "exercise";
+/// The label saying whether an alert is real or an exercise's.
+pub const MODE_LABEL: &str = "mode";
+/// [`MODE_LABEL`]'s value on exercise alerts.
+pub const EXERCISE_MODE: &str = "exercise";
+/// Separates an exercise's id from the engine's id in an exercise alert's id
+/// (`<exercise>~<id>`), so exercise alerts never share an id with real ones.
+pub const EXERCISE_ID_SEPARATOR: char = '~';
+
+/// The exercise an alert id belongs to, if it is an exercise alert's.
+pub fn exercise_of_alert(alert_id: &str) -> Option<&str> {
+    alert_id
+        .split_once(EXERCISE_ID_SEPARATOR)
+        .map(|(exercise, _)| exercise)
+}
+
+/// Is `id` a well-formed exercise id: 1–64 of `a-z`, `0-9`, `_`, `-`?
+pub fn valid_exercise_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+impl AlertTransition {
+    /// The exercise this transition belongs to (from its labels), if any.
+    pub fn exercise(&self) -> Option<&str> {
+        self.labels.get(EXERCISE_LABEL).map(String::as_str)
+    }
+}
+
 #[derive(Serialize)]
 struct TransitionRecord<'a> {
     alert_id: &'a str,

@@ -17,7 +17,10 @@ pub mod vn_aqi;
 #[cfg(test)]
 mod contract_tests;
 
-pub use alert::{AlertState, AlertTransition, Severity};
+pub use alert::{
+    exercise_of_alert, valid_exercise_id, AlertState, AlertTransition, Severity,
+    EXERCISE_ID_SEPARATOR, EXERCISE_LABEL, EXERCISE_MODE, MODE_LABEL,
+};
 pub use aliases::canonical_metric;
 pub use envelope::{
     decode_envelope, decode_envelopes, DecodeLimits, Event, Kind, Location, StationStatus,

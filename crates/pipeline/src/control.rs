@@ -80,6 +80,15 @@ pub enum EngineCommand {
         /// The answer.
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
+    /// A drill's command: start an exercise, inject its readings, end it.
+    Exercise {
+        /// The exercise id.
+        id: String,
+        /// What.
+        action: crate::exercise::ExerciseAction,
+        /// The answer.
+        reply: oneshot::Sender<Result<crate::exercise::ExerciseAnswer, EngineError>>,
+    },
     /// Swap in an already validated rule set (and the city it was compiled with).
     Reload {
         /// The new rules.

@@ -7,11 +7,13 @@
 pub mod control;
 mod delivery;
 pub mod durable;
+pub mod exercise;
 mod run;
 mod runner;
 mod step;
 
 pub use control::{EngineCommand, Outcome, PipelineLink, PipelineObserver};
+pub use exercise::{ExerciseAction, ExerciseAnswer};
 pub use run::{run_pipeline, run_pipeline_linked, PipelineError};
 pub use step::dead_letter_record;
 pub use watchfloor_connectors::PipelineStats;

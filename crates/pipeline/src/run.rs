@@ -123,15 +123,18 @@ pub async fn run_pipeline_linked(
         undelivered_dir: config.undelivered_dir(),
     };
     let mut outputs = Vec::new();
-    for output in &config.outputs {
+    let twins = config.outputs.iter().filter_map(|o| o.exercise_twin());
+    let all = config.outputs.iter().cloned().map(|o| (o, false));
+    for (output, twin) in all.chain(twins.map(|o| (o, true))) {
         let sink = output.build(max_payload).await?;
-        outputs.push(Delivery::start(
+        let delivery = Delivery::start(
             output.label(),
             sink,
             policy.clone(),
             stats.clone(),
             wake.clone(),
-        ));
+        );
+        outputs.push((delivery, twin));
     }
     let dead_letters = Delivery::start(
         format!("dead-letter {}", config.dead_letter.label()),
@@ -145,7 +148,7 @@ pub async fn run_pipeline_linked(
         .iter()
         .map(|s| (s.name().to_string(), Decoder::from_format(s.format())))
         .collect();
-    let processor = step::Processor::new(
+    let mut processor = step::Processor::new(
         opened.engine,
         city,
         decoders,
@@ -153,6 +156,7 @@ pub async fn run_pipeline_linked(
         observer,
         stats.clone(),
     );
+    processor.exercises = opened.exercises;
     let mut runner = runner::Runner::new(
         processor,
         outputs,

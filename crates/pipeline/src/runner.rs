@@ -56,6 +56,8 @@ struct PendingCheckpoint {
 pub(crate) struct Runner {
     pub processor: Processor,
     pub outputs: Vec<Delivery>,
+    /// Per output: is it an exercise twin (takes exercise alerts, and only them)?
+    pub exercise_twins: Vec<bool>,
     pub dead_letters: Delivery,
     pub durable: Option<Durable>,
     pub checkpoint_every: Duration,
@@ -86,15 +88,17 @@ fn origin(ack: &Ack) -> Origin {
 impl Runner {
     pub(crate) fn new(
         processor: Processor,
-        outputs: Vec<Delivery>,
+        outputs: Vec<(Delivery, bool)>,
         dead_letters: Delivery,
         durable: Option<Durable>,
         checkpoint_every: Duration,
         stats: Arc<PipelineStats>,
     ) -> Runner {
+        let (outputs, exercise_twins) = outputs.into_iter().unzip();
         Runner {
             processor,
             outputs,
+            exercise_twins,
             dead_letters,
             durable,
             checkpoint_every,
@@ -113,6 +117,7 @@ impl Runner {
     pub(crate) async fn replay(&mut self, records: Vec<Record>) -> Result<(), PipelineError> {
         if records.is_empty() {
             self.processor.engine.resume(crate::run::now_ms());
+            self.processor.exercises.resume(crate::run::now_ms());
             return Ok(());
         }
         let started = Instant::now();
@@ -125,6 +130,11 @@ impl Runner {
                             tracing::warn!(seq = record.seq, error = %e, "logged operator action no longer applies");
                         }
                     }
+                    Ok(LogRecord::Exercise(exercise)) => {
+                        if let Err(e) = self.processor.exercise(&exercise) {
+                            tracing::warn!(seq = record.seq, error = %e, "logged exercise command no longer applies");
+                        }
+                    }
                     Err(e) => tracing::error!(seq = record.seq, error = %e, "log record skipped"),
                 }
             }
@@ -135,6 +145,7 @@ impl Runner {
         self.wait_confirmed(|r| r.all_confirmed(), None).await?;
         // The downtime is not station silence (absence rules).
         self.processor.engine.resume(crate::run::now_ms());
+        self.processor.exercises.resume(crate::run::now_ms());
         // (If the incident store cannot keep the replayed transitions now, the loop's own
         // checkpoint follows once it has.)
         if !self.observer_caught_up().await {
@@ -142,7 +153,7 @@ impl Runner {
             return Ok(());
         }
         if let Some(durable) = &mut self.durable {
-            durable.checkpoint_and_wait(&self.processor.engine)?;
+            durable.checkpoint_and_wait(&self.processor.engine, &self.processor.exercises)?;
         }
         self.last_checkpoint = Instant::now();
         tracing::info!(
@@ -207,21 +218,50 @@ impl Runner {
         }
     }
 
-    /// Applies an operator's action to the engine.
+    /// Applies an operator's action to the engine (or to its exercise's engine).
     fn apply(&mut self, action: OperatorAction) -> Result<(), watchfloor_engine::EngineError> {
         let processor = &mut self.processor;
-        match action {
-            OperatorAction::Acknowledge { id, ack } => processor.engine.acknowledge(&id, ack),
-            OperatorAction::Resolve { id, at } => {
-                processor
-                    .engine
-                    .resolve_manually(&id, at, &mut processor.emitted)
+        let id = match &action {
+            OperatorAction::Acknowledge { id, .. }
+            | OperatorAction::Resolve { id, .. }
+            | OperatorAction::Raise { id, .. } => id.clone(),
+        };
+        let act = |engine: &mut watchfloor_engine::Engine,
+                   id: &str,
+                   out: &mut watchfloor_engine::Emitted| match action {
+            OperatorAction::Acknowledge { ack, .. } => engine.acknowledge(id, ack),
+            OperatorAction::Resolve { at, .. } => engine.resolve_manually(id, at, out),
+            OperatorAction::Raise { severity, at, .. } => {
+                engine.raise_severity(id, severity, at, out).map(|_| ())
             }
-            OperatorAction::Raise { id, severity, at } => processor
-                .engine
-                .raise_severity(&id, severity, at, &mut processor.emitted)
-                .map(|_| ()),
+        };
+        if watchfloor_model::exercise_of_alert(&id).is_some() {
+            return processor
+                .exercises
+                .on_alert(&id, &mut processor.emitted, act)
+                .unwrap_or(Ok(()));
         }
+        act(&mut processor.engine, &id, &mut processor.emitted)
+    }
+
+    /// Logs an exercise command (when there is a log), then applies it.
+    fn exercise(
+        &mut self,
+        id: String,
+        action: crate::exercise::ExerciseAction,
+    ) -> Result<crate::exercise::ExerciseAnswer, watchfloor_engine::EngineError> {
+        let now = crate::run::now_ms();
+        self.processor.tick(now);
+        let record = crate::exercise::ExerciseRecord { id, now, action };
+        if let Some(durable) = &mut self.durable {
+            if let Err(e) = durable.log_exercise(&record) {
+                tracing::error!(error = %e, "exercise command not logged; refused");
+                return Err(watchfloor_engine::EngineError::Unavailable(e.to_string()));
+            }
+        }
+        let answer = self.processor.exercise(&record);
+        self.hand_over();
+        answer
     }
 
     /// Logs an operator's action (when there is a log), then applies it.
@@ -256,7 +296,13 @@ impl Runner {
                 let action = OperatorAction::Raise { id, severity, at };
                 let _ = reply.send(self.log_and_apply(action));
             }
+            EngineCommand::Exercise { id, action, reply } => {
+                let _ = reply.send(self.exercise(id, action));
+            }
             EngineCommand::Reload { rules, city, reply } => {
+                self.processor
+                    .exercises
+                    .reload(&rules, &mut self.processor.emitted);
                 let summary = self
                     .processor
                     .engine
@@ -271,11 +317,18 @@ impl Runner {
                 );
                 let _ = reply.send(summary);
             }
-            EngineCommand::WithActiveAlerts { with } => with(self.processor.engine.active_alerts()),
+            EngineCommand::WithActiveAlerts { with } => with(self.active_alerts()),
             EngineCommand::ActiveAlerts { reply } => {
-                let _ = reply.send(self.processor.engine.active_alerts());
+                let _ = reply.send(self.active_alerts());
             }
         }
+    }
+
+    /// The firing alerts, real and the exercises'.
+    fn active_alerts(&self) -> Vec<watchfloor_engine::ActiveAlertView> {
+        let mut all = self.processor.engine.active_alerts();
+        all.extend(self.processor.exercises.active_alerts());
+        all
     }
 
     /// Hands alerts and dead letters to the outputs' tasks (never waits on them).
@@ -289,9 +342,13 @@ impl Runner {
             .transitions
             .fetch_add(emitted.transitions.len() as u64, Ordering::Relaxed);
         for transition in emitted.transitions.drain(..) {
+            let exercise = transition.exercise().is_some();
             let transition = Arc::new(transition);
-            for output in self.outputs.iter_mut() {
-                output.send(Item::Alert(transition.clone()));
+            // Real alerts to the real outputs, exercise alerts to the exercise twins only.
+            for (output, twin) in self.outputs.iter_mut().zip(&self.exercise_twins) {
+                if exercise == *twin {
+                    output.send(Item::Alert(transition.clone()));
+                }
             }
         }
         for record in self.processor.dead_letters.drain(..) {
@@ -363,7 +420,7 @@ impl Runner {
             // it (a checkpoint must not cover an alert an output could still lose). The
             // engine does not wait for that.
             self.checkpoint = Some(PendingCheckpoint {
-                snapshot: durable.snapshot(&self.processor.engine),
+                snapshot: durable.snapshot(&self.processor.engine, &self.processor.exercises),
                 marks: self.outputs.iter().map(Delivery::mark).collect(),
                 dead_letter_mark: self.dead_letters.mark(),
                 observer_mark: self.observer_durability().0,
@@ -478,7 +535,7 @@ impl Runner {
             return Ok(());
         }
         if let Some(durable) = &mut self.durable {
-            durable.checkpoint_and_wait(&self.processor.engine)?;
+            durable.checkpoint_and_wait(&self.processor.engine, &self.processor.exercises)?;
         }
         for done in self.pending.drain(..) {
             Ack::release_all(done.acks);

@@ -27,6 +27,8 @@ pub(crate) struct Processor {
     pub emitted: Emitted,
     /// Dead-letter records not yet handed to the dead-letter output.
     pub dead_letters: Vec<serde_json::Value>,
+    /// The running exercises' engines.
+    pub exercises: crate::exercise::Exercises,
     /// The clock the engine was last ticked to by [`Processor::process`].
     last_now: i64,
 }
@@ -49,6 +51,7 @@ impl Processor {
             stats,
             emitted: Emitted::default(),
             dead_letters: Vec::new(),
+            exercises: crate::exercise::Exercises::default(),
             last_now: i64::MIN,
         }
     }
@@ -56,6 +59,27 @@ impl Processor {
     /// Sets the engine's clock (fires what is due).
     pub(crate) fn tick(&mut self, now: i64) {
         self.engine.tick(now, &mut self.emitted);
+        self.exercises.tick(now, &mut self.emitted);
+    }
+
+    /// The exercises' firing alerts (their ids marked).
+    #[cfg(test)]
+    pub(crate) fn exercise_alerts(&self) -> Vec<watchfloor_engine::ActiveAlertView> {
+        self.exercises.active_alerts()
+    }
+
+    /// Applies an exercise command (logged already, or read back from the log).
+    pub(crate) fn exercise(
+        &mut self,
+        record: &crate::exercise::ExerciseRecord,
+    ) -> Result<crate::exercise::ExerciseAnswer, watchfloor_engine::EngineError> {
+        self.exercises.apply(
+            record,
+            &self.engine,
+            self.city.as_deref(),
+            &self.limits,
+            &mut self.emitted,
+        )
     }
 
     /// Processes one message at clock `input.now` (the engine is ticked there first when

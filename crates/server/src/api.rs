@@ -474,11 +474,10 @@ async fn ask_engine<T>(
 
 /// An engine refusal as an API error: an unknown alert conflicts with the caller's view;
 /// an action that could not be made durable is worth retrying.
-fn engine_error(e: watchfloor_engine::EngineError) -> ApiError {
+pub(crate) fn engine_error(e: watchfloor_engine::EngineError) -> ApiError {
     match e {
-        watchfloor_engine::EngineError::UnknownAlert(_) => {
-            error(StatusCode::CONFLICT, e.to_string())
-        }
+        watchfloor_engine::EngineError::UnknownAlert(_)
+        | watchfloor_engine::EngineError::Exercise(_) => error(StatusCode::CONFLICT, e.to_string()),
         watchfloor_engine::EngineError::Unavailable(_) => {
             error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }

@@ -104,7 +104,7 @@ fn demo_config(args: &DemoArgs) -> Result<PipelineConfig> {
     {
         match output {
             OutputConfig::Mqtt { port, .. } => *port = args.mqtt_port,
-            OutputConfig::File { path } => {
+            OutputConfig::File { path, .. } => {
                 if let Some(dir) = &args.data_dir {
                     *path = dir.join(path.file_name().unwrap_or_default());
                 }
@@ -222,7 +222,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
 /// Where the demo's files are, for the banner.
 fn data_dir(config: &PipelineConfig) -> String {
     match &config.dead_letter {
-        OutputConfig::File { path } => path
+        OutputConfig::File { path, .. } => path
             .parent()
             .unwrap_or(Path::new("."))
             .display()

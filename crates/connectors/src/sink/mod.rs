@@ -105,12 +105,13 @@ impl OutputConfig {
     /// Opens the output this config describes. `max_payload` sizes MQTT packets.
     pub async fn build(&self, max_payload: usize) -> Result<Box<dyn AlertSink>, OutputError> {
         match self {
-            OutputConfig::File { path } => Ok(Box::new(file::FileSink::open(path).await?)),
+            OutputConfig::File { path, .. } => Ok(Box::new(file::FileSink::open(path).await?)),
             OutputConfig::Mqtt {
                 host,
                 port,
                 client_id,
                 topic,
+                ..
             } => Ok(Box::new(mqtt::MqttSink::open(
                 host,
                 *port,
@@ -123,6 +124,7 @@ impl OutputConfig {
                 brokers,
                 topic,
                 options,
+                ..
             } => Ok(Box::new(kafka::KafkaOutput::open(brokers, topic, options)?)),
             #[cfg(not(feature = "kafka"))]
             OutputConfig::Kafka { .. } => Err(OutputError::Unsupported(
@@ -135,7 +137,7 @@ impl OutputConfig {
     /// `kafka:<topic>`.
     pub fn label(&self) -> String {
         match self {
-            OutputConfig::File { path } => format!("file:{}", path.display()),
+            OutputConfig::File { path, .. } => format!("file:{}", path.display()),
             OutputConfig::Mqtt { topic, .. } => format!("mqtt:{topic}"),
             OutputConfig::Kafka { topic, .. } => format!("kafka:{topic}"),
         }

@@ -29,6 +29,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use watchfloor_engine::{Engine, EngineConfig, RuleSet};
+
+use crate::exercise::Exercises;
 use watchfloor_wal::{Record, Wal, WalError};
 
 use checkpoint::{start_engine, Checkpointer};
@@ -43,6 +45,8 @@ const WAL_SEQ: &str = "wal:seq";
 pub struct Opened {
     /// The engine (restored, or new).
     pub engine: Engine,
+    /// The exercises running at the checkpoint (their engines restored).
+    pub exercises: Exercises,
     /// The log and checkpoints; none when the pipeline has no `checkpoint` configured.
     pub durable: Option<Durable>,
     /// Log records after the checkpoint, to process again before anything new.
@@ -87,6 +91,7 @@ pub fn open(
         );
         return Ok(Opened {
             engine: Engine::new(rules, config),
+            exercises: Exercises::default(),
             durable: None,
             replay: Vec::new(),
         });
@@ -106,7 +111,7 @@ pub fn open(
     for record in recovered.records {
         match LogRecord::decode(&record.body) {
             Ok(LogRecord::Input(input)) => redelivery.remember(&input),
-            Ok(LogRecord::Operator(_)) => {}
+            Ok(LogRecord::Operator(_) | LogRecord::Exercise(_)) => {}
             Err(e) => {
                 tracing::error!(seq = record.seq, error = %e, "write-ahead log record skipped");
                 continue;
@@ -123,8 +128,10 @@ pub fn open(
         torn_bytes_cut = recovered.truncated_bytes,
         "write-ahead log opened"
     );
+    let exercises = Exercises::restore(&engine, &positions);
     Ok(Opened {
         engine,
+        exercises,
         durable: Some(Durable {
             wal,
             redelivery,
@@ -176,6 +183,17 @@ impl Durable {
         self.wal.sync()
     }
 
+    /// Logs an exercise command and waits until it is durable.
+    pub fn log_exercise(
+        &mut self,
+        record: &crate::exercise::ExerciseRecord,
+    ) -> Result<(), WalError> {
+        let mut body = Vec::new();
+        record.encode(&mut body);
+        self.wal.append([body.as_slice()])?;
+        self.wal.sync()
+    }
+
     /// Notifies `wake` each time the log is durable further (from the log's writer thread).
     pub fn wake_on_durable(&self, wake: Arc<tokio::sync::Notify>) {
         self.wal.on_durable(move || wake.notify_one());
@@ -195,10 +213,12 @@ impl Durable {
 
     /// The engine's state after everything logged so far, ready to be written once every
     /// output confirmed the alerts handed to it up to now (the caller checks that).
-    pub fn snapshot(&mut self, engine: &Engine) -> Snapshot {
+    pub fn snapshot(&mut self, engine: &Engine, exercises: &Exercises) -> Snapshot {
         let start = Instant::now();
         let covers = self.wal.last_appended();
-        let bytes = engine.checkpoint(&self.positions(covers));
+        let mut side = self.positions(covers);
+        exercises.checkpoint_into(&mut side);
+        let bytes = engine.checkpoint(&side);
         self.stats
             .checkpoint_serialize_us
             .store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -212,8 +232,8 @@ impl Durable {
 
     /// Takes a snapshot of `engine` and starts writing it: for callers whose outputs have
     /// confirmed everything already.
-    pub fn checkpoint(&mut self, engine: &Engine) {
-        let snapshot = self.snapshot(engine);
+    pub fn checkpoint(&mut self, engine: &Engine, exercises: &Exercises) {
+        let snapshot = self.snapshot(engine, exercises);
         self.write(snapshot);
     }
 
@@ -244,12 +264,16 @@ impl Durable {
 
     /// The log synced, then a checkpoint of `engine` written before returning (a clean
     /// stop, the end of a replay).
-    pub fn checkpoint_and_wait(&mut self, engine: &Engine) -> Result<(), WalError> {
+    pub fn checkpoint_and_wait(
+        &mut self,
+        engine: &Engine,
+        exercises: &Exercises,
+    ) -> Result<(), WalError> {
         self.wal.sync()?;
         if let Some(written) = self.checkpointer.wait() {
             self.written(written)?;
         }
-        self.checkpoint(engine);
+        self.checkpoint(engine, exercises);
         if let Some(written) = self.checkpointer.wait() {
             self.written(written)?;
         }

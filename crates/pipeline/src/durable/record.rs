@@ -3,7 +3,8 @@
 //! and to recognise the broker sending it again (MQTT duplicate flag, Kafka offset).
 //!
 //! Operator actions that change engine state (acknowledge, resolve by hand) are logged too,
-//! as [`OperatorAction`] records, so a crash loses none of them either.
+//! as [`OperatorAction`] records, and so are exercise commands (a drill's start, injected
+//! readings, end: `3u8` · JSON), so a crash loses none of them either.
 //!
 //! Input layout (version 1): `1u8` · `source: u16` · `now: i64` · origin (`0` none, `1` MQTT +
 //! `dup: u8`, `2` Kafka + `partition: i32` + `offset: i64`) · `topic_len: u32` · topic ·
@@ -55,6 +56,7 @@ pub struct RecordError(pub &'static str);
 
 const VERSION: u8 = 1;
 const OPERATOR: u8 = 2;
+const EXERCISE: u8 = 3;
 
 /// An operator's action on the engine, logged before it is applied and answered.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -99,6 +101,16 @@ pub enum LogRecord<'a> {
     Input(InputRecord<'a>),
     /// An operator's action.
     Operator(OperatorAction),
+    /// An exercise command (start, injected readings, end).
+    Exercise(crate::exercise::ExerciseRecord),
+}
+
+impl crate::exercise::ExerciseRecord {
+    /// Appends the encoded record to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(EXERCISE);
+        serde_json::to_writer(out, self).expect("an exercise record serialises");
+    }
 }
 
 impl LogRecord<'_> {
@@ -108,6 +120,9 @@ impl LogRecord<'_> {
             Some(&OPERATOR) => serde_json::from_slice(&bytes[1..])
                 .map(LogRecord::Operator)
                 .map_err(|_| RecordError("operator action unreadable")),
+            Some(&EXERCISE) => serde_json::from_slice(&bytes[1..])
+                .map(LogRecord::Exercise)
+                .map_err(|_| RecordError("exercise record unreadable")),
             _ => InputRecord::decode(bytes).map(LogRecord::Input),
         }
     }

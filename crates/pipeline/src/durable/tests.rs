@@ -118,7 +118,7 @@ fn a_crash_after_a_checkpoint_loses_no_input_and_no_acknowledgement() {
         durable.log_batch().unwrap();
         live.process(&input);
         if i == 149 {
-            durable.checkpoint(&live.engine);
+            durable.checkpoint(&live.engine, &live.exercises);
             while durable.checkpoint_busy() {
                 durable.poll().unwrap();
                 std::thread::sleep(std::time::Duration::from_millis(5));
@@ -159,7 +159,7 @@ fn a_crash_after_a_checkpoint_loses_no_input_and_no_acknowledgement() {
             LogRecord::Operator(OperatorAction::Acknowledge { id, ack }) => {
                 restored.engine.acknowledge(&id, ack).unwrap()
             }
-            LogRecord::Operator(other) => panic!("unexpected {other:?}"),
+            other => panic!("unexpected {other:?}"),
         }
     }
     let mut want = reference.engine.active_alerts();
