@@ -143,8 +143,10 @@ impl Hub {
         };
         let now = crate::hub::now_ms();
         let alerts = self.alerts();
+        // A drill's alerts never change the real indicators.
         let facts: Vec<AlertFact> = alerts
             .iter()
+            .filter(|a| !a.labels.contains_key(watchfloor_model::EXERCISE_LABEL))
             .map(|a| AlertFact {
                 rule: &a.rule,
                 pack: a.labels.get("pack").map(String::as_str),

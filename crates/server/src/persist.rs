@@ -198,7 +198,7 @@ impl Hub {
                 window_end: a.since,
                 value: f64::NAN,
                 message: format!("{} (open in the engine at restart)", a.rule),
-                labels: Default::default(),
+                labels: exercise_labels(&a.alert_id),
             };
             tracing::info!(alert = %a.alert_id, rule = %a.rule, key = %a.key, "firing in the engine, unknown to the store: added");
             self.apply_transition(&t);
@@ -206,4 +206,23 @@ impl Hub {
         }
         (resolved, added)
     }
+}
+
+/// The labels that mark an exercise alert, from its id (none for a real alert).
+fn exercise_labels(alert_id: &str) -> std::collections::BTreeMap<String, String> {
+    watchfloor_model::exercise_of_alert(alert_id)
+        .map(|exercise| {
+            [
+                (
+                    watchfloor_model::EXERCISE_LABEL.to_string(),
+                    exercise.to_string(),
+                ),
+                (
+                    watchfloor_model::MODE_LABEL.to_string(),
+                    watchfloor_model::EXERCISE_MODE.to_string(),
+                ),
+            ]
+            .into()
+        })
+        .unwrap_or_default()
 }

@@ -367,7 +367,11 @@ async fn each_alert(
             .query(&query)
             .await
             .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        page.alerts.into_iter().for_each(&mut each);
+        // A drill's alerts are in its after-action report, not in the day's.
+        page.alerts
+            .into_iter()
+            .filter(|a| !a.labels.contains_key(watchfloor_model::EXERCISE_LABEL))
+            .for_each(&mut each);
         match page.next {
             Some(next) => query.cursor = Some(next),
             None => return Ok(()),

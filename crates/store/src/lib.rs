@@ -15,6 +15,7 @@
 //!   use, which SQLite maps to the same positions).
 
 mod daily;
+mod drills;
 pub mod query;
 mod rows;
 mod runs;
@@ -33,6 +34,7 @@ use sqlx::sqlite::{
 use thiserror::Error;
 
 pub use daily::{IndicatorDayRow, QualityRow};
+pub use drills::DrillRow;
 pub use query::{AlertQuery, Page};
 pub use rows::{Action, AlertRow, AuditRow, Change, Entry};
 pub use runs::{OutboxRow, PlaybookVersionRow, RunEventRow, RunRow};

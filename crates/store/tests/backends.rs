@@ -116,14 +116,14 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
         let store = Store::open(&url).await.unwrap();
         assert_eq!(
             store.schema_version().await.unwrap(),
-            3,
+            4,
             "{}",
             store.backend()
         );
         store.close().await;
         // Opening again applies nothing and works.
         let store = Store::open(&url).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 3);
+        assert_eq!(store.schema_version().await.unwrap(), 4);
         // A newer Watchfloor migrated it further: this binary must not touch it.
         let insert = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (9999, 'from the future', true, $1, 0)";
         match i {
@@ -1040,5 +1040,61 @@ async fn playbook_runs_timelines_and_the_outbox_on_both_backends() {
             store.backend()
         );
         store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn drills_keep_their_script_progress_and_report_on_both_backends() {
+    for store in both("drills").await {
+        let mut row = watchfloor_store::DrillRow {
+            id: "flood-20261201-0530".into(),
+            drill: "flood_gauge".into(),
+            file: "drills/flood.yaml".into(),
+            text: "drill: {id: flood_gauge}".into(),
+            status: "running".into(),
+            started_by: "leader".into(),
+            started_at: 1_000,
+            ended_at: None,
+            progress: r#"{"next":0}"#.into(),
+            report: None,
+        };
+        store.save_drill(&row).await.unwrap();
+        let older = watchfloor_store::DrillRow {
+            id: "fire-1".into(),
+            started_at: 500,
+            status: "finished".into(),
+            ended_at: Some(900),
+            ..row.clone()
+        };
+        store.save_drill(&older).await.unwrap();
+        assert_eq!(
+            store.open_drills().await.unwrap(),
+            vec![row.clone()],
+            "{}",
+            store.backend()
+        );
+        // Progress and the end are saved; the pinned script is never rewritten.
+        row.status = "aborted".into();
+        row.ended_at = Some(2_000);
+        row.progress = r#"{"next":7}"#.into();
+        row.report = Some(r#"{"outcomes":[]}"#.into());
+        store
+            .save_drill(&watchfloor_store::DrillRow {
+                text: "edited since".into(),
+                ..row.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.drill(&row.id).await.unwrap(), Some(row.clone()));
+        assert!(store.open_drills().await.unwrap().is_empty());
+        let listed: Vec<String> = store
+            .drills()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(listed, [row.id.clone(), older.id.clone()], "newest first");
+        assert_eq!(store.drill("nope").await.unwrap(), None);
     }
 }
