@@ -8,5 +8,6 @@ demo_pipeline() {
       -e "s|^accounts = .*|accounts = \"$root/pipelines/demo-accounts.toml\"|" \
       -e "s|^indicators = .*|indicators = \"$root/indicators\"|" \
       -e "s|^playbooks = .*|playbooks = \"$root/playbooks\"|" \
+      -e "s|^drills = .*|drills = \"$root/drills\"|" \
       pipelines/demo.toml > "$out"
 }

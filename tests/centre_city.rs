@@ -58,6 +58,10 @@ fn the_shipped_city_pipeline_serves_the_command_centre() {
                 "playbooks = \"../playbooks\"",
                 format!("playbooks = \"{}\"", root.join("playbooks").display()),
             ),
+            (
+                "drills = \"../drills\"",
+                format!("drills = \"{}\"", root.join("drills").display()),
+            ),
             ("\"../var/", "\"var/".to_string()),
             ("sqlite:../var/", "sqlite:var/".to_string()),
         ],

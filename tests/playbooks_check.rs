@@ -113,7 +113,11 @@ fn the_shipped_playbooks_pass_and_a_broken_one_is_refused_where_it_is_broken() {
             "indicators = \"../indicators\"",
             &format!("indicators = {:?}", root().join("indicators")),
         )
-        .replace("playbooks = \"../playbooks\"", "playbooks = \"playbooks\"");
+        .replace("playbooks = \"../playbooks\"", "playbooks = \"playbooks\"")
+        .replace(
+            "drills = \"../drills\"",
+            &format!("drills = {:?}", root().join("drills")),
+        );
     std::fs::write(dir.join("demo.toml"), pipeline).unwrap();
     let out = watchfloor(&["run", "--check", "--pipeline"], &[&dir.join("demo.toml")]);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -71,6 +71,10 @@ pub struct ServerSettings {
     /// playbooks.
     #[serde(default)]
     pub playbooks: Option<PathBuf>,
+    /// Drill directory (`drills/*.yaml`), relative to the pipeline file; none: drills can
+    /// still be started with a script's text (`watchfloor drill start`).
+    #[serde(default)]
+    pub drills: Option<PathBuf>,
     /// Serve the wall-screen dashboard (the API and WebSocket are always served).
     #[serde(default = "yes")]
     pub dashboard: bool,
@@ -399,6 +403,7 @@ impl PipelineConfig {
             server.accounts = base.join(&server.accounts);
             server.indicators = server.indicators.as_ref().map(|d| base.join(d));
             server.playbooks = server.playbooks.as_ref().map(|d| base.join(d));
+            server.drills = server.drills.as_ref().map(|d| base.join(d));
         }
         if config.server.is_some() && config.store.is_none() {
             // The default: SQLite under var/<pipeline>/, beside the working directory.

@@ -28,6 +28,9 @@ pub struct Book {
     /// The rules any pinned playbook's waits name (`rule_fires`): other alerts' firings
     /// are shown to the runs only for these (not every transition to every run).
     waited_rules: std::collections::BTreeSet<String>,
+    /// Exercises ended (drills aborted or over): their alerts start no new runs (a
+    /// transition queued before the end may arrive after it).
+    ended_exercises: std::collections::BTreeSet<String>,
 }
 
 fn waited_rules(pb: &Playbook) -> impl Iterator<Item = String> + '_ {
@@ -122,6 +125,20 @@ impl Book {
             .collect()
     }
 
+    /// Aborts every unfinished run of exercise `exercise` (a drill aborted) at `now`.
+    pub fn abort_exercise(&mut self, exercise: &str, now: i64, by: Option<String>) -> Out {
+        let mut out = Out::default();
+        self.ended_exercises.insert(exercise.to_string());
+        for run in self
+            .runs
+            .values_mut()
+            .filter(|r| r.subject.exercise.as_deref() == Some(exercise))
+        {
+            run.abort(now, by.clone(), "drill aborted", &mut out);
+        }
+        out
+    }
+
     /// Drops finished runs (the host keeps them in its store): memory stays bounded.
     pub fn forget_finished(&mut self, before: i64) {
         let gone: Vec<String> = self
@@ -164,6 +181,13 @@ impl Book {
         let Some(alert) = subject.alert_id.clone() else {
             return out;
         };
+        if subject
+            .exercise
+            .as_ref()
+            .is_some_and(|x| self.ended_exercises.contains(x))
+        {
+            return out;
+        }
         for id in self.by_alert.get(&alert).cloned().unwrap_or_default() {
             let Some(run) = self.runs.get_mut(&id) else {
                 continue;

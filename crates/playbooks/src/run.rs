@@ -225,6 +225,28 @@ impl Run {
         (run, out)
     }
 
+    /// Ends the run at `now` without its remaining steps (a drill aborted): every step not
+    /// done is skipped with `why`, and the run is finished. Nothing if it is over already.
+    pub fn abort(&mut self, now: i64, by: Option<String>, why: &str, out: &mut Out) {
+        if self.is_finished() {
+            return;
+        }
+        let open: Vec<String> = self
+            .steps
+            .iter()
+            .filter(|(_, s)| matches!(s.status, Status::Pending | Status::Active))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in open {
+            let s = self.steps.get_mut(&id).expect("listed");
+            s.status = Status::Skipped;
+            s.finished_at = Some(now);
+            self.event(out, now, Some(&id), "skipped", None, None, Some(why.into()));
+        }
+        self.finished_at = Some(now);
+        self.event(out, now, None, "run_aborted", by, None, Some(why.into()));
+    }
+
     /// Is it over?
     pub fn is_finished(&self) -> bool {
         self.finished_at.is_some()

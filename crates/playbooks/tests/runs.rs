@@ -232,3 +232,40 @@ fn a_run_whose_version_did_not_come_back_has_no_timers() {
     );
     assert!(second.tick(t0 + 60 * MIN).events.is_empty());
 }
+
+#[test]
+fn an_aborted_exercise_ends_its_runs_and_starts_no_more() {
+    let mut book = book(PLAYBOOK);
+    let t0 = 1_800_000_000_000;
+    let drill = |id: &str, exercise: &str| Subject {
+        alert_id: Some(id.into()),
+        exercise: Some(exercise.into()),
+        ..alert(Severity::Major, AlertState::Firing)
+    };
+    book.on_transition(drill("X1", "drill-1"), t0);
+    book.on_transition(drill("Y1", "drill-2"), t0);
+    book.on_transition(alert(Severity::Major, AlertState::Firing), t0);
+    let out = book.abort_exercise("drill-1", t0 + MIN, Some("leader".into()));
+    assert!(out
+        .events
+        .iter()
+        .any(|e| e.run == "spill:X1" && e.event == "run_aborted"));
+    assert!(out.events.iter().any(|e| e.run == "spill:X1"
+        && e.step.as_deref() == Some("check")
+        && e.event == "skipped"));
+    assert!(book.run("spill:X1").unwrap().is_finished());
+    assert!(
+        !book.run("spill:Y1").unwrap().is_finished(),
+        "another drill"
+    );
+    assert!(!book.run("spill:A1").unwrap().is_finished(), "a real run");
+    // A transition of the ended exercise that was queued before the end starts nothing.
+    book.on_transition(drill("X2", "drill-1"), t0 + 2 * MIN);
+    assert!(book.run("spill:X2").is_none());
+    assert!(
+        book.abort_exercise("drill-1", t0 + 3 * MIN, None)
+            .events
+            .is_empty(),
+        "twice changes nothing"
+    );
+}

@@ -23,6 +23,10 @@ pub enum Role {
     Integrator,
     /// Acknowledges, resolves, comments on and assigns alerts.
     Operator,
+    /// Starts, pauses, resumes and aborts drills, and reads their reports (watches like a
+    /// viewer otherwise: the players act, the leader runs the exercise).
+    #[serde(rename = "drill_leader")]
+    DrillLeader,
     /// Everything, including rule reloads and the audit log.
     Admin,
 }
@@ -126,6 +130,11 @@ impl Account {
     /// whole city and every sector, not of one commune or one department.
     pub fn is_city_admin(&self) -> bool {
         self.is_admin() && self.scope == Scope::City && self.sectors.is_none()
+    }
+
+    /// May start, pause, resume and abort drills.
+    pub fn may_lead_drills(&self) -> bool {
+        matches!(self.role, Role::DrillLeader | Role::Admin)
     }
 
     /// May see personal data in camera events (licence plates, faces).

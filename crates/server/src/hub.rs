@@ -254,6 +254,8 @@ pub struct Hub {
     pub counters: HubCounters,
     /// The playbook runs' service, when the centre has playbooks.
     pub(crate) playbooks: OnceLock<Arc<crate::playbooks::Link>>,
+    /// The drill task, when the centre runs drills.
+    pub(crate) drills: OnceLock<Arc<crate::drills::Link>>,
     /// This run's identity: a page that sees another epoch knows the server restarted.
     epoch: String,
     started_at: i64,
@@ -306,6 +308,7 @@ impl Hub {
             audit_recent: Mutex::new(VecDeque::new()),
             store: OnceLock::new(),
             playbooks: OnceLock::new(),
+            drills: OnceLock::new(),
             counters: HubCounters::default(),
             epoch: format!("{:x}-{:x}", now_ms(), std::process::id()),
             started_at: now_ms(),

@@ -9,6 +9,7 @@
 mod api;
 mod assets;
 pub mod auth;
+pub mod drills;
 pub mod hub;
 pub mod indicators;
 pub mod kpi;
@@ -54,7 +55,10 @@ pub fn router(state: AppState) -> Router {
 
 /// [`router`], with or without the dashboard's pages.
 pub fn router_with(state: AppState, dashboard: bool) -> Router {
-    let app = api::routes().merge(ws::routes()).merge(playbooks::routes());
+    let app = api::routes()
+        .merge(ws::routes())
+        .merge(playbooks::routes())
+        .merge(drills::routes());
     let app = if dashboard {
         app.merge(assets::routes())
     } else {

@@ -104,6 +104,9 @@ pub async fn run(
         ),
         None => None,
     };
+    let drills = start_drills(&hub, &config, &server, &store, commands_tx.clone())
+        .await
+        .context("starting the drills")?;
     let pipeline = tokio::spawn({
         let (hub, stats, path) = (hub.clone(), stats.clone(), path.to_path_buf());
         let mut stop = stop_rx.clone();
@@ -178,11 +181,47 @@ pub async fn run(
     if let Some(task) = playbooks {
         task.abort();
     }
+    drills.abort();
     drop(hub);
     // The writer stops once its queue is written and every handle is gone.
     let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
     store.close().await;
     result.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Starts the drill task: scripts checked against the city, rules and playbooks; the
+/// drills left open by the last run resumed.
+async fn start_drills(
+    hub: &Arc<Hub>,
+    config: &PipelineConfig,
+    server: &watchfloor_connectors::config::ServerSettings,
+    store: &Store,
+    commands: mpsc::Sender<watchfloor_pipeline::EngineCommand>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let known = crate::drills::known(&config.rules, server.playbooks.as_deref())
+        .map_err(|e| anyhow::anyhow!("drills:\n{e}"))?;
+    let scripts = match &server.drills {
+        Some(dir) => {
+            crate::drills::scripts(dir, &known).map_err(|e| anyhow::anyhow!("drills:\n{e}"))?
+        }
+        None => Vec::new(),
+    };
+    let kinds = hub
+        .city()
+        .map(|c| c.stations.iter().map(|s| (s.id.clone(), s.kind)).collect())
+        .unwrap_or_default();
+    let task = watchfloor_server::drills::spawn(
+        hub.clone(),
+        watchfloor_server::drills::DrillConfig {
+            known,
+            kinds,
+            store: Some(store.clone()),
+            commands,
+            scripts,
+        },
+    )
+    .await?;
+    Ok(task)
 }
 
 /// Loads the playbooks (checked against the rules), and starts their task with the runs

@@ -49,7 +49,7 @@ pub struct DemoArgs {
 }
 
 /// The demo accounts' tokens, as printed (their hashes are in `pipelines/demo-accounts.toml`).
-const DEMO_TOKENS: [(&str, &str); 11] = [
+const DEMO_TOKENS: [(&str, &str); 12] = [
     ("demo-admin", "admin, city"),
     ("demo-city-operator", "operator, city"),
     ("demo-viewer-binh-thuy", "viewer, legacy district Bình Thủy"),
@@ -72,6 +72,10 @@ const DEMO_TOKENS: [(&str, &str); 11] = [
     (
         "demo-wall-display",
         "viewer, city: open /?wall=1&rotate=30&token=demo-wall-display",
+    ),
+    (
+        "demo-drill-leader",
+        "drill leader, city: watchfloor drill start drills/flood.yaml --speed 10",
     ),
 ];
 

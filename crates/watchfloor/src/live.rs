@@ -93,6 +93,13 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        if let Some(dir) = &server.drills {
+            let checked = crate::drills::load(dir, &config.rules, server.playbooks.as_deref());
+            if let Err(errors) = checked {
+                eprintln!("{errors}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
     if args.check {
         let centre = match (&config.server, &config.store) {

@@ -7,11 +7,14 @@
 //!   against the rules and the city's sectors.
 //! - `watchfloor drills check <dir> [--rules <dir>] [--playbooks <dir>]` validates a drill
 //!   directory against the city, the rules and the playbooks.
+//! - `watchfloor drill start <file> [--speed N]` (and `status`, `pause`, `resume`, `end`,
+//!   `abort`, `report`) runs a drill on a running centre through its API.
 //! - `watchfloor replay --rules <dir> --input <file|->` runs recorded telemetry through the
 //!   engine in event time and prints alert transitions as NDJSON.
 
 mod centre;
 mod demo;
+mod drill_cli;
 mod drills;
 mod fanout;
 mod live;
@@ -57,6 +60,13 @@ enum Command {
     Drills {
         #[command(subcommand)]
         action: DrillsAction,
+    },
+    /// Run a drill on a running centre (admins and drill leaders).
+    Drill {
+        #[command(flatten)]
+        connection: drill_cli::Connection,
+        #[command(subcommand)]
+        action: drill_cli::DrillAction,
     },
     /// Run recorded telemetry (NDJSON envelopes) through the engine in event time.
     Replay(ReplayArgs),
@@ -188,6 +198,7 @@ fn main() -> ExitCode {
                     playbooks,
                 },
         } => drills::check(&dir, &rules, &playbooks),
+        Command::Drill { connection, action } => drill_cli::run(&connection, &action),
         Command::Replay(args) => replay::run(&args),
         Command::Run(args) => live::run(&args),
         Command::Broker(args) => live::broker(&args),

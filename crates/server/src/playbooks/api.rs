@@ -46,6 +46,7 @@ fn actor(who: &Account) -> Actor {
         Role::Operator => "operator",
         Role::Viewer => "viewer",
         Role::Integrator => "integrator",
+        Role::DrillLeader => "drill_leader",
     };
     let communes = match &who.scope {
         Scope::City => None,

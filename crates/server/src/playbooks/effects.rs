@@ -3,6 +3,9 @@
 //! the run's timeline: nothing more to send), a raised severity through the engine (logged
 //! in its write-ahead log like an operator's action).
 //!
+//! A drill's run (its subject has an exercise id) publishes on `exercise/<topic>` with
+//! `mode` and `exercise` in the body; its webhook and Kafka messages are not sent.
+//!
 //! Every message carries the effect's deterministic id (`id` in the JSON body, and the
 //! `webhook-id` header), the same on every attempt. Webhooks are plain HTTP/1.1 here
 //! (`http://` only; signed HTTPS delivery is the integrator feeds' outbox).
@@ -63,12 +66,28 @@ impl Notifier {
                 text,
                 subject,
             } => {
-                let body = json!({"id": id, "run": run, "step": step, "text": text, "alert": subject, "sent_at": now}).to_string();
+                let exercise = subject.exercise.as_deref();
+                let mut body = json!({"id": id, "run": run, "step": step, "text": text, "alert": subject, "sent_at": now});
+                if let Some(exercise) = exercise {
+                    body["mode"] = json!("exercise");
+                    body["exercise"] = json!(exercise);
+                }
+                let body = body.to_string();
                 match to {
                     Destination::People(_) => Ok(()),
+                    // A drill's messages never reach a real endpoint: MQTT ones go to the
+                    // exercise topic, others are kept on the run's record only.
+                    Destination::Webhook(_) | Destination::Kafka(_) if exercise.is_some() => {
+                        tracing::info!(effect = %id, exercise, "exercise notification kept off a real endpoint");
+                        Ok(())
+                    }
                     Destination::Mqtt(topic) => {
+                        let topic = match exercise {
+                            Some(_) => format!("exercise/{topic}"),
+                            None => topic.clone(),
+                        };
                         let client = self.mqtt.as_ref().ok_or("no MQTT output configured for notifications")?;
-                        tokio::time::timeout(ATTEMPT_TIMEOUT, client.publish(topic.clone(), QoS::AtLeastOnce, false, body.into_bytes()))
+                        tokio::time::timeout(ATTEMPT_TIMEOUT, client.publish(topic, QoS::AtLeastOnce, false, body.into_bytes()))
                             .await
                             .map_err(|_| "the MQTT client did not take the message in time".to_string())?
                             .map_err(|e| e.to_string())

@@ -60,9 +60,27 @@ pub(crate) enum Request {
         actor: Actor,
         reply: oneshot::Sender<Result<Value, Refusal>>,
     },
+    /// A drill aborted: its exercise's unfinished runs end, their open steps skipped.
+    AbortExercise {
+        exercise: String,
+        by: Option<String>,
+        reply: oneshot::Sender<Result<Value, Refusal>>,
+    },
 }
 
 impl Link {
+    /// Ends the unfinished runs of a drill's exercise (the drill aborted); answers how many.
+    pub async fn abort_exercise(&self, exercise: &str, by: &str) -> Result<usize, Refusal> {
+        let answer = self
+            .ask(|reply| Request::AbortExercise {
+                exercise: exercise.to_string(),
+                by: Some(by.to_string()),
+                reply,
+            })
+            .await?;
+        Ok(answer["aborted"].as_u64().unwrap_or(0) as usize)
+    }
+
     /// Sends a request to the task and waits for its answer.
     pub(crate) async fn ask(
         &self,
@@ -220,6 +238,23 @@ impl Task {
                         Ok((id, out)) => self.commit(out).await.map(|_| self.view_of(&id)),
                         Err(e) => Err((e.status(), e.to_string())),
                     };
+                let _ = reply.send(answer);
+            }
+            Request::AbortExercise {
+                exercise,
+                by,
+                reply,
+            } => {
+                let out = self.book.abort_exercise(&exercise, now_ms(), by);
+                let aborted = out
+                    .events
+                    .iter()
+                    .filter(|e| e.event == "run_aborted")
+                    .count();
+                let answer = self
+                    .commit(out)
+                    .await
+                    .map(|_| serde_json::json!({ "aborted": aborted }));
                 let _ = reply.send(answer);
             }
         }
