@@ -48,6 +48,7 @@ fn two_operators_see_an_incident_and_its_acknowledgement_live_in_chromium() {
         "commune-centre.png",
         "commune-quality.png",
         "playbook-checklist.png",
+        "drill-report.png",
     ] {
         assert!(data.join(shot).exists(), "screenshot {shot} taken");
     }

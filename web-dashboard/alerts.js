@@ -225,7 +225,7 @@ function alertRowHtml(a, canAct) {
   const assignee = a.assignee ? ` · <span class="assignee">${esc(t("assignedTo"))} ${esc(a.assignee)}</span>` : "";
   const actions = !canAct ? "" : (a.state === "firing" ? `<button class="ack-button">${esc(t("ack"))}</button><button class="ack-note-button" title="${esc(t("ackNote"))}">${esc(t("ackNoteShort"))}</button>` : "")
     + (isOpen(a) ? `<button class="resolve-button">${esc(t("resolve"))}</button>` : "");
-  return `<div class="bar"></div><div class="body"><div class="msg">${esc(a.message)}</div>
+  return `<div class="bar"></div><div class="body"><div class="msg">${isExercise(a) ? exerciseMark() + " " : ""}${esc(a.message)}</div>
     <div class="meta"><div class="meta-line"><span class="sev sev-${esc(a.severity)}">${esc(t(a.severity))}</span> · <span class="alert-state">${esc(t(a.state))}</span> · <span class="rule-name">${esc(ruleName(a.rule))}</span> · <span class="station-name">${esc(station)}</span>${zone ? ` · <span class="zone-name">${esc(zoneName(zone))}</span>` : ""}</div>
     <div class="meta-line"><span class="fired" title="${esc(t("firedAt"))}">${esc(fmtClock(a.fired_at || a.updated_at))}</span> · <span class="age" data-fired-at="${a.fired_at || a.updated_at}"></span>${trailHtml}${ackHtml}${assignee}</div></div></div>
     <div class="actions">${actions}</div>`;
@@ -257,7 +257,7 @@ function renderAlerts() {
   items.forEach((a, i) => {
     let li = existing.get(a.alert_id);
     const html = cachedRowHtml(a, canAct, context);
-    if (!li) { li = document.createElement("li"); li.className = "alert-item"; li.dataset.id = a.alert_id; noteDrawn(a.alert_id); }
+    if (!li) { li = document.createElement("li"); li.className = "alert-item" + (isExercise(a) ? " exercise" : ""); li.dataset.id = a.alert_id; noteDrawn(a.alert_id); }
     if (li.dataset.html !== html) {
       li.innerHTML = html; li.dataset.html = html;
       const age = li.querySelector(".age");
@@ -334,7 +334,7 @@ function updateAlertDetail(a) {
   const zone = alertZone(a);
   const trail = severityTrail(a);
   const ack = a.acknowledged;
-  box.querySelector(".alert-head").innerHTML = `<h2><span class="sev sev-${esc(a.severity)}">${esc(t(a.severity))}</span> ${esc(a.message)}</h2>
+  box.querySelector(".alert-head").innerHTML = `<h2>${isExercise(a) ? exerciseMark() + " " : ""}<span class="sev sev-${esc(a.severity)}">${esc(t(a.severity))}</span> ${esc(a.message)}</h2>
     <p class="alert-facts"><b class="alert-state">${esc(t(a.state))}</b> · ${esc(t("ruleWord"))}: ${esc(ruleName(a.rule))} <small>${esc(a.rule)}</small>
     · ${esc(t("stationWord"))}: ${esc(stationName(a.key))} <small>${esc(a.key)}</small>${zone ? ` · ${esc(t("placeWord"))}: ${esc(zoneName(zone))}` : ""}</p>
     <p class="alert-facts">${esc(t("firedAt"))} ${esc(fmtClock(a.fired_at || a.updated_at))} · <span class="age" data-fired-at="${a.fired_at || a.updated_at}">${esc(fmtAge(Date.now() - (a.fired_at || a.updated_at)))}</span>

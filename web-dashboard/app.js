@@ -7,7 +7,8 @@
 // markers, base map, commune fills), alerts.js (alert list, detail, operator actions),
 // stations.js (station drill-down), trust.js (freshness, banners, restarts, wall mode),
 // history.js and quality.js (the two full-screen panels), runs.js (playbook runs: the
-// checklist beside an alert, the playbooks panel). Boot runs once all are loaded.
+// checklist beside an alert, the playbooks panel), drills.js (the drills panel, the drill
+// mark, the after-action report). Boot runs once all are loaded.
 "use strict";
 
 const I18N = {
@@ -20,7 +21,7 @@ const I18N = {
     target: "mục tiêu", trend_up: "tăng", trend_down: "giảm", trend_flat: "không đổi",
     period_live: "trực tiếp", period_hourly: "theo giờ", period_daily: "trong ngày", period_monthly: "trong tháng",
     zoneSelect: "Chọn xã, phường", noKpis: "chưa có chỉ số", closePanel: "Đóng", switchLang: "Tiếng Việt / English",
-    role_viewer: "chỉ xem", role_integrator: "tích hợp", role_operator: "điều hành viên", role_admin: "quản trị",
+    role_viewer: "chỉ xem", role_integrator: "tích hợp", role_operator: "điều hành viên", role_admin: "quản trị", role_drill_leader: "điều hành diễn tập",
     scopeCity: "toàn thành phố", scopeDistrict: "quận (cũ) {name}",
     // Ages and times.
     ageNow: "< 1 phút", ageMin: "{m} phút", ageHour: "{h} giờ {m} phút", ageDay: "{d} ngày {h} giờ", ageSec: "{s} giây",
@@ -35,7 +36,7 @@ const I18N = {
     target: "target", trend_up: "rising", trend_down: "falling", trend_flat: "steady",
     period_live: "live", period_hourly: "hourly", period_daily: "today", period_monthly: "this month",
     zoneSelect: "Choose a commune or ward", noKpis: "no indicators yet", closePanel: "Close", switchLang: "Tiếng Việt / English",
-    role_viewer: "viewer", role_integrator: "integrator", role_operator: "operator", role_admin: "admin",
+    role_viewer: "viewer", role_integrator: "integrator", role_operator: "operator", role_admin: "admin", role_drill_leader: "drill leader",
     scopeCity: "whole city", scopeDistrict: "former district {name}",
     ageNow: "< 1 min", ageMin: "{m} min", ageHour: "{h} h {m} min", ageDay: "{d} d {h} h", ageSec: "{s} s",
     terms: { "Tốt": "Good", "Trung bình": "Moderate", "Kém": "Poor", "Xấu": "Bad", "Rất xấu": "Very bad", "Nguy hại": "Hazardous",
@@ -229,6 +230,7 @@ async function start() {
   state.started = true;
   renderTitle(); renderWho(); renderZoneSelect(); renderKpis(); renderAlerts();
   startTrust();
+  startDrills();
   connect();
 }
 

@@ -12,6 +12,8 @@
 // (issue 14): the fire's checklist beside its detail on both screens, a step done with its
 // evidence by one operator and seen done live by the other, nothing for another ward, no
 // controls for a viewer, the playbooks panel and a run started on a reported incident.
+// Drills (issue 15): the leader starts one from the dashboard, the operator sees the
+// exercise mark, the report renders with its chart.
 // Usage: node e2e.mjs <watchfloor binary> <http port> <mqtt port> <data dir> [screenshot]
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
@@ -344,6 +346,40 @@ if (screenshot) {
   await admin.screenshot({ path: path.join(dir, "admin-view.png") });
   step("department, commune, wall and admin screenshots saved");
 }
+
+// Drills (issue 15): the drill leader starts the fire drill from the dashboard (at speed
+// 60); the operator of Long Hòa sees its alert with the EXERCISE / DIỄN TẬP mark beside the
+// real one; the leader ends it and the after-action report renders with its chart.
+const leader = await login(await browser.newContext(wall), "demo-drill-leader");
+await leader.click("#drills-open");
+await leader.waitForSelector('#d-scripts tr[data-drill="fire_confirmed"]', { timeout: 15000 });
+await leader.fill('#d-scripts tr[data-drill="fire_confirmed"] .d-speed', "60");
+await leader.click('#d-scripts tr[data-drill="fire_confirmed"] .d-start');
+await leader.waitForSelector('#d-list .drill-status[data-status="running"]', { timeout: 15000 });
+step("the drill leader started the fire drill");
+await first.waitForSelector("#alerts .alert-item.exercise .exercise-mark", { timeout: 30000 });
+await first.waitForSelector("#drill-mark:not([hidden])", { timeout: 10000 }); // the header mark (a look every 5 s)
+const realStill = await first.$$eval("#alerts .alert-item:not(.exercise)", (rows) => rows.length);
+if (realStill < 1) throw new Error("the real alerts left the list during the drill");
+step("the operator sees the exercise alert marked, beside the real ones");
+await leader.click("#d-list .d-act[data-act=end]");
+await leader.waitForSelector('#d-list .drill-status[data-status="finished"]', { timeout: 30000 });
+await leader.click("#d-list .d-report");
+await leader.waitForSelector("#drill-report .report .rep-chart circle", { timeout: 15000 });
+const verdicts = await leader.$$eval("#drill-report .rep-outcomes .outcome", (rows) => rows.map((r) => r.dataset.verdict));
+if (verdicts.length !== 4 || !verdicts.includes("met")) throw new Error(`report outcomes: ${verdicts}`);
+if (!(await leader.url()).includes("report=")) throw new Error("the report has no address of its own");
+if (screenshot) await leader.screenshot({ path: path.join(path.dirname(screenshot), "drill-report.png") });
+// The report's own address opens it directly (the archive link), in English too.
+const reportUrl = await leader.url();
+const again = await login(await browser.newContext(wall), "demo-drill-leader");
+await again.evaluate(() => localStorage.setItem("wf-lang", "en"));
+await again.goto(reportUrl);
+await again.waitForSelector("#drill-report .report h1", { timeout: 30000 });
+const reportTitle = await again.textContent("#drill-report .report h1");
+if (!reportTitle.includes("After-action report")) throw new Error(`report title: ${reportTitle}`);
+await again.evaluate(() => localStorage.setItem("wf-lang", "vi"));
+step("the after-action report renders with its chart, by its own address too");
 
 // The server restarts under the open pages: each says so, and reloads its state.
 demo.kill("SIGINT");

@@ -144,6 +144,7 @@ async fn me(State(s): State<AppState>, Authed(who): Authed) -> Json<Value> {
         "view": who.sector_view(),
         "epoch": s.hub.epoch(),
         "may_act": who.may_act(),
+        "may_lead_drills": who.may_lead_drills(),
         "admin": who.is_admin(),
     }))
 }

@@ -18,7 +18,7 @@ macro_rules! asset {
     };
 }
 
-const ASSETS: [(&str, &[u8]); 14] = [
+const ASSETS: [(&str, &[u8]); 15] = [
     asset!("index.html"),
     asset!("app.js"),
     asset!("history.js"),
@@ -28,6 +28,7 @@ const ASSETS: [(&str, &[u8]); 14] = [
     asset!("stations.js"),
     asset!("trust.js"),
     asset!("runs.js"),
+    asset!("drills.js"),
     asset!("style.css"),
     asset!("vendor/leaflet.js"),
     asset!("vendor/leaflet.css"),
