@@ -9,7 +9,8 @@
 //!   do not move; the store keeps the exercise's alerts with its id;
 //! - pause and resume keep the spacing of the remaining injects; abort stops injecting and
 //!   closes the drill's alerts and runs;
-//! - a SIGKILL mid-drill: the restarted centre resumes the drill where it was.
+//! - a SIGKILL mid-drill (a drill started with `watchfloor drill start`): the restarted
+//!   centre resumes the drill where it was.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -556,8 +557,24 @@ fn drills_run_isolated_scored_steered_and_resumed_after_a_crash() {
     }
 
     // A crash mid-drill: the restarted centre goes on with it.
-    let (_, long) = post(http, "/api/drills", "leader", json!({"drill": "long"}));
+    // (started from the command line, as a leader would: the script's text, checked there)
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(support::watchfloor_binary())
+            .arg("drill")
+            .args(args)
+            .args(["--server", &format!("http://127.0.0.1:{http}")])
+            .env("WATCHFLOOR_TOKEN", token("leader"))
+            .output()
+            .unwrap();
+        let body: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.success(), body)
+    };
+    let file = drills.join("long.yaml");
+    let (ok, long) = cli(&["start", file.to_str().unwrap()]);
+    assert!(ok, "watchfloor drill start: {long}");
     let long = long["id"].as_str().unwrap().to_string();
+    let (ok, _) = cli(&["start", "/nonexistent.yaml"]);
+    assert!(!ok, "a missing script fails");
     let early = wait_alert(http, &long, "CT-CAM-09");
     drop(centre); // SIGKILL
     centre = run_pipeline(&pipeline, "watchfloor.log");
@@ -584,7 +601,8 @@ fn drills_run_isolated_scored_steered_and_resumed_after_a_crash() {
         json!({}),
     );
     assert_eq!(status, 200, "{ended}");
-    let report = get(http, &format!("/api/drills/{long}/report"), &token("admin")).body;
+    let (ok, report) = cli(&["report", &long]);
+    assert!(ok, "watchfloor drill report: {report}");
     assert_eq!(outcome(&report, "seen_early")["verdict"], "met");
     assert_eq!(outcome(&report, "seen_late")["verdict"], "met");
     assert_eq!(outcome(&report, "seen_late")["took_ms"].as_i64(), Some(0));

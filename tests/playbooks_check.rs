@@ -177,4 +177,35 @@ fn the_shipped_drills_pass_and_a_broken_one_is_refused_where_it_is_broken() {
             && err.contains("unknown station `CT-HY-99`"),
         "{err}"
     );
+
+    // `run --check` with the broken directory in `[server] drills`.
+    let pipeline = std::fs::read_to_string(root().join("pipelines/demo.toml"))
+        .unwrap()
+        .replace(
+            "rules = \"../alert-rules\"",
+            &format!("rules = {:?}", root().join("alert-rules")),
+        )
+        .replace(
+            "accounts = \"demo-accounts.toml\"",
+            &format!(
+                "accounts = {:?}",
+                root().join("pipelines/demo-accounts.toml")
+            ),
+        )
+        .replace(
+            "indicators = \"../indicators\"",
+            &format!("indicators = {:?}", root().join("indicators")),
+        )
+        .replace(
+            "playbooks = \"../playbooks\"",
+            &format!("playbooks = {:?}", root().join("playbooks")),
+        )
+        .replace("drills = \"../drills\"", &format!("drills = {:?}", dir));
+    std::fs::write(dir.join("demo.toml"), pipeline).unwrap();
+    let out = watchfloor(&["run", "--check", "--pipeline"], &[&dir.join("demo.toml")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("unknown station `CT-HY-99`"),
+        "{err}"
+    );
 }
