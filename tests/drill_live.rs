@@ -6,7 +6,8 @@
 //!   the injects' event times;
 //! - isolation: real telemetry alerts as usual during the drill; the real file and MQTT
 //!   outputs carry no exercise record, their exercise twins carry every one; the real KPIs
-//!   do not move; the store keeps the exercise's alerts with its id;
+//!   do not move; the store keeps the exercise's alerts with its id; the changes feed has
+//!   them only for a reader that opts in;
 //! - pause and resume keep the spacing of the remaining injects; abort stops injecting and
 //!   closes the drill's alerts and runs;
 //! - a SIGKILL mid-drill (a drill started with `watchfloor drill start`): the restarted
@@ -443,6 +444,30 @@ fn drills_run_isolated_scored_steered_and_resumed_after_a_crash() {
             .iter()
             .any(|(t, b)| t.starts_with("ioc/alerts/") && b["key"] == "CT-CAM-05"));
     }
+    // The changes feed: no exercise line for a reader that did not opt in.
+    let feed = get(http, "/api/changes?limit=1000", &token("feed")).body;
+    let ids: Vec<&str> = feed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["alert"]["alert_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.iter().any(|id| !id.contains('~')), "real lines: {feed}");
+    assert!(
+        ids.iter().all(|id| !id.contains('~')),
+        "an exercise line: {ids:?}"
+    );
+    let opted = get(
+        http,
+        "/api/changes?limit=1000&exercises=include",
+        &token("feed"),
+    )
+    .body;
+    assert!(opted["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["alert"]["labels"]["exercise"] == exercise.as_str()));
     let listed = get(http, "/api/drills", &token("admin")).body;
     assert!(
         listed["drills"]

@@ -10,6 +10,7 @@ mod api;
 mod assets;
 pub mod auth;
 pub mod drills;
+mod feeds;
 pub mod hub;
 pub mod indicators;
 pub mod kpi;
@@ -58,7 +59,8 @@ pub fn router_with(state: AppState, dashboard: bool) -> Router {
     let app = api::routes()
         .merge(ws::routes())
         .merge(playbooks::routes())
-        .merge(drills::routes());
+        .merge(drills::routes())
+        .merge(feeds::routes());
     let app = if dashboard {
         app.merge(assets::routes())
     } else {

@@ -14,6 +14,7 @@
 //! - The same SQL text runs on both backends (`$n` parameters, numbered in order of first
 //!   use, which SQLite maps to the same positions).
 
+mod changes;
 mod daily;
 mod drills;
 pub mod query;
@@ -33,6 +34,7 @@ use sqlx::sqlite::{
 };
 use thiserror::Error;
 
+pub use changes::{ChangeRow, MAX_CHANGES};
 pub use daily::{IndicatorDayRow, QualityRow};
 pub use drills::DrillRow;
 pub use query::{AlertQuery, Page};

@@ -50,9 +50,58 @@ pub struct Page {
 }
 
 /// A bound parameter of a query built at run time.
-enum Bind {
+pub(crate) enum Bind {
     I(i64),
     S(String),
+}
+
+/// Appends `clause` with its `?` numbered as the next placeholder, and its value.
+pub(crate) fn push(sql: &mut String, binds: &mut Vec<Bind>, clause: &str, b: Bind) {
+    binds.push(b);
+    sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+}
+
+/// The caller's scope (`wards`, `district`, `sectors` of `q`) as conditions on the alerts
+/// columns (prefixed `prefix`, e.g. `a.`).
+pub(crate) fn scope_sql(q: &AlertQuery, prefix: &str, sql: &mut String, binds: &mut Vec<Bind>) {
+    if !q.wards.is_empty() {
+        sql.push_str(&format!(" AND {prefix}ward IN ("));
+        for (i, w) in q.wards.iter().enumerate() {
+            push(
+                sql,
+                binds,
+                if i == 0 { "?" } else { ", ?" },
+                Bind::S(w.clone()),
+            );
+        }
+        sql.push(')');
+    }
+    if let Some(d) = &q.district {
+        push(
+            sql,
+            binds,
+            &format!(" AND {prefix}district = ?"),
+            Bind::S(d.clone()),
+        );
+    }
+    if let Some(sectors) = &q.sectors {
+        sql.push_str(" AND (1 = 0");
+        for s in sectors {
+            // `_` and `%` in an id are literal (`_` would match the space between two ids
+            // otherwise).
+            let literal = s
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            push(
+                sql,
+                binds,
+                &format!(" OR {prefix}sectors LIKE ? ESCAPE '\\'"),
+                Bind::S(format!("% {literal} %")),
+            );
+        }
+        sql.push(')');
+    }
 }
 
 fn parse_cursor(c: &str) -> Result<(i64, String), StoreError> {
@@ -140,46 +189,13 @@ impl Store {
     pub async fn query(&self, q: &AlertQuery) -> Result<Page, StoreError> {
         let mut sql = String::from("SELECT * FROM alerts WHERE 1 = 1");
         let mut binds = Vec::new();
-        let mut push = |sql: &mut String, clause: &str, b: Bind| {
-            binds.push(b);
-            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
-        };
+        scope_sql(q, "", &mut sql, &mut binds);
+        let mut push = |sql: &mut String, clause: &str, b: Bind| push(sql, &mut binds, clause, b);
         if let Some(from) = q.from {
             push(&mut sql, " AND fired_at >= ?", Bind::I(from));
         }
         if let Some(to) = q.to {
             push(&mut sql, " AND fired_at < ?", Bind::I(to));
-        }
-        if !q.wards.is_empty() {
-            sql.push_str(" AND ward IN (");
-            for (i, w) in q.wards.iter().enumerate() {
-                push(
-                    &mut sql,
-                    if i == 0 { "?" } else { ", ?" },
-                    Bind::S(w.clone()),
-                );
-            }
-            sql.push(')');
-        }
-        if let Some(d) = &q.district {
-            push(&mut sql, " AND district = ?", Bind::S(d.clone()));
-        }
-        if let Some(sectors) = &q.sectors {
-            sql.push_str(" AND (1 = 0");
-            for s in sectors {
-                // `_` and `%` in an id are literal (`_` would match the space between
-                // two ids otherwise).
-                let literal = s
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                push(
-                    &mut sql,
-                    " OR sectors LIKE ? ESCAPE '\\'",
-                    Bind::S(format!("% {literal} %")),
-                );
-            }
-            sql.push(')');
         }
         if let Some(z) = &q.zone {
             push(&mut sql, " AND (ward = ?", Bind::S(z.clone()));

@@ -1098,3 +1098,87 @@ async fn drills_keep_their_script_progress_and_report_on_both_backends() {
         assert_eq!(store.drill("nope").await.unwrap(), None);
     }
 }
+
+#[tokio::test]
+async fn the_changes_feed_is_in_commit_order_scoped_and_without_exercises_unless_asked() {
+    for store in both("changes").await {
+        let b = store.backend();
+        assert_eq!(store.last_change().await.unwrap(), 0, "{b}");
+        let a = row("a1", "long_hoa", T0, Severity::Major);
+        let other = row("b1", "tan_an", T0 + 1, Severity::Minor);
+        let drill = row("drill-1~x1", "long_hoa", T0 + 2, Severity::Major);
+        store
+            .write(&[transition(&a, "fired"), transition(&other, "fired")], &[])
+            .await
+            .unwrap();
+        store
+            .write(&[transition(&drill, "fired")], &[])
+            .await
+            .unwrap();
+        // A transition written again (a replay after a restart) is one line.
+        store.write(&[transition(&a, "fired")], &[]).await.unwrap();
+        store
+            .write(
+                &[action(
+                    "a1",
+                    T0 + 5,
+                    "op",
+                    Action::Comment,
+                    "commented",
+                    "on it",
+                )],
+                &[],
+            )
+            .await
+            .unwrap();
+        let city = watchfloor_store::AlertQuery::default();
+        let all = store.changes(0, 100, &city, false).await.unwrap();
+        let got: Vec<(&str, &str)> = all
+            .iter()
+            .map(|c| (c.alert.alert_id.as_str(), c.event.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("a1", "fired"), ("b1", "fired"), ("a1", "commented")],
+            "{b}"
+        );
+        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "{b}");
+        assert_eq!(all[2].by.as_deref(), Some("op"), "{b}");
+        let with = store.changes(0, 100, &city, true).await.unwrap();
+        assert_eq!(with.len(), 4, "{b}: the exercise's line when asked for");
+        // After a cursor, a page at a time.
+        let page = store.changes(all[0].seq, 1, &city, false).await.unwrap();
+        assert_eq!(page[0].alert.alert_id, "b1", "{b}");
+        assert_eq!(
+            store.changes(all[2].seq, 100, &city, false).await.unwrap(),
+            vec![],
+            "{b}"
+        );
+        // Scoped by commune and by sector.
+        let ward = watchfloor_store::AlertQuery {
+            wards: vec!["tan_an".into()],
+            ..Default::default()
+        };
+        let tan_an = store.changes(0, 100, &ward, false).await.unwrap();
+        assert_eq!(tan_an.len(), 1, "{b}");
+        assert_eq!(tan_an[0].alert.alert_id, "b1", "{b}");
+        let transport = watchfloor_store::AlertQuery {
+            sectors: Some(vec!["transport".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            store
+                .changes(0, 100, &transport, false)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{b}"
+        );
+        assert_eq!(
+            store.last_change().await.unwrap(),
+            with.last().unwrap().seq,
+            "{b}"
+        );
+    }
+}
