@@ -77,6 +77,7 @@ fn publish(client: &rumqttc::Client, from: u64, to: u64, start: i64) {
 fn alert_id(http: u16, seq: u64, start: i64) -> String {
     let mut id = None;
     let at = start + seq as i64;
+    let key = seq.to_string();
     let path = format!("/api/alerts?rule=seq_seen&since={at}&until={}", at + 1);
     wait_until(
         &format!("the alert of reading {seq}"),
@@ -84,7 +85,7 @@ fn alert_id(http: u16, seq: u64, start: i64) -> String {
         || {
             id = get(http, &path, "token-op").body.as_array().and_then(|a| {
                 a.iter()
-                    .find(|x| x["key"] == seq.to_string())
+                    .find(|x| x["key"] == key.as_str())
                     .map(|x| x["alert_id"].as_str().unwrap().to_string())
             });
             id.is_some()
