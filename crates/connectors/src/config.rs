@@ -81,6 +81,75 @@ pub struct ServerSettings {
     /// How long resolved alerts and audit lines are kept in the store (e.g. `400d`).
     #[serde(default = "default_retention")]
     pub retention: String,
+    /// Webhook deliveries (`[server.webhooks]`).
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhook deliveries are retried and where they may go.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// The first retry's wait; each next one doubles it (`5s`).
+    #[serde(default = "default_backoff")]
+    pub backoff: String,
+    /// The longest wait between two attempts (`1h`).
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max: String,
+    /// A delivery not done this long after it was recorded fails for good (`3d`).
+    #[serde(default = "default_give_up")]
+    pub give_up: String,
+    /// How long one attempt may take (`10s`).
+    #[serde(default = "default_attempt_timeout")]
+    pub timeout: String,
+    /// Addresses deliveries may go to although the policy refuses them by default
+    /// (loopback, link-local such as the cloud metadata address, unspecified): IPs or CIDR
+    /// blocks, e.g. `["127.0.0.1", "10.0.0.0/8"]`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            backoff: default_backoff(),
+            backoff_max: default_backoff_max(),
+            give_up: default_give_up(),
+            timeout: default_attempt_timeout(),
+            allow: Vec::new(),
+        }
+    }
+}
+
+fn default_backoff() -> String {
+    "5s".into()
+}
+
+fn default_backoff_max() -> String {
+    "1h".into()
+}
+
+fn default_give_up() -> String {
+    "3d".into()
+}
+
+fn default_attempt_timeout() -> String {
+    "10s".into()
+}
+
+impl WebhookSettings {
+    /// (backoff, backoff max, give up, timeout) in ms, or which one is not a duration.
+    pub fn durations(&self) -> Result<(i64, i64, i64, i64), String> {
+        let d = |name: &str, text: &str| {
+            parse_duration_ms(text).map_err(|e| format!("server.webhooks.{name}: {e}"))
+        };
+        Ok((
+            d("backoff", &self.backoff)?,
+            d("backoff_max", &self.backoff_max)?,
+            d("give_up", &self.give_up)?,
+            d("timeout", &self.timeout)?,
+        ))
+    }
 }
 
 fn yes() -> bool {

@@ -256,6 +256,8 @@ pub struct Hub {
     pub(crate) playbooks: OnceLock<Arc<crate::playbooks::Link>>,
     /// The drill task, when the centre runs drills.
     pub(crate) drills: OnceLock<Arc<crate::drills::Link>>,
+    /// The webhook outbox, when the centre has a store.
+    pub(crate) webhooks: OnceLock<Arc<crate::feeds::webhooks::Link>>,
     /// This run's identity: a page that sees another epoch knows the server restarted.
     epoch: String,
     started_at: i64,
@@ -309,6 +311,7 @@ impl Hub {
             store: OnceLock::new(),
             playbooks: OnceLock::new(),
             drills: OnceLock::new(),
+            webhooks: OnceLock::new(),
             counters: HubCounters::default(),
             epoch: format!("{:x}-{:x}", now_ms(), std::process::id()),
             started_at: now_ms(),

@@ -10,7 +10,7 @@ mod api;
 mod assets;
 pub mod auth;
 pub mod drills;
-mod feeds;
+pub mod feeds;
 pub mod hub;
 pub mod indicators;
 pub mod kpi;

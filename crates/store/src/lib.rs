@@ -22,6 +22,7 @@ mod rows;
 mod runs;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhooks;
 mod write;
 pub mod writer;
 
@@ -40,6 +41,7 @@ pub use drills::DrillRow;
 pub use query::{AlertQuery, Page};
 pub use rows::{Action, AlertRow, AuditRow, Change, Entry};
 pub use runs::{OutboxRow, PlaybookVersionRow, RunEventRow, RunRow};
+pub use webhooks::{AttemptRow, DeliveryRow, SubscriptionRow};
 pub use writer::{StoreWriter, WriterHealth};
 
 /// Default retention of resolved alerts and audit lines, days.

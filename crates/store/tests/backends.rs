@@ -116,14 +116,14 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
         let store = Store::open(&url).await.unwrap();
         assert_eq!(
             store.schema_version().await.unwrap(),
-            4,
+            5,
             "{}",
             store.backend()
         );
         store.close().await;
         // Opening again applies nothing and works.
         let store = Store::open(&url).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 4);
+        assert_eq!(store.schema_version().await.unwrap(), 5);
         // A newer Watchfloor migrated it further: this binary must not touch it.
         let insert = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (9999, 'from the future', true, $1, 0)";
         match i {

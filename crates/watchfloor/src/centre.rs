@@ -107,6 +107,9 @@ pub async fn run(
     let drills = start_drills(&hub, &config, &server, &store, commands_tx.clone())
         .await
         .context("starting the drills")?;
+    start_webhooks(&hub, &server.webhooks, &store)
+        .await
+        .context("starting the webhook outbox")?;
     let pipeline = tokio::spawn({
         let (hub, stats, path) = (hub.clone(), stats.clone(), path.to_path_buf());
         let mut stop = stop_rx.clone();
@@ -187,6 +190,31 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
     store.close().await;
     result.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Starts the webhook outbox (its recorder and a worker per active subscription).
+async fn start_webhooks(
+    hub: &Arc<Hub>,
+    settings: &watchfloor_connectors::config::WebhookSettings,
+    store: &Store,
+) -> Result<()> {
+    let (backoff_ms, backoff_max_ms, give_up_ms, timeout_ms) =
+        settings.durations().map_err(anyhow::Error::msg)?;
+    let policy = watchfloor_server::feeds::webhooks::Policy::new(&settings.allow)
+        .map_err(anyhow::Error::msg)?;
+    let link = watchfloor_server::feeds::webhooks::spawn(
+        watchfloor_server::feeds::webhooks::WebhookConfig {
+            store: store.clone(),
+            policy,
+            backoff_ms,
+            backoff_max_ms,
+            give_up_ms,
+            timeout: Duration::from_millis(timeout_ms.max(1) as u64),
+        },
+    )
+    .await?;
+    hub.attach_webhooks(link);
+    Ok(())
 }
 
 /// Starts the drill task: scripts checked against the city, rules and playbooks; the

@@ -93,6 +93,13 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        let webhooks = server.webhooks.durations().and_then(|_| {
+            watchfloor_server::feeds::webhooks::Policy::new(&server.webhooks.allow).map(|_| ())
+        });
+        if let Err(why) = webhooks {
+            eprintln!("{}: {why}", args.pipeline.display());
+            return Ok(ExitCode::FAILURE);
+        }
         if let Some(dir) = &server.drills {
             let checked = crate::drills::load(dir, &config.rules, server.playbooks.as_deref());
             if let Err(errors) = checked {

@@ -2,12 +2,14 @@
 //!
 //! - `changes.rs`: `GET /api/changes`, every alert transition and operator action in commit
 //!   order after a cursor, from the incident store (catch-up after an outage).
+//! - `webhooks/`: subscriptions and their durable outbox, fed from the same timeline.
 //!
 //! Invariants: feeds read the incident store, never the hub's memory (what was committed is
 //! what is served, in commit order); a feed is scoped like alerts (area × sectors); exercise
 //! alerts reach a feed only when the caller opts in.
 
 mod changes;
+pub mod webhooks;
 
 use axum::routing::get;
 use axum::Router;
@@ -15,5 +17,7 @@ use axum::Router;
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/api/changes", get(changes::changes))
+    Router::new()
+        .route("/api/changes", get(changes::changes))
+        .merge(webhooks::routes())
 }
