@@ -8,7 +8,8 @@
 //! signature valid (two secrets, a rotation); each attempt is in the delivery log. A
 //! receiver answering 410 has its subscription disabled, with the reason in the API.
 //! A drill's alerts reach only the subscription that opted in. Addresses the policy
-//! refuses (the cloud metadata address, a loopback address not allowed) are a 400.
+//! refuses (the cloud metadata address, a loopback address not allowed) are a 400. The same
+//! transitions are served as CAP 1.2 messages and an Atom feed (with a token: not public).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -379,6 +380,41 @@ fn every_transition_is_delivered_once_signed_in_order_through_an_outage_and_a_cr
         "the opted-in subscription got the drill: {drill_bodies:?}"
     );
     let _ = drills_id;
+
+    // The same transitions as CAP 1.2 messages and their Atom feed (not public here).
+    assert_eq!(
+        call(http, "GET", "/cap/feed.atom", None, None)
+            .unwrap()
+            .status,
+        401
+    );
+    let feed = get(http, "/cap/feed.atom", "token-feed");
+    assert_eq!(feed.status, 200);
+    let atom = feed.body.as_str().unwrap().to_string();
+    assert!(
+        atom.contains("<feed xmlns=\"http://www.w3.org/2005/Atom\">"),
+        "{atom}"
+    );
+    assert_eq!(
+        atom.matches("<entry>").count(),
+        expected.len(),
+        "real transitions only: {atom}"
+    );
+    let (seq, alert, _) = &expected[expected.len() - 1];
+    let cap = get(
+        http,
+        &format!("/cap/alerts/wf-{alert}-{seq}.xml"),
+        "token-feed",
+    );
+    assert_eq!(cap.status, 200);
+    let xml = cap.body.as_str().unwrap();
+    let parsed: oasiscap::v1dot2::Alert = xml.parse::<oasiscap::Alert>().unwrap().into_latest();
+    assert_eq!(parsed.identifier.as_str(), format!("wf-{alert}-{seq}"));
+    assert_eq!(format!("{:?}", parsed.status), "Actual");
+    assert_eq!(
+        get(http, "/cap/alerts/wf-nothing-1.xml", "token-feed").status,
+        404
+    );
 
     // 410: disabled, and the API says why.
     wait_until(

@@ -84,6 +84,42 @@ pub struct ServerSettings {
     /// Webhook deliveries (`[server.webhooks]`).
     #[serde(default)]
     pub webhooks: WebhookSettings,
+    /// CAP 1.2 messages and their Atom feed (`[server.cap]`).
+    #[serde(default)]
+    pub cap: CapSettings,
+}
+
+/// The Common Alerting Protocol feed.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CapSettings {
+    /// The messages' `sender` (no spaces, commas, `<` or `&`).
+    #[serde(default = "default_cap_sender")]
+    pub sender: String,
+    /// The messages' `senderName`.
+    #[serde(default = "default_cap_sender_name")]
+    pub sender_name: String,
+    /// Serve `/cap/feed.atom` and `/cap/alerts/…` without a token (real alerts only).
+    #[serde(default)]
+    pub public: bool,
+}
+
+impl Default for CapSettings {
+    fn default() -> Self {
+        CapSettings {
+            sender: default_cap_sender(),
+            sender_name: default_cap_sender_name(),
+            public: false,
+        }
+    }
+}
+
+fn default_cap_sender() -> String {
+    "watchfloor@ioc.local".into()
+}
+
+fn default_cap_sender_name() -> String {
+    "Trung tâm Giám sát, điều hành đô thị thông minh (IOC)".into()
 }
 
 /// How webhook deliveries are retried and where they may go.

@@ -34,6 +34,19 @@ pub struct ChangeRow {
     pub alert: AlertRow,
 }
 
+/// Which timeline lines to read.
+struct Lines<'a> {
+    after: i64,
+    limit: usize,
+    scope: &'a AlertQuery,
+    exercises: bool,
+    /// Engine transitions only (no operator's action).
+    transitions_only: bool,
+    /// One alert's.
+    alert: Option<&'a str>,
+    newest_first: bool,
+}
+
 impl Store {
     /// Up to `limit` lines after sequence number `after`, oldest first, of alerts within
     /// `scope`'s wards, district and sectors; exercise alerts only with `exercises`.
@@ -44,20 +57,78 @@ impl Store {
         scope: &AlertQuery,
         exercises: bool,
     ) -> Result<Vec<ChangeRow>, StoreError> {
+        self.lines(&Lines {
+            after,
+            limit,
+            scope,
+            exercises,
+            transitions_only: false,
+            alert: None,
+            newest_first: false,
+        })
+        .await
+    }
+
+    /// One alert's engine transitions, oldest first.
+    pub async fn alert_transitions(&self, alert_id: &str) -> Result<Vec<ChangeRow>, StoreError> {
+        self.lines(&Lines {
+            after: 0,
+            limit: MAX_CHANGES,
+            scope: &AlertQuery::default(),
+            exercises: true,
+            transitions_only: true,
+            alert: Some(alert_id),
+            newest_first: false,
+        })
+        .await
+    }
+
+    /// The newest `limit` engine transitions within `scope`, newest first.
+    pub async fn recent_transitions(
+        &self,
+        limit: usize,
+        scope: &AlertQuery,
+        exercises: bool,
+    ) -> Result<Vec<ChangeRow>, StoreError> {
+        self.lines(&Lines {
+            after: 0,
+            limit,
+            scope,
+            exercises,
+            transitions_only: true,
+            alert: None,
+            newest_first: true,
+        })
+        .await
+    }
+
+    async fn lines(&self, q: &Lines<'_>) -> Result<Vec<ChangeRow>, StoreError> {
         let mut sql = String::from(
             "SELECT e.seq AS change_seq, e.at AS change_at, e.event AS change_event, \
              e.by_account AS change_by, e.detail AS change_detail, a.* \
              FROM alert_events e JOIN alerts a ON a.alert_id = e.alert_id WHERE 1 = 1",
         );
         let mut binds = Vec::new();
-        push(&mut sql, &mut binds, " AND e.seq > ?", Bind::I(after));
-        scope_sql(scope, "a.", &mut sql, &mut binds);
-        if !exercises {
+        push(&mut sql, &mut binds, " AND e.seq > ?", Bind::I(q.after));
+        scope_sql(q.scope, "a.", &mut sql, &mut binds);
+        if !q.exercises {
             sql.push_str(" AND a.alert_id NOT LIKE '%~%'");
         }
+        if q.transitions_only {
+            sql.push_str(" AND e.by_account IS NULL");
+        }
+        if let Some(alert) = q.alert {
+            push(
+                &mut sql,
+                &mut binds,
+                " AND e.alert_id = ?",
+                Bind::S(alert.to_string()),
+            );
+        }
         sql.push_str(&format!(
-            " ORDER BY e.seq LIMIT {}",
-            limit.clamp(1, MAX_CHANGES)
+            " ORDER BY e.seq {} LIMIT {}",
+            if q.newest_first { "DESC" } else { "ASC" },
+            q.limit.clamp(1, MAX_CHANGES)
         ));
         Ok(on_pool!(self, pool => {
             // Audited: fixed fragments, `$n` placeholders and an integer limit; every value is bound.

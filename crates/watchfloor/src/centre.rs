@@ -110,6 +110,13 @@ pub async fn run(
     start_webhooks(&hub, &server.webhooks, &store)
         .await
         .context("starting the webhook outbox")?;
+    watchfloor_server::feeds::cap::configure(watchfloor_server::feeds::cap::CapConfig {
+        sender: watchfloor_server::feeds::cap::Sender {
+            sender: server.cap.sender.clone(),
+            sender_name: server.cap.sender_name.clone(),
+        },
+        public: server.cap.public,
+    });
     let pipeline = tokio::spawn({
         let (hub, stats, path) = (hub.clone(), stats.clone(), path.to_path_buf());
         let mut stop = stop_rx.clone();

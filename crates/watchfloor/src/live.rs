@@ -96,6 +96,20 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         let webhooks = server.webhooks.durations().and_then(|_| {
             watchfloor_server::feeds::webhooks::Policy::new(&server.webhooks.allow).map(|_| ())
         });
+        let cap_sender = &server.cap.sender;
+        let webhooks = webhooks.and_then(|_| {
+            if cap_sender.is_empty()
+                || cap_sender
+                    .chars()
+                    .any(|c| c.is_whitespace() || matches!(c, ',' | '<' | '&'))
+            {
+                Err(format!(
+                    "server.cap.sender `{cap_sender}`: no spaces, commas, `<` or `&` (CAP 1.2)"
+                ))
+            } else {
+                Ok(())
+            }
+        });
         if let Err(why) = webhooks {
             eprintln!("{}: {why}", args.pipeline.display());
             return Ok(ExitCode::FAILURE);
