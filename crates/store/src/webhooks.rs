@@ -3,7 +3,7 @@
 //! Invariants: deliveries are recorded with the outbox's new cursor in one transaction
 //! ([`Store::webhook_enqueue`]), so a crash neither loses a transition nor records it twice
 //! (a delivery written again keeps its row: same id, same payload); a delivery's attempt and
-//! its new state are written together ([`Store::webhook_attempt`]); a subscription's pending
+//! its new state are written together ([`Store::webhook_attempts`]); a subscription's pending
 //! deliveries are read in the order of the transitions they carry.
 
 use serde::Serialize;
@@ -162,46 +162,49 @@ impl Store {
         Ok(())
     }
 
-    /// The oldest pending delivery of a subscription (by the transition it carries).
-    pub async fn next_delivery(
+    /// The oldest `limit` pending deliveries of a subscription (by the transitions they
+    /// carry).
+    pub async fn next_deliveries(
         &self,
         subscription: &str,
-    ) -> Result<Option<DeliveryRow>, StoreError> {
+        limit: usize,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
         let sql = const_format(
             DELIVERY_COLUMNS,
-            " WHERE subscription = $1 AND status = 'pending' ORDER BY change_seq, id LIMIT 1",
+            " WHERE subscription = $1 AND status = 'pending' ORDER BY change_seq, id LIMIT $2",
         );
         Ok(on_pool!(self, pool => {
-            sqlx::query_as::<_, DeliveryRow>(sqlx::AssertSqlSafe(sql.clone())).bind(subscription).fetch_optional(pool).await?
+            sqlx::query_as::<_, DeliveryRow>(sqlx::AssertSqlSafe(sql.clone())).bind(subscription).bind(limit.clamp(1, 1000) as i64).fetch_all(pool).await?
         }))
     }
 
-    /// Records an attempt and the delivery's new state: `delivered` at `at`, or still
-    /// `pending` until `retry_at`, or `failed` for good (neither).
-    pub async fn webhook_attempt(
+    /// Records attempts, each with its delivery's new state: `delivered` at its time, or
+    /// still `pending` until its retry time, or `failed` for good (neither) — all in one
+    /// transaction.
+    pub async fn webhook_attempts(
         &self,
-        attempt: &AttemptRow,
-        delivered: bool,
-        retry_at: Option<i64>,
+        attempts: &[(AttemptRow, bool, Option<i64>)],
     ) -> Result<(), StoreError> {
-        let status = if delivered {
-            "delivered"
-        } else if retry_at.is_some() {
-            "pending"
-        } else {
-            "failed"
-        };
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("INSERT INTO webhook_attempts (delivery, n, at, status_code, latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (delivery, n) DO NOTHING")
-                .bind(&attempt.delivery).bind(attempt.n).bind(attempt.at).bind(attempt.status_code)
-                .bind(attempt.latency_ms).bind(&attempt.error)
-                .execute(&mut *tx).await?;
-            sqlx::query("UPDATE webhook_deliveries SET attempts = $2, status = $3, delivered_at = $4, next_attempt_at = $5, last_error = $6 WHERE id = $1")
-                .bind(&attempt.delivery).bind(attempt.n).bind(status)
-                .bind(delivered.then_some(attempt.at)).bind(retry_at.unwrap_or(attempt.at))
-                .bind(&attempt.error)
-                .execute(&mut *tx).await?;
+            for (attempt, delivered, retry_at) in attempts {
+                let status = if *delivered {
+                    "delivered"
+                } else if retry_at.is_some() {
+                    "pending"
+                } else {
+                    "failed"
+                };
+                sqlx::query("INSERT INTO webhook_attempts (delivery, n, at, status_code, latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (delivery, n) DO NOTHING")
+                    .bind(&attempt.delivery).bind(attempt.n).bind(attempt.at).bind(attempt.status_code)
+                    .bind(attempt.latency_ms).bind(&attempt.error)
+                    .execute(&mut *tx).await?;
+                sqlx::query("UPDATE webhook_deliveries SET attempts = $2, status = $3, delivered_at = $4, next_attempt_at = $5, last_error = $6 WHERE id = $1")
+                    .bind(&attempt.delivery).bind(attempt.n).bind(status)
+                    .bind(delivered.then_some(attempt.at)).bind(retry_at.unwrap_or(attempt.at))
+                    .bind(&attempt.error)
+                    .execute(&mut *tx).await?;
+            }
             tx.commit().await?;
         });
         Ok(())

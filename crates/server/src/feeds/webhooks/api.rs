@@ -328,15 +328,16 @@ async fn test(
     let result = async {
         let target = parse_url(&sub.url)?;
         let address = link.config.policy.resolve(&target).await?;
-        super::http::post(
-            &target,
-            address,
-            &test_id,
-            &secrets,
-            &body,
-            link.config.timeout,
-        )
-        .await
+        super::http::Client::default()
+            .post(
+                &target,
+                address,
+                &test_id,
+                &secrets,
+                &body,
+                link.config.timeout,
+            )
+            .await
     }
     .await;
     let latency_ms = now_ms() - now;

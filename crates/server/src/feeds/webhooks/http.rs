@@ -4,7 +4,8 @@
 //! policy passed, within a time limit.
 //!
 //! Invariants: the body and id are the delivery's, the same on every attempt; only the
-//! timestamp and signatures are of the attempt; nothing here retries.
+//! timestamp and signatures are of the attempt; nothing here retries; a connection is
+//! reused only to the same address and never after an attempt failed on it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,24 +39,69 @@ pub fn signatures(
     Ok(out.join(" "))
 }
 
-/// POSTs `body` to `target` at `address`, signed.
-pub async fn post(
-    target: &Target,
-    address: SocketAddr,
-    id: &str,
-    secrets: &[String],
-    body: &str,
-    timeout: Duration,
-) -> Result<Answer, String> {
-    let attempt = async {
-        let stream = tokio::net::TcpStream::connect(address)
-            .await
-            .map_err(|e| format!("connect {address}: {e}"))?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+/// A worker's connection, kept open between deliveries to the same address (HTTP/1.1
+/// keep-alive) and opened again when the receiver closed it.
+#[derive(Default)]
+pub struct Client {
+    open: Option<(
+        SocketAddr,
+        hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    )>,
+}
+
+impl Client {
+    /// A sender ready on a connection to `address`: the open one if it still is.
+    async fn sender(
+        &mut self,
+        address: SocketAddr,
+    ) -> Result<&mut hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
+        let reusable = match &mut self.open {
+            Some((a, sender)) if *a == address => sender.ready().await.is_ok(),
+            _ => false,
+        };
+        if !reusable {
+            self.open = None;
+            let stream = tokio::net::TcpStream::connect(address)
                 .await
-                .map_err(|e| format!("handshake: {e}"))?;
-        tokio::spawn(connection);
+                .map_err(|e| format!("connect {address}: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            let (sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(connection);
+            self.open = Some((address, sender));
+        }
+        Ok(&mut self.open.as_mut().expect("just set").1)
+    }
+
+    /// POSTs `body` to `target` at `address`, signed, within `timeout`.
+    pub async fn post(
+        &mut self,
+        target: &Target,
+        address: SocketAddr,
+        id: &str,
+        secrets: &[String],
+        body: &str,
+        timeout: Duration,
+    ) -> Result<Answer, String> {
+        let result = tokio::time::timeout(timeout, self.send(target, address, id, secrets, body))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis())));
+        if result.is_err() {
+            self.open = None; // never reuse a connection an attempt failed on
+        }
+        result
+    }
+
+    async fn send(
+        &mut self,
+        target: &Target,
+        address: SocketAddr,
+        id: &str,
+        secrets: &[String],
+        body: &str,
+    ) -> Result<Answer, String> {
         let timestamp = chrono_now_s();
         let signature = signatures(secrets, id, timestamp, body.as_bytes())?;
         let host = if (target.scheme == "http" && target.port == 80)
@@ -79,6 +125,7 @@ pub async fn post(
             .header("webhook-signature", signature)
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| e.to_string())?;
+        let sender = self.sender(address).await?;
         let response = sender
             .send_request(request)
             .await
@@ -89,16 +136,13 @@ pub async fn post(
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        // Read (and drop) the answer's body, bounded, so the connection closes cleanly.
+        // Read the answer's body (bounded) so the connection can carry the next request.
         let _ = tokio::time::timeout(Duration::from_secs(2), response.into_body().collect()).await;
         Ok(Answer {
             status,
             retry_after_s,
         })
-    };
-    tokio::time::timeout(timeout, attempt)
-        .await
-        .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
+    }
 }
 
 fn chrono_now_s() -> i64 {

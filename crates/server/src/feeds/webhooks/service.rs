@@ -29,6 +29,9 @@ use crate::hub::now_ms;
 const POLL: Duration = Duration::from_millis(250);
 /// Timeline lines read per round.
 const READ: usize = 1000;
+/// Deliveries a worker takes from the outbox at once (sent one at a time, in order; their
+/// attempts stored in one transaction).
+const BATCH: usize = 64;
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER_MS: i64 = 24 * 3_600_000;
 
@@ -105,14 +108,15 @@ impl Link {
             .cloned()
     }
 
-    /// One subscription's deliveries, one at a time, until it is disabled.
+    /// One subscription's deliveries, one at a time in order, until it is disabled.
     async fn work(self: Arc<Self>, id: String) {
+        let mut client = super::http::Client::default();
         loop {
             let Some(sub) = self.subscription(&id).filter(|s| s.status == "active") else {
                 return;
             };
-            let next = match self.config.store.next_delivery(&id).await {
-                Ok(next) => next,
+            let due = match self.config.store.next_deliveries(&id, BATCH).await {
+                Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(subscription = %id, error = %e, "webhook outbox unreadable; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -120,7 +124,7 @@ impl Link {
                 }
             };
             let now = now_ms();
-            match next {
+            match due.first() {
                 None => {
                     let _ = tokio::time::timeout(POLL, self.wake.notified()).await;
                 }
@@ -132,16 +136,62 @@ impl Link {
                     )
                     .await;
                 }
-                Some(d) => self.attempt(&sub, d).await,
+                Some(_) => self.attempt_batch(&sub, due, &mut client).await,
             }
         }
     }
 
-    /// One attempt at `d`, stored with its outcome.
-    async fn attempt(self: &Arc<Self>, sub: &SubscriptionRow, d: DeliveryRow) {
-        let started = now_ms();
-        let n = d.attempts + 1;
+    /// Attempts `due` in order until one is not delivered (nothing overtakes it), then
+    /// stores every attempt with its outcome in one transaction.
+    async fn attempt_batch(
+        self: &Arc<Self>,
+        sub: &SubscriptionRow,
+        due: Vec<DeliveryRow>,
+        client: &mut super::http::Client,
+    ) {
         let secrets: Vec<String> = serde_json::from_str(&sub.secrets).unwrap_or_default();
+        let mut done = Vec::new();
+        let mut gone = false;
+        for d in due {
+            if d.next_attempt_at > now_ms() {
+                break;
+            }
+            let (attempt, delivered, retry_at, is_gone) =
+                self.attempt(sub, &d, &secrets, client).await;
+            done.push((attempt, delivered, retry_at));
+            if !delivered {
+                gone = is_gone;
+                break;
+            }
+        }
+        if let Err(e) = self.config.store.webhook_attempts(&done).await {
+            tracing::warn!(subscription = %sub.id, error = %e, "webhook attempts not stored; tried again");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return;
+        }
+        if gone {
+            let why = format!(
+                "{} answered 410 Gone at {}",
+                sub.url,
+                watchfloor_model::format_rfc3339(now_ms())
+            );
+            tracing::warn!(subscription = %sub.id, %why, "webhook subscription disabled");
+            if let Err(e) = self.set_status(&sub.id, "disabled", Some(&why)).await {
+                tracing::warn!(subscription = %sub.id, error = %e, "webhook subscription not disabled in the store");
+            }
+        }
+    }
+
+    /// One attempt at `d`: the attempt's record, whether delivered, when to retry (none:
+    /// delivered, or given up), whether the receiver said 410 Gone.
+    async fn attempt(
+        &self,
+        sub: &SubscriptionRow,
+        d: &DeliveryRow,
+        secrets: &[String],
+        client: &mut super::http::Client,
+    ) -> (AttemptRow, bool, Option<i64>, bool) {
+        let started = now_ms();
         let result = if started - d.created_at > self.config.give_up_ms {
             Err((
                 None,
@@ -157,15 +207,16 @@ impl Link {
                     return Err("https:// delivery is not in this build (put a TLS proxy in front of an http:// URL)".to_string());
                 }
                 let address = self.config.policy.resolve(&target).await?;
-                super::http::post(
-                    &target,
-                    address,
-                    &d.id,
-                    &secrets,
-                    &d.payload,
-                    self.config.timeout,
-                )
-                .await
+                client
+                    .post(
+                        &target,
+                        address,
+                        &d.id,
+                        secrets,
+                        &d.payload,
+                        self.config.timeout,
+                    )
+                    .await
             };
             match sent.await {
                 Ok(answer) if (200..300).contains(&answer.status) => Ok(answer.status),
@@ -176,54 +227,31 @@ impl Link {
                 Err(e) => Err((None, e)),
             }
         };
-        let latency_ms = now_ms() - started;
         let mut attempt = AttemptRow {
             delivery: d.id.clone(),
-            n,
+            n: d.attempts + 1,
             at: started,
             status_code: None,
-            latency_ms,
+            latency_ms: now_ms() - started,
             error: None,
         };
-        let (delivered, retry_at, gone) = match &result {
+        match result {
             Ok(status) => {
-                attempt.status_code = Some(i64::from(*status));
-                (true, None, false)
+                attempt.status_code = Some(i64::from(status));
+                (attempt, true, None, false)
             }
             Err((answer, why)) => {
-                attempt.error = Some(why.clone());
-                attempt.status_code = answer.as_ref().map(|a| i64::from(a.status));
                 let gave_up = why.starts_with("gave up");
                 let gone = answer.as_ref().is_some_and(|a| a.status == 410);
                 let wait = match answer.as_ref().and_then(|a| a.retry_after_s) {
                     Some(s) => (s as i64 * 1000).min(MAX_RETRY_AFTER_MS),
-                    None => self.backoff(n),
+                    None => self.backoff(attempt.n),
                 };
-                (false, (!gave_up).then_some(started + wait), gone)
+                attempt.status_code = answer.as_ref().map(|a| i64::from(a.status));
+                tracing::debug!(delivery = %d.id, attempt = attempt.n, error = %why, "webhook attempt failed; retried");
+                attempt.error = Some(why);
+                (attempt, false, (!gave_up).then_some(started + wait), gone)
             }
-        };
-        if let Err(e) = self
-            .config
-            .store
-            .webhook_attempt(&attempt, delivered, retry_at)
-            .await
-        {
-            tracing::warn!(delivery = %d.id, error = %e, "webhook attempt not stored; tried again");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            return;
-        }
-        if gone {
-            let why = format!(
-                "{} answered 410 Gone at {}",
-                sub.url,
-                watchfloor_model::format_rfc3339(started)
-            );
-            tracing::warn!(subscription = %sub.id, %why, "webhook subscription disabled");
-            if let Err(e) = self.set_status(&sub.id, "disabled", Some(&why)).await {
-                tracing::warn!(subscription = %sub.id, error = %e, "webhook subscription not disabled in the store");
-            }
-        } else if !delivered {
-            tracing::debug!(delivery = %d.id, attempt = n, error = ?attempt.error, "webhook attempt failed; retried");
         }
     }
 
