@@ -96,28 +96,7 @@ fn the_shipped_playbooks_pass_and_a_broken_one_is_refused_where_it_is_broken() {
     let dir = broken("run-check", |t| {
         t.replacen("kind: decision", "kind: vote", 1)
     });
-    let pipeline = std::fs::read_to_string(root().join("pipelines/demo.toml"))
-        .unwrap()
-        .replace(
-            "rules = \"../alert-rules\"",
-            &format!("rules = {:?}", root().join("alert-rules")),
-        )
-        .replace(
-            "accounts = \"demo-accounts.toml\"",
-            &format!(
-                "accounts = {:?}",
-                root().join("pipelines/demo-accounts.toml")
-            ),
-        )
-        .replace(
-            "indicators = \"../indicators\"",
-            &format!("indicators = {:?}", root().join("indicators")),
-        )
-        .replace("playbooks = \"../playbooks\"", "playbooks = \"playbooks\"")
-        .replace(
-            "drills = \"../drills\"",
-            &format!("drills = {:?}", root().join("drills")),
-        );
+    let pipeline = demo_pipeline("playbooks".as_ref(), &root().join("drills"));
     std::fs::write(dir.join("demo.toml"), pipeline).unwrap();
     let out = watchfloor(&["run", "--check", "--pipeline"], &[&dir.join("demo.toml")]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -179,7 +158,20 @@ fn the_shipped_drills_pass_and_a_broken_one_is_refused_where_it_is_broken() {
     );
 
     // `run --check` with the broken directory in `[server] drills`.
-    let pipeline = std::fs::read_to_string(root().join("pipelines/demo.toml"))
+    let pipeline = demo_pipeline(&root().join("playbooks"), &dir);
+    std::fs::write(dir.join("demo.toml"), pipeline).unwrap();
+    let out = watchfloor(&["run", "--check", "--pipeline"], &[&dir.join("demo.toml")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("unknown station `CT-HY-99`"),
+        "{err}"
+    );
+}
+
+/// The demo pipeline file with its paths absolute, its playbooks and drills from the given
+/// folders (a relative one stays relative to the copy).
+fn demo_pipeline(playbooks: &Path, drills: &Path) -> String {
+    std::fs::read_to_string(root().join("pipelines/demo.toml"))
         .unwrap()
         .replace(
             "rules = \"../alert-rules\"",
@@ -198,14 +190,7 @@ fn the_shipped_drills_pass_and_a_broken_one_is_refused_where_it_is_broken() {
         )
         .replace(
             "playbooks = \"../playbooks\"",
-            &format!("playbooks = {:?}", root().join("playbooks")),
+            &format!("playbooks = {playbooks:?}"),
         )
-        .replace("drills = \"../drills\"", &format!("drills = {:?}", dir));
-    std::fs::write(dir.join("demo.toml"), pipeline).unwrap();
-    let out = watchfloor(&["run", "--check", "--pipeline"], &[&dir.join("demo.toml")]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("unknown station `CT-HY-99`"),
-        "{err}"
-    );
+        .replace("drills = \"../drills\"", &format!("drills = {drills:?}"))
 }

@@ -11,6 +11,8 @@ pub mod exercise;
 mod run;
 mod runner;
 mod step;
+#[cfg(test)]
+mod test_support;
 
 pub use control::{EngineCommand, Outcome, PipelineLink, PipelineObserver};
 pub use exercise::{ExerciseAction, ExerciseAnswer};

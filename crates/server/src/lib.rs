@@ -7,6 +7,7 @@
 //! [`watchfloor_pipeline::EngineCommand`]s. Protocol: `docs/api.md`.
 
 mod api;
+mod ask;
 mod assets;
 pub mod auth;
 pub mod drills;

@@ -5,13 +5,10 @@
 
 use std::sync::Arc;
 
-use watchfloor_engine::{Acknowledgement, Engine, EngineConfig, LookupTables, RuleSet, TimeMode};
-use watchfloor_model::DecodeLimits;
+use watchfloor_engine::{Acknowledgement, Engine, RuleSet};
 
 use super::record::{InputRecord, LogRecord, OperatorAction, Origin};
 use super::*;
-use crate::step::Processor;
-use watchfloor_connectors::decode::Decoder;
 use watchfloor_connectors::PipelineStats;
 
 const RULES: &str = r#"
@@ -30,26 +27,10 @@ rules:
 "#;
 
 fn rules() -> RuleSet {
-    RuleSet::from_sources(&[("r.yaml".into(), RULES.into())], LookupTables::default()).unwrap()
+    crate::test_support::rules(RULES)
 }
 
-fn config() -> EngineConfig {
-    EngineConfig {
-        time_mode: TimeMode::Processing,
-        ..EngineConfig::default()
-    }
-}
-
-fn processor(engine: Engine) -> Processor {
-    Processor::new(
-        engine,
-        None,
-        vec![("mqtt".into(), Decoder::Json)],
-        DecodeLimits::default(),
-        None,
-        Arc::new(PipelineStats::default()),
-    )
-}
+use crate::test_support::{config, processor};
 
 /// Reading `i`: station S(i % 5), 10 s apart per round, a hot spell for station 0.
 fn reading(i: i64) -> InputRecord<'static> {

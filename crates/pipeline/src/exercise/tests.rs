@@ -5,15 +5,13 @@
 
 use std::sync::Arc;
 
-use watchfloor_connectors::decode::Decoder;
 use watchfloor_connectors::PipelineStats;
-use watchfloor_engine::{Acknowledgement, Engine, EngineConfig, LookupTables, RuleSet, TimeMode};
-use watchfloor_model::{AlertState, DecodeLimits};
+use watchfloor_engine::{Acknowledgement, Engine, RuleSet};
+use watchfloor_model::AlertState;
 
 use super::{ExerciseAction, ExerciseRecord};
 use crate::durable::open;
 use crate::durable::record::{InputRecord, LogRecord, Origin};
-use crate::step::Processor;
 
 const RULES: &str = r#"
 rules:
@@ -25,26 +23,10 @@ rules:
 "#;
 
 fn rules() -> RuleSet {
-    RuleSet::from_sources(&[("r.yaml".into(), RULES.into())], LookupTables::default()).unwrap()
+    crate::test_support::rules(RULES)
 }
 
-fn config() -> EngineConfig {
-    EngineConfig {
-        time_mode: TimeMode::Processing,
-        ..EngineConfig::default()
-    }
-}
-
-fn processor(engine: Engine) -> Processor {
-    Processor::new(
-        engine,
-        None,
-        vec![("mqtt".into(), Decoder::Json)],
-        DecodeLimits::default(),
-        None,
-        Arc::new(PipelineStats::default()),
-    )
-}
+use crate::test_support::{config, processor};
 
 const T0: i64 = 1_800_000_000_000;
 

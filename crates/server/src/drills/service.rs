@@ -24,8 +24,7 @@ use watchfloor_store::Store;
 use super::progress::{Exercise, Status};
 use crate::hub::{now_ms, Hub};
 
-/// A refusal: HTTP status and why.
-pub(crate) type Refusal = (u16, String);
+pub(crate) use crate::ask::Refusal;
 
 /// What the drill task needs.
 pub struct DrillConfig {
@@ -98,15 +97,13 @@ impl Link {
         &self,
         make: impl FnOnce(oneshot::Sender<Result<Value, Refusal>>) -> Request,
     ) -> Result<Value, Refusal> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(make(reply))
-            .await
-            .map_err(|_| (503, "the drill service is not running".to_string()))?;
-        match tokio::time::timeout(Duration::from_secs(30), answer).await {
-            Ok(Ok(answer)) => answer,
-            _ => Err((503, "the drill service did not answer; try again".into())),
-        }
+        crate::ask::ask(
+            &self.requests,
+            "drill service",
+            Duration::from_secs(30),
+            make,
+        )
+        .await
     }
 }
 

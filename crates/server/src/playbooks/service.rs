@@ -40,7 +40,7 @@ pub struct PlaybookConfig {
 }
 
 /// A refusal: HTTP status and reason.
-pub(crate) type Refusal = (u16, String);
+pub(crate) use crate::ask::Refusal;
 
 /// What the API asks of the task.
 pub(crate) enum Request {
@@ -86,15 +86,13 @@ impl Link {
         &self,
         make: impl FnOnce(oneshot::Sender<Result<Value, Refusal>>) -> Request,
     ) -> Result<Value, Refusal> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(make(reply))
-            .await
-            .map_err(|_| (503, "the playbook service is not running".to_string()))?;
-        match tokio::time::timeout(Duration::from_secs(15), answer).await {
-            Ok(Ok(answer)) => answer,
-            _ => Err((503, "the playbook service did not answer; try again".into())),
-        }
+        crate::ask::ask(
+            &self.requests,
+            "playbook service",
+            Duration::from_secs(15),
+            make,
+        )
+        .await
     }
 }
 
