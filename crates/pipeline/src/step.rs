@@ -88,6 +88,7 @@ impl Processor {
         if input.now != self.last_now {
             self.last_now = input.now;
             self.engine.tick(input.now, &mut self.emitted);
+            self.exercises.tick(input.now, &mut self.emitted);
         }
         let Some((name, decoder)) = self.decoders.get(input.source as usize) else {
             tracing::error!(

@@ -34,6 +34,33 @@ pub struct ChangeRow {
     pub alert: AlertRow,
 }
 
+impl ChangeRow {
+    /// The alert as this line left it: for an engine transition, its state (`resolved`
+    /// for `resolved`/`resolved at restart`, else `firing`), severity and message (from
+    /// the line's `<severity>: <message>` detail) and time; the alert's later changes
+    /// (an escalation, an acknowledgement after it) are not in it.
+    pub fn as_of(&self) -> AlertRow {
+        let mut a = self.alert.clone();
+        if self.by.is_some() {
+            return a;
+        }
+        let resolved = self.event == "resolved" || self.event == "resolved at restart";
+        a.state = if resolved { "resolved" } else { "firing" }.into();
+        a.resolved_at = resolved.then_some(self.at);
+        a.updated_at = self.at;
+        if let Some((severity, message)) = self.detail.split_once(": ") {
+            if let Some(s) = watchfloor_model::Severity::parse(severity) {
+                a.severity = s;
+                a.message = message.to_string();
+            }
+        }
+        if a.ack.as_ref().is_some_and(|(_, at, _)| *at > self.at) {
+            a.ack = None;
+        }
+        a
+    }
+}
+
 /// Which timeline lines to read.
 struct Lines<'a> {
     after: i64,
@@ -162,5 +189,65 @@ impl Store {
             sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM alert_events").fetch_one(pool).await?
         });
         Ok(seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use watchfloor_model::Severity;
+
+    fn line(event: &str, by: Option<&str>, detail: &str, at: i64) -> ChangeRow {
+        ChangeRow {
+            seq: 1,
+            at,
+            event: event.into(),
+            by: by.map(str::to_string),
+            detail: detail.into(),
+            alert: AlertRow {
+                alert_id: "a".into(),
+                rule: "r".into(),
+                key: "k".into(),
+                state: "resolved".into(),
+                severity: Severity::Critical,
+                fired_at: 10,
+                updated_at: 90,
+                resolved_at: Some(90),
+                value: None,
+                message: "now: worse".into(),
+                labels: Default::default(),
+                ward: None,
+                district: None,
+                sectors: Vec::new(),
+                kind: None,
+                location: None,
+                ack: Some(("op".into(), 50, None)),
+                assignee: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_transition_shows_the_alert_as_it_left_it() {
+        let fired = line("fired", None, "major: PM2.5 high: 80", 10).as_of();
+        assert_eq!(
+            (
+                fired.state.as_str(),
+                fired.severity,
+                fired.message.as_str(),
+                fired.resolved_at
+            ),
+            ("firing", Severity::Major, "PM2.5 high: 80", None)
+        );
+        assert_eq!(fired.ack, None, "acknowledged after this transition");
+        let resolved = line("resolved", None, "critical: over", 90).as_of();
+        assert_eq!(
+            (resolved.state.as_str(), resolved.resolved_at),
+            ("resolved", Some(90))
+        );
+        assert!(resolved.ack.is_some());
+        // An operator's line leaves the alert as it is now.
+        let comment = line("commented", Some("op"), "note", 60).as_of();
+        assert_eq!(comment.state, "resolved");
     }
 }

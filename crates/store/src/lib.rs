@@ -187,8 +187,9 @@ impl Store {
         Ok(v.0)
     }
 
-    /// Deletes resolved alerts (with their timelines) resolved before `before`, and audit
-    /// lines older than it; returns how many alerts went.
+    /// Deletes resolved alerts (with their timelines) resolved before `before`, audit
+    /// lines older than it, and finished webhook deliveries (with their attempts) recorded
+    /// before it; returns how many alerts went.
     pub async fn prune(&self, before: i64) -> Result<u64, StoreError> {
         let gone = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -202,6 +203,11 @@ impl Store {
                 .await?
                 .rows_affected();
             sqlx::query("DELETE FROM audit WHERE at < $1").bind(before).execute(&mut *tx).await?;
+            // The webhook outbox: finished deliveries (delivered or given up) and their log.
+            sqlx::query("DELETE FROM webhook_attempts WHERE delivery IN (SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1)")
+                .bind(before).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1")
+                .bind(before).execute(&mut *tx).await?;
             tx.commit().await?;
             gone
         });

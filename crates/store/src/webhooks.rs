@@ -241,10 +241,11 @@ impl Store {
         }))
     }
 
-    /// Sends a delivery again (same id, same body): pending from `now`.
+    /// Sends a delivery again (same id, same body): pending from `now`, its give-up time
+    /// counted from `now` again.
     pub async fn resend_delivery(&self, id: &str, now: i64) -> Result<bool, StoreError> {
         let done = on_pool!(self, pool => {
-            sqlx::query("UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $2 WHERE id = $1")
+            sqlx::query("UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $2, created_at = $2 WHERE id = $1")
                 .bind(id).bind(now).execute(pool).await?.rows_affected()
         });
         Ok(done > 0)

@@ -150,14 +150,17 @@ async fn report(
     let link = link(&s)?;
     let live = link.views.lock().expect("views lock").contains_key(&id);
     if live {
-        let answer = link
-            .ask(|reply| Request::Report {
-                id: id.clone(),
-                reply,
-            })
+        let ex = link
+            .snapshot(&id)
             .await
-            .map_err(refusal)?;
-        return Ok(Json(answer).into_response());
+            .map_err(refusal)?
+            .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no drill `{id}`")))?;
+        // Computed here, off the drill task (it reads the store).
+        let report = match ex.report.clone() {
+            Some(report) => report,
+            None => super::observe::report(&s.hub, &ex, crate::hub::now_ms()).await,
+        };
+        return Ok(Json(report).into_response());
     }
     let row = stored(link, &id).await?;
     match row.report {

@@ -103,6 +103,9 @@ pub struct Exercise {
     pub started_at: i64,
     pub ended_at: Option<i64>,
     pub report: Option<Value>,
+    /// Not before (wall ms): set when the engine or the store refused a step, so the task
+    /// tries again later instead of at once (not stored).
+    pub hold_until: i64,
 }
 
 impl Exercise {
@@ -136,6 +139,7 @@ impl Exercise {
             started_at: now,
             ended_at: None,
             report: None,
+            hold_until: 0,
         }
     }
 
@@ -165,7 +169,7 @@ impl Exercise {
 
     /// The actions due at wall time `now` (none while paused), marked taken.
     pub fn take_due(&mut self, now: i64) -> Vec<Planned> {
-        if self.status != Status::Running {
+        if self.status != Status::Running || now < self.hold_until {
             return Vec::new();
         }
         let mut due = Vec::new();
@@ -200,12 +204,13 @@ impl Exercise {
             Some(p) => p.at_ms,
             None => self.end_ms(),
         };
-        Some(self.progress.clock.wall_of(at))
+        Some(self.progress.clock.wall_of(at).max(self.hold_until))
     }
 
     /// Every action taken and the end time passed?
     pub fn is_over(&self, now: i64) -> bool {
         self.status == Status::Running
+            && now >= self.hold_until
             && self.progress.next >= self.plan.len()
             && self.progress.clock.drill_time(now) >= self.end_ms()
     }
@@ -294,6 +299,7 @@ impl Exercise {
             started_at: row.started_at,
             ended_at: row.ended_at,
             report: row.report.and_then(|r| serde_json::from_str(&r).ok()),
+            hold_until: 0,
         })
     }
 

@@ -22,6 +22,9 @@ use watchfloor_pipeline::{EngineCommand, ExerciseAction, ExerciseAnswer};
 use watchfloor_store::Store;
 
 use super::progress::{Exercise, Status};
+
+/// How long a drill waits before trying again what the engine or the store refused.
+const RETRY_MS: i64 = 2_000;
 use crate::hub::{now_ms, Hub};
 
 pub(crate) use crate::ask::Refusal;
@@ -73,9 +76,10 @@ pub(crate) enum Request {
         by: String,
         reply: oneshot::Sender<Result<Value, Refusal>>,
     },
-    Report {
+    /// The drill as it is (its report is computed by the caller, off this task).
+    Snapshot {
         id: String,
-        reply: oneshot::Sender<Result<Value, Refusal>>,
+        reply: oneshot::Sender<Option<Exercise>>,
     },
 }
 
@@ -92,6 +96,23 @@ pub struct Link {
 }
 
 impl Link {
+    /// The drill `id` of this run of the centre, as it is now.
+    pub(crate) async fn snapshot(&self, id: &str) -> Result<Option<Exercise>, Refusal> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Snapshot {
+                id: id.to_string(),
+                reply,
+            })
+            .await
+            .map_err(|_| (503, "the drill service is not running".to_string()))?;
+        tokio::time::timeout(Duration::from_secs(30), answer)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or((503, "the drill service did not answer; try again".into()))
+    }
+
     /// Sends a request and waits for the answer.
     pub(crate) async fn ask(
         &self,
@@ -218,15 +239,8 @@ impl Task {
                 let answer = self.control(&id, control, &by).await;
                 let _ = reply.send(answer);
             }
-            Request::Report { id, reply } => {
-                let answer = match self.exercises.get(&id) {
-                    Some(ex) => match &ex.report {
-                        Some(report) => Ok(report.clone()),
-                        None => Ok(super::observe::report(&self.hub, ex, now_ms()).await),
-                    },
-                    None => Err((404, format!("no drill `{id}` in progress"))),
-                };
-                let _ = reply.send(answer);
+            Request::Snapshot { id, reply } => {
+                let _ = reply.send(self.exercises.get(&id).cloned());
             }
         }
     }
@@ -265,7 +279,11 @@ impl Task {
         }
         let ex = Exercise::start(id.clone(), drill, file, text, speed, by, now);
         self.engine(&id, ExerciseAction::Start).await?;
-        self.save(&ex).await?;
+        if let Err(e) = self.save(&ex).await {
+            // Not stored, not started: the engine lets the exercise go again.
+            let _ = self.engine(&id, ExerciseAction::End { at: now }).await;
+            return Err(e);
+        }
         tracing::info!(exercise = %id, by, speed, actions = ex.plan.len(), "drill started");
         self.exercises.insert(id.clone(), ex);
         self.step(now_ms()).await;
@@ -333,6 +351,7 @@ impl Task {
                             if let Some(ex) = self.exercises.get_mut(&id) {
                                 ex.progress.next = before.0;
                                 ex.progress.messages.truncate(before.1);
+                                ex.hold_until = now_ms() + RETRY_MS;
                             }
                             continue;
                         }
@@ -347,6 +366,9 @@ impl Task {
             if self.exercises.get(&id).is_some_and(|ex| ex.is_over(now)) {
                 if let Err((_, e)) = self.finish(&id, Status::Finished, "drill clock").await {
                     tracing::warn!(exercise = %id, error = %e, "drill could not finish; retried");
+                    if let Some(ex) = self.exercises.get_mut(&id) {
+                        ex.hold_until = now_ms() + RETRY_MS;
+                    }
                 }
             }
         }
@@ -364,6 +386,12 @@ impl Task {
             None => 0,
         };
         let ex = self.exercises.get_mut(id).expect("present");
+        let before = (
+            ex.status,
+            ex.ended_at,
+            ex.progress.clone(),
+            ex.report.clone(),
+        );
         ex.status = status;
         ex.ended_at = Some(now);
         if let Some(from) = ex.progress.clock.paused_at {
@@ -375,7 +403,14 @@ impl Task {
         ex.report = Some(report);
         tracing::info!(exercise = %id, status = status.as_str(), by, alerts_closed = answer.closed, runs_ended = runs, "drill ended; report written");
         let ex = self.exercises.get(id).expect("present");
-        self.save(ex).await?;
+        if let Err(e) = self.save(ex).await {
+            // Not stored: as it was (a restart must not find it running with its engine
+            // gone, nor an ended drill be reported here as stored); tried again later.
+            let ex = self.exercises.get_mut(id).expect("present");
+            (ex.status, ex.ended_at, ex.progress, ex.report) = before;
+            ex.hold_until = now_ms() + RETRY_MS;
+            return Err(e);
+        }
         self.show(id);
         Ok(self.view(id))
     }
@@ -393,6 +428,9 @@ impl Task {
             .map_err(|_| (503, "the engine is not running".to_string()))?;
         match tokio::time::timeout(Duration::from_secs(15), answer).await {
             Ok(Ok(Ok(answer))) => Ok(answer),
+            Ok(Ok(Err(e @ watchfloor_engine::EngineError::Unavailable(_)))) => {
+                Err((503, e.to_string()))
+            }
             Ok(Ok(Err(e))) => Err((409, e.to_string())),
             _ => Err((503, "the engine did not answer; try again".into())),
         }

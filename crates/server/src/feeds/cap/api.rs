@@ -160,11 +160,8 @@ async fn feed(
         .recent_transitions(limit, &scope, false)
         .await
         .map_err(unavailable)?;
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    let atom = super::atom(&cfg.sender, &format!("http://{host}"), &lines);
+    // Links relative to the feed (never built from the request's Host header).
+    let atom = super::atom(&cfg.sender, "", &lines);
     Ok((
         [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
         atom,

@@ -17,7 +17,8 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The feed of `lines` (newest first) served at `base`.
+/// The feed of `lines` (newest first) served at `base` (empty: links relative to the
+/// server).
 pub fn atom(sender: &Sender, base: &str, lines: &[ChangeRow]) -> String {
     let updated = lines.first().map_or(0, |l| l.at);
     let mut out = format!(
@@ -30,7 +31,7 @@ pub fn atom(sender: &Sender, base: &str, lines: &[ChangeRow]) -> String {
     );
     for line in lines {
         let id = identifier(line);
-        let a = &line.alert;
+        let a = &line.as_of();
         out.push_str(&format!(
             "<entry>\n<id>urn:watchfloor:cap:{id}</id>\n<title>{}</title>\n<updated>{}</updated>\n<link rel=\"alternate\" type=\"application/cap+xml\" href=\"{}/cap/alerts/{id}.xml\"/>\n<summary>{}</summary>\n</entry>\n",
             escape(&format!("{} — {} ({})", a.severity.as_str(), a.message, line.event)),

@@ -10,7 +10,9 @@
 //! - two `info` blocks, `vi-VN` and `en-US`; `area` is the commune's polygon(s) when the
 //!   alert has one, else the station's point (a 0.1 km circle), else the city.
 //!
-//! Invariants: nothing here reads a clock or the store; the same rows give the same XML.
+//! Invariants: the alert is as the transition left it (`ChangeRow::as_of`), so a message
+//! says the same whenever it is asked for; nothing here reads a clock or the store; the
+//! same rows give the same XML.
 
 use oasiscap::geo::{Circle, Point, Polygon};
 use oasiscap::id::Id;
@@ -59,7 +61,7 @@ pub fn message(
     line: &ChangeRow,
     earlier: &[ChangeRow],
 ) -> Result<Alert, String> {
-    let a = &line.alert;
+    let a = &line.as_of();
     let id = |s: String| Id::new(s).map_err(|e| format!("identifier: {e}"));
     let sender_id = id(sender.sender.clone())?;
     let exercise = a.labels.get(EXERCISE_LABEL);

@@ -136,8 +136,16 @@ impl Client {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        // Read the answer's body (bounded) so the connection can carry the next request.
-        let _ = tokio::time::timeout(Duration::from_secs(2), response.into_body().collect()).await;
+        // Read the answer's body (at most 64 KiB, 2 s) so the connection can carry the
+        // next request; a longer one closes the connection.
+        let read = tokio::time::timeout(
+            Duration::from_secs(2),
+            http_body_util::Limited::new(response.into_body(), 64 * 1024).collect(),
+        )
+        .await;
+        if !matches!(read, Ok(Ok(_))) {
+            self.open = None;
+        }
         Ok(Answer {
             status,
             retry_after_s,

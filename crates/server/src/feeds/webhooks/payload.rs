@@ -2,7 +2,8 @@
 //! bytes): the Standard Webhooks shape `{type, timestamp, data}` with the alert and the
 //! transition, or an Alertmanager v4 webhook body for receivers built for Prometheus.
 //!
-//! Invariants: `type` is `alert.<event>` (`alert.fired`, `alert.escalated`,
+//! Invariants: the alert is as the transition left it (`ChangeRow::as_of`), never as it
+//! is when the outbox got to it; `type` is `alert.<event>` (`alert.fired`, `alert.escalated`,
 //! `alert.resolved`, `alert.reopened`); exercise alerts keep their `exercise` and `mode`
 //! labels in both shapes.
 
@@ -14,7 +15,7 @@ use watchfloor_store::ChangeRow;
 /// The body of a delivery of `change` in `format` (`standard` or `alertmanager`) for
 /// subscription `subscription`.
 pub fn body(format: &str, subscription: &str, change: &ChangeRow) -> String {
-    let a = &change.alert;
+    let a = &change.as_of();
     let event = change.event.replace(' ', "_");
     match format {
         "alertmanager" => {

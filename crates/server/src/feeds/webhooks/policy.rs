@@ -1,6 +1,7 @@
 //! Where webhook deliveries may go: a URL's host is resolved and every address checked
 //! before a connection is made. Refused unless allowed by configuration: loopback (the
-//! server itself), link-local (the cloud metadata address 169.254.169.254 among them),
+//! server itself), link-local (the cloud metadata address 169.254.169.254 among them; and
+//! AWS's IPv6 one, fd00:ec2::254),
 //! unspecified, multicast and broadcast addresses.
 //!
 //! Invariants: a delivery connects only to an address this policy passed (the one it
@@ -113,6 +114,10 @@ impl Policy {
                 "a link-local address (cloud metadata)"
             }
             IpAddr::V6(v6) if v6.is_unspecified() || v6.is_multicast() => "not a host address",
+            // The cloud metadata service's IPv6 address (AWS).
+            IpAddr::V6(v6) if v6.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254] => {
+                "a cloud metadata address"
+            }
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => return self.refuses(IpAddr::V4(v4)),
                 None => return None,
@@ -179,6 +184,7 @@ mod tests {
             "::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "fd00:ec2::254",
         ] {
             assert!(p.refuses(refused.parse().unwrap()).is_some(), "{refused}");
         }

@@ -1,7 +1,8 @@
 //! The webhook outbox's tasks. The recorder reads the incident store's timeline (the
 //! changes feed) after the outbox's cursor and records, in one transaction with the new
 //! cursor, one delivery per engine transition and matching active subscription. A worker
-//! per active subscription sends that subscription's pending deliveries one at a time, in
+//! per active subscription sends that subscription's pending deliveries (a disabled one's
+//! are recorded all the same and wait for it to be enabled again) one at a time, in
 //! transition order, each attempt and its outcome stored: 2xx delivered; 410 Gone disables
 //! the subscription (and says so); anything else — 429, 5xx, no answer, a refused
 //! address — is tried again after `Retry-After` when the receiver gave one, else after the
@@ -243,8 +244,11 @@ impl Link {
             Err((answer, why)) => {
                 let gave_up = why.starts_with("gave up");
                 let gone = answer.as_ref().is_some_and(|a| a.status == 410);
+                // `Retry-After` when the receiver gave one (never sooner than the first
+                // backoff, never later than a day), else the backoff.
                 let wait = match answer.as_ref().and_then(|a| a.retry_after_s) {
-                    Some(s) => (s as i64 * 1000).min(MAX_RETRY_AFTER_MS),
+                    Some(s) => (s.min(86_400) as i64 * 1000)
+                        .clamp(self.config.backoff_ms, MAX_RETRY_AFTER_MS),
                     None => self.backoff(attempt.n),
                 };
                 attempt.status_code = answer.as_ref().map(|a| i64::from(a.status));
@@ -325,7 +329,7 @@ impl Link {
             .lock()
             .expect("subs lock")
             .values()
-            .filter(|s| s.status == "active")
+            // Disabled ones too: their deliveries wait for them to be enabled again.
             .map(|s| {
                 (
                     s.clone(),
@@ -338,7 +342,7 @@ impl Link {
         // Engine transitions only (operators' actions have an author).
         for line in lines.iter().filter(|l| l.by.is_none()) {
             for (sub, filter) in &subs {
-                if line.seq > sub.start_seq && filter.matches(&line.alert) {
+                if line.seq > sub.start_seq && filter.matches(&line.as_of()) {
                     deliveries.push(DeliveryRow {
                         id: format!("msg_{}_{}", sub.id, line.seq),
                         subscription: sub.id.clone(),
