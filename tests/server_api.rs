@@ -1107,3 +1107,48 @@ async fn the_screen_gets_status_epoch_base_map_assignees_and_drill_downs() {
     assert_eq!(dis["units"]["cod"], "mg/L", "{dis}");
     assert_eq!(dis["units"]["ph"], "pH");
 }
+
+/// Every answer carries the security headers; a 401 says which scheme (`WWW-Authenticate`)
+/// in a JSON body; the scheme is accepted in any case (RFC 7235).
+#[tokio::test]
+async fn security_headers_www_authenticate_and_the_scheme_in_any_case() {
+    let h = harness(&shipped_rules());
+    let send = |auth: Option<&str>, path: &str| {
+        let mut request = Request::builder().method("GET").uri(path);
+        if let Some(a) = auth {
+            request = request.header("authorization", a);
+        }
+        watchfloor_server::router(h.state.clone()).oneshot(request.body(Body::empty()).unwrap())
+    };
+    for (auth, path, status) in [
+        (None, "/api/me", StatusCode::UNAUTHORIZED),
+        (
+            Some("Basic dXNlcjpwdw=="),
+            "/api/me",
+            StatusCode::UNAUTHORIZED,
+        ),
+        (Some("bearer token-admin"), "/api/me", StatusCode::OK),
+        (Some("BEARER  token-admin "), "/api/me", StatusCode::OK),
+        (None, "/", StatusCode::OK),
+    ] {
+        let response = send(auth, path).await.unwrap();
+        assert_eq!(response.status(), status, "{auth:?} {path}");
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(headers["www-authenticate"], "Bearer realm=\"watchfloor\"");
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert!(body["error"].is_string(), "{body}");
+        }
+    }
+}

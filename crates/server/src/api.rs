@@ -36,8 +36,27 @@ pub(crate) struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
+        let mut response = (self.0, Json(json!({"error": self.1}))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            // RFC 6750: say which scheme, so a client knows to send a bearer token.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"watchfloor\""),
+            );
+        }
+        response
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case, as
+/// RFC 7235 says).
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
@@ -57,11 +76,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let accounts = Arc::<Accounts>::from_ref(state);
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+        let token = bearer_token(&parts.headers)
             .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing bearer token"))?;
         accounts
             .authenticate(token.trim())

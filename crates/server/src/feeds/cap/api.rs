@@ -39,13 +39,7 @@ fn config() -> CapConfig {
 /// The caller, when the request carries a valid token; `None` for an anonymous reader of a
 /// public feed; 401 when a token is needed.
 fn caller(s: &AppState, headers: &HeaderMap, public: bool) -> Result<Option<Account>, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
+    let token = crate::api::bearer_token(headers);
     match token.and_then(|t| s.accounts.authenticate(t)) {
         Some(account) => Ok(Some((*account).clone())),
         None if public => Ok(None),
