@@ -17,13 +17,23 @@ pub(crate) async fn ask<R>(
     within: Duration,
     make: impl FnOnce(oneshot::Sender<Result<Value, Refusal>>) -> R,
 ) -> Result<Value, Refusal> {
+    ask_for(requests, service, within, make).await?
+}
+
+/// [`ask`] for any answer: the task's answer, or a 503 when it is gone or late.
+pub(crate) async fn ask_for<R, T>(
+    requests: &mpsc::Sender<R>,
+    service: &str,
+    within: Duration,
+    make: impl FnOnce(oneshot::Sender<T>) -> R,
+) -> Result<T, Refusal> {
     let (reply, answer) = oneshot::channel();
     requests
         .send(make(reply))
         .await
         .map_err(|_| (503, format!("the {service} is not running")))?;
     match tokio::time::timeout(within, answer).await {
-        Ok(Ok(answer)) => answer,
+        Ok(Ok(answer)) => Ok(answer),
         _ => Err((503, format!("the {service} did not answer; try again"))),
     }
 }

@@ -98,19 +98,16 @@ pub struct Link {
 impl Link {
     /// The drill `id` of this run of the centre, as it is now.
     pub(crate) async fn snapshot(&self, id: &str) -> Result<Option<Exercise>, Refusal> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(Request::Snapshot {
+        crate::ask::ask_for(
+            &self.requests,
+            "drill service",
+            Duration::from_secs(30),
+            |reply| Request::Snapshot {
                 id: id.to_string(),
                 reply,
-            })
-            .await
-            .map_err(|_| (503, "the drill service is not running".to_string()))?;
-        tokio::time::timeout(Duration::from_secs(30), answer)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or((503, "the drill service did not answer; try again".into()))
+            },
+        )
+        .await
     }
 
     /// Sends a request and waits for the answer.
