@@ -131,6 +131,7 @@ fn main() {
         spawn(WebhookConfig {
             store: store.clone(),
             policy: Policy::new(&["127.0.0.1".into()]).unwrap(),
+            tls: watchfloor_server::feeds::webhooks::Tls::new(None).unwrap(),
             backoff_ms: 1000,
             backoff_max_ms: 10_000,
             give_up_ms: 3_600_000,

@@ -7,16 +7,13 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::ClientConfig;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use support::http::{call, get};
 use support::mosquitto::Mosquitto;
-use support::{free_port, now_ms, run_pipeline, scratch, wait_until};
+use support::{free_port, run_pipeline, scratch, wait_until};
 
 const DRILL: &str = r#"drill:
   id: kafka_fire
@@ -30,31 +27,6 @@ const DRILL: &str = r#"drill:
   expect:
     - { id: seen, kind: alert, rule: camera_fire_smoke, key: CT-CAM-02, after: smoke, within: 10s }
 "#;
-
-/// Every record of `topic`, read from the start until it stays quiet for 3 s.
-fn read_topic(brokers: &str, topic: &str) -> Vec<Value> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("verify-{topic}-{}", now_ms()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut records = Vec::new();
-    let (start, mut quiet) = (Instant::now(), Instant::now());
-    while quiet.elapsed() < Duration::from_secs(3) && start.elapsed() < Duration::from_secs(60) {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                quiet = Instant::now();
-                records.push(serde_json::from_slice(m.payload().unwrap()).unwrap());
-            }
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => {}
-        }
-    }
-    records
-}
 
 #[test]
 fn a_kafka_output_keeps_exercise_records_on_the_exercise_topic_only() {
@@ -134,7 +106,7 @@ fn a_kafka_output_keeps_exercise_records_on_the_exercise_topic_only() {
         "both exercise transitions on Kafka",
         Duration::from_secs(60),
         || {
-            twin = read_topic(&brokers, "alerts.exercise");
+            twin = support::tansu::read_topic(&brokers, "alerts.exercise");
             twin.len() >= 2
         },
     );
@@ -144,7 +116,7 @@ fn a_kafka_output_keeps_exercise_records_on_the_exercise_topic_only() {
         .all(|t| t["labels"]["exercise"] == exercise.as_str()
             && t["labels"]["mode"] == "exercise"
             && t["key"] == "CT-CAM-02"));
-    let real = read_topic(&brokers, "alerts");
+    let real = support::tansu::read_topic(&brokers, "alerts");
     assert!(
         real.iter().any(|t| t["key"] == "CT-CAM-05"),
         "the real alert on the real topic: {real:?}"

@@ -15,7 +15,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -48,30 +47,7 @@ fn post(http: u16, path: &str, body: Value) -> (u16, Value) {
 }
 
 fn receiver(dir: &std::path::Path, port: u16, record: &str, schedule: &str) -> Killed {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/webhooks/receiver.py");
-    let child = Command::new("python3")
-        .arg(script)
-        .arg(port.to_string())
-        .arg(SECRETS.join(","))
-        .arg(dir.join(record))
-        .arg(schedule)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(format!("{record}.log"))).unwrap())
-        .spawn()
-        .expect("python3 with standardwebhooks (scripts/test installs it)");
-    wait_until("the receiver to listen", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    Killed(child)
-}
-
-fn records(dir: &std::path::Path, record: &str) -> Vec<Value> {
-    std::fs::read_to_string(dir.join(record))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    support::receiver::start(dir, port, record, schedule, &SECRETS, None)
 }
 
 fn camera(client: &rumqttc::Client, id: &str) {
@@ -247,10 +223,10 @@ fn every_transition_is_delivered_once_signed_in_order_through_an_outage_and_a_cr
             .collect()
     };
     wait_until("every transition accepted", Duration::from_secs(90), || {
-        accepted(&records(&dir, "received.ndjson")).len() >= expected.len()
+        accepted(&support::receiver::records(&dir, "received.ndjson")).len() >= expected.len()
     });
     std::thread::sleep(Duration::from_secs(2));
-    let all = records(&dir, "received.ndjson");
+    let all = support::receiver::records(&dir, "received.ndjson");
     let ok = accepted(&all);
     assert!(
         all.iter().all(|r| r["verified"] == true),
@@ -353,7 +329,7 @@ fn every_transition_is_delivered_once_signed_in_order_through_an_outage_and_a_cr
     );
     assert_eq!(status, 200);
     wait_until("the resend", Duration::from_secs(20), || {
-        accepted(&records(&dir, "received.ndjson"))
+        accepted(&support::receiver::records(&dir, "received.ndjson"))
             .iter()
             .filter(|r| r["id"] == first.as_str())
             .count()

@@ -92,8 +92,10 @@ pub mod centre;
 pub mod equivalence;
 pub mod http;
 pub mod mosquitto;
+pub mod receiver;
 pub mod scenario;
 pub mod tansu;
+pub mod tls;
 
 /// The `watchfloor` binary under test.
 pub fn watchfloor_binary() -> &'static std::path::Path {

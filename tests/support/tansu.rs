@@ -4,7 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::ClientConfig;
+use serde_json::Value;
 
 use super::{free_port, wait_until, Killed};
 
@@ -57,4 +62,29 @@ pub fn start(dir: &Path, topics: &[&str]) -> (Killed, String) {
         assert!(status.success(), "creating topic {topic}");
     }
     (guard, format!("127.0.0.1:{port}"))
+}
+
+/// Every record of `topic`, read from the start until it stays quiet for 3 s.
+pub fn read_topic(brokers: &str, topic: &str) -> Vec<Value> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("verify-{topic}-{}", super::now_ms()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut records = Vec::new();
+    let (start, mut quiet) = (Instant::now(), Instant::now());
+    while quiet.elapsed() < Duration::from_secs(3) && start.elapsed() < Duration::from_secs(60) {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                quiet = Instant::now();
+                records.push(serde_json::from_slice(m.payload().unwrap()).unwrap());
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    records
 }

@@ -7,8 +7,13 @@ Usage: receiver.py <port> <secret>[,<secret>…] <record file> <schedule>
 The schedule is a list of `status:seconds[:retry-after]` phases counted from the first
 request, then the last status for ever; e.g. `503:6,429:3:1,200`. `drop` as a status closes
 the connection without an answer. A request to `/gone` is always answered 410.
+
+With `RECEIVER_CERT` and `RECEIVER_KEY` (PEM files) in the environment it listens with TLS
+(`https://`).
 """
 import json
+import os
+import ssl
 import sys
 import threading
 import time
@@ -76,4 +81,9 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+if os.environ.get("RECEIVER_CERT"):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.environ["RECEIVER_CERT"], os.environ["RECEIVER_KEY"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()

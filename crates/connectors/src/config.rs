@@ -143,6 +143,11 @@ pub struct WebhookSettings {
     /// blocks, e.g. `["127.0.0.1", "10.0.0.0/8"]`.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// Certificate authorities (PEM) trusted for `https://` receivers besides the
+    /// system's (`/etc/ssl/certs`): a city's private authority. Relative to the pipeline
+    /// file's folder.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for WebhookSettings {
@@ -153,6 +158,7 @@ impl Default for WebhookSettings {
             give_up: default_give_up(),
             timeout: default_attempt_timeout(),
             allow: Vec::new(),
+            ca_file: None,
         }
     }
 }
@@ -509,6 +515,7 @@ impl PipelineConfig {
             server.indicators = server.indicators.as_ref().map(|d| base.join(d));
             server.playbooks = server.playbooks.as_ref().map(|d| base.join(d));
             server.drills = server.drills.as_ref().map(|d| base.join(d));
+            server.webhooks.ca_file = server.webhooks.ca_file.as_ref().map(|f| base.join(f));
         }
         if config.server.is_some() && config.store.is_none() {
             // The default: SQLite under var/<pipeline>/, beside the working directory.

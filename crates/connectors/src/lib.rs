@@ -7,6 +7,7 @@ pub mod broker;
 pub mod config;
 pub mod decode;
 pub mod mqtt;
+pub mod publish;
 pub mod sink;
 pub mod source;
 pub mod stats;
@@ -21,6 +22,7 @@ pub mod kafka {
 pub use broker::{start_embedded_broker, EmbeddedBrokerConfig};
 pub use config::PipelineConfig;
 pub use mqtt::mqtt_client;
+pub use publish::RecordPublisher;
 pub use sink::{AlertSink, OutputError};
 pub use source::{Ack, ChannelEvent, Inbound, Source, SourceContext, SourceError};
 pub use stats::PipelineStats;

@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use watchfloor_server::playbooks::Channels;
 
 use anyhow::{Context, Result};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -98,9 +99,16 @@ pub async fn run(
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let playbooks = match &server.playbooks {
         Some(dir) => Some(
-            start_playbooks(&hub, &config, dir, &store, commands_tx.clone())
-                .await
-                .context("starting the playbooks")?,
+            start_playbooks(
+                &hub,
+                &config,
+                &server.webhooks,
+                dir,
+                &store,
+                commands_tx.clone(),
+            )
+            .await
+            .context("starting the playbooks")?,
         ),
         None => None,
     };
@@ -209,10 +217,13 @@ async fn start_webhooks(
         settings.durations().map_err(anyhow::Error::msg)?;
     let policy = watchfloor_server::feeds::webhooks::Policy::new(&settings.allow)
         .map_err(anyhow::Error::msg)?;
+    let tls = watchfloor_server::feeds::webhooks::Tls::new(settings.ca_file.as_deref())
+        .map_err(|e| anyhow::anyhow!("server.webhooks.{e}"))?;
     let link = watchfloor_server::feeds::webhooks::spawn(
         watchfloor_server::feeds::webhooks::WebhookConfig {
             store: store.clone(),
             policy,
+            tls,
             backoff_ms,
             backoff_max_ms,
             give_up_ms,
@@ -260,10 +271,13 @@ async fn start_drills(
 }
 
 /// Loads the playbooks (checked against the rules), and starts their task with the runs
-/// the store holds; notifications go to the broker of the first MQTT alert output.
+/// the store holds; notifications go to the broker of the first MQTT alert output, the
+/// cluster of the first Kafka one, and webhooks under `[server.webhooks]`'s address policy
+/// and trust.
 async fn start_playbooks(
     hub: &Arc<Hub>,
     config: &PipelineConfig,
+    webhooks: &watchfloor_connectors::config::WebhookSettings,
     dir: &Path,
     store: &Store,
     commands: mpsc::Sender<watchfloor_pipeline::EngineCommand>,
@@ -276,7 +290,14 @@ async fn start_playbooks(
         }
         _ => None,
     });
-    let notifier = watchfloor_server::playbooks::Notifier::new(mqtt);
+    let notifier = watchfloor_server::playbooks::Notifier::new(Channels {
+        mqtt,
+        kafka: kafka_publisher(config)?,
+        policy: watchfloor_server::feeds::webhooks::Policy::new(&webhooks.allow)
+            .map_err(anyhow::Error::msg)?,
+        tls: watchfloor_server::feeds::webhooks::Tls::new(webhooks.ca_file.as_deref())
+            .map_err(|e| anyhow::anyhow!("server.webhooks.{e}"))?,
+    });
     let task = watchfloor_server::playbooks::spawn(
         hub.clone(),
         watchfloor_server::playbooks::PlaybookConfig {
@@ -288,6 +309,32 @@ async fn start_playbooks(
     )
     .await?;
     Ok(task)
+}
+
+/// A producer on the cluster of the first Kafka alert output (its settings), if any.
+#[cfg(feature = "kafka")]
+fn kafka_publisher(
+    config: &PipelineConfig,
+) -> Result<Option<Arc<dyn watchfloor_connectors::RecordPublisher>>> {
+    for output in &config.outputs {
+        if let watchfloor_connectors::config::OutputConfig::Kafka {
+            brokers, options, ..
+        } = output
+        {
+            let publisher = watchfloor_connectors::publish::KafkaPublisher::open(brokers, options)
+                .map_err(anyhow::Error::msg)?;
+            return Ok(Some(Arc::new(publisher)));
+        }
+    }
+    Ok(None)
+}
+
+/// Without Kafka in the build there is no cluster to send to.
+#[cfg(not(feature = "kafka"))]
+fn kafka_publisher(
+    _config: &PipelineConfig,
+) -> Result<Option<Arc<dyn watchfloor_connectors::RecordPublisher>>> {
+    Ok(None)
 }
 
 async fn prune_forever(store: Store, retention_ms: i64) {

@@ -94,7 +94,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             }
         }
         let webhooks = server.webhooks.durations().and_then(|_| {
-            watchfloor_server::feeds::webhooks::Policy::new(&server.webhooks.allow).map(|_| ())
+            watchfloor_server::feeds::webhooks::Policy::new(&server.webhooks.allow)?;
+            watchfloor_server::feeds::webhooks::Tls::new(server.webhooks.ca_file.as_deref())
+                .map(|_| ())
+                .map_err(|e| format!("server.webhooks.{e}"))
         });
         let cap_sender = &server.cap.sender;
         let webhooks = webhooks.and_then(|_| {

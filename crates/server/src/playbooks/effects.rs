@@ -1,37 +1,61 @@
 //! Carrying out what runs ask: a notify step's message on an MQTT topic (the broker of the
-//! pipeline's alert output) or POSTed to a webhook, a notice to people (their screens show
-//! the run's timeline: nothing more to send), a raised severity through the engine (logged
-//! in its write-ahead log like an operator's action).
+//! pipeline's alert output), a Kafka topic (the cluster of its Kafka alert output) or
+//! POSTed to a webhook (`http://` or `https://`, through the webhook outbox's client and
+//! address policy), a notice to people (their screens show the run's timeline: nothing more
+//! to send), a raised severity through the engine (logged in its write-ahead log like an
+//! operator's action).
 //!
-//! A drill's run (its subject has an exercise id) publishes on `exercise/<topic>` with
-//! `mode` and `exercise` in the body; its webhook and Kafka messages are not sent.
+//! A drill's run (its subject has an exercise id) publishes on `exercise/<topic>` (MQTT) or
+//! `<topic>.exercise` (Kafka), the exercise twins of the outputs, with `mode` and
+//! `exercise` in the body; its webhook messages are not sent.
 //!
-//! Every message carries the effect's deterministic id (`id` in the JSON body, and the
-//! `webhook-id` header), the same on every attempt. Webhooks are plain HTTP/1.1 here
-//! (`http://` only; signed HTTPS delivery is the integrator feeds' outbox).
+//! Every message carries the effect's deterministic id (`id` in the JSON body, the Kafka
+//! record's key, and the `webhook-id` header), the same on every attempt.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
+use watchfloor_connectors::RecordPublisher;
 use watchfloor_pipeline::EngineCommand;
 use watchfloor_playbooks::{spec::Destination, Effect};
 
 /// How long one attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where the runs' messages can go, besides people.
+pub struct Channels {
+    /// The MQTT broker (host, port).
+    pub mqtt: Option<(String, u16)>,
+    /// The Kafka cluster.
+    pub kafka: Option<Arc<dyn RecordPublisher>>,
+    /// Which webhook addresses may be reached.
+    pub policy: crate::feeds::webhooks::Policy,
+    /// Whom `https://` receivers' certificates must be signed by.
+    pub tls: crate::feeds::webhooks::Tls,
+}
+
 /// Sends the runs' messages.
 pub struct Notifier {
     mqtt: Option<AsyncClient>,
+    kafka: Option<Arc<dyn RecordPublisher>>,
+    policy: crate::feeds::webhooks::Policy,
+    webhooks: tokio::sync::Mutex<crate::feeds::webhooks::http::Client>,
 }
 
 impl Notifier {
-    /// A notifier publishing on the MQTT broker at `mqtt` (host, port), when given. Must be
-    /// called inside a tokio runtime (the client's event loop gets its own task).
-    pub fn new(mqtt: Option<(String, u16)>) -> Notifier {
+    /// A notifier publishing through `channels`. Must be called inside a tokio runtime (the
+    /// MQTT client's event loop gets its own task).
+    pub fn new(channels: Channels) -> Notifier {
+        let Channels {
+            mqtt,
+            kafka,
+            policy,
+            tls,
+        } = channels;
         let mqtt = mqtt.map(|(host, port)| {
             let mut options = MqttOptions::new(format!("watchfloor-playbooks-{}", std::process::id()), host, port);
             options.set_keep_alive(Duration::from_secs(30));
@@ -47,7 +71,12 @@ impl Notifier {
             });
             client
         });
-        Notifier { mqtt }
+        Notifier {
+            mqtt,
+            kafka,
+            policy,
+            webhooks: tokio::sync::Mutex::new(crate::feeds::webhooks::http::Client::new(tls)),
+        }
     }
 
     /// Carries out `effect` once; `Err` says why it failed (it will be tried again).
@@ -75,9 +104,9 @@ impl Notifier {
                 let body = body.to_string();
                 match to {
                     Destination::People(_) => Ok(()),
-                    // A drill's messages never reach a real endpoint: MQTT ones go to the
-                    // exercise topic, others are kept on the run's record only.
-                    Destination::Webhook(_) | Destination::Kafka(_) if exercise.is_some() => {
+                    // A drill's messages never reach a real endpoint: MQTT and Kafka ones go
+                    // to the exercise topics, webhooks are kept on the run's record only.
+                    Destination::Webhook(_) if exercise.is_some() => {
                         tracing::info!(effect = %id, exercise, "exercise notification kept off a real endpoint");
                         Ok(())
                     }
@@ -86,20 +115,42 @@ impl Notifier {
                             Some(_) => format!("exercise/{topic}"),
                             None => topic.clone(),
                         };
-                        let client = self.mqtt.as_ref().ok_or("no MQTT output configured for notifications")?;
-                        tokio::time::timeout(ATTEMPT_TIMEOUT, client.publish(topic, QoS::AtLeastOnce, false, body.into_bytes()))
-                            .await
-                            .map_err(|_| "the MQTT client did not take the message in time".to_string())?
-                            .map_err(|e| e.to_string())
+                        let client = self
+                            .mqtt
+                            .as_ref()
+                            .ok_or("no MQTT output configured for notifications")?;
+                        tokio::time::timeout(
+                            ATTEMPT_TIMEOUT,
+                            client.publish(topic, QoS::AtLeastOnce, false, body.into_bytes()),
+                        )
+                        .await
+                        .map_err(|_| {
+                            "the MQTT client did not take the message in time".to_string()
+                        })?
+                        .map_err(|e| e.to_string())
                     }
-                    Destination::Webhook(url) => {
-                        tokio::time::timeout(ATTEMPT_TIMEOUT, post(url, id, &body))
-                            .await
-                            .map_err(|_| format!("{url}: no answer within {} s", ATTEMPT_TIMEOUT.as_secs()))?
+                    Destination::Webhook(url) => self.post(url, id, &body).await,
+                    Destination::Kafka(topic) => {
+                        let topic = match exercise {
+                            Some(_) => format!("{topic}.exercise"),
+                            None => topic.clone(),
+                        };
+                        let kafka = self
+                            .kafka
+                            .as_ref()
+                            .ok_or("no Kafka output configured for notifications")?;
+                        tokio::time::timeout(
+                            ATTEMPT_TIMEOUT,
+                            kafka.publish(&topic, id, body.as_bytes()),
+                        )
+                        .await
+                        .map_err(|_| {
+                            format!(
+                                "Kafka topic {topic}: not confirmed within {} s",
+                                ATTEMPT_TIMEOUT.as_secs()
+                            )
+                        })?
                     }
-                    Destination::Kafka(topic) => Err(format!(
-                        "Kafka topic {topic}: playbook notifications to Kafka are not carried out by this build"
-                    )),
                 }
             }
             Effect::RaiseSeverity {
@@ -128,44 +179,23 @@ impl Notifier {
     }
 }
 
-/// POSTs `body` as JSON to an `http://` URL; a 2xx answer is success.
-async fn post(url: &str, id: &str, body: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http:// webhooks are sent by playbooks"))?;
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-    let address = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let mut stream = tokio::net::TcpStream::connect(&address)
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nwebhook-id: {id}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    let mut head = vec![0u8; 64];
-    let n = stream
-        .read(&mut head)
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    let line = String::from_utf8_lossy(&head[..n]);
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("{url}: not an HTTP answer"))?;
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(format!("{url}: HTTP {status}"))
+impl Notifier {
+    /// POSTs `body` to `url` (checked against the address policy; unsigned, with the
+    /// effect's id as `webhook-id`); a 2xx answer is success.
+    async fn post(&self, url: &str, id: &str, body: &str) -> Result<(), String> {
+        let target = crate::feeds::webhooks::parse_url(url)?;
+        let address = self.policy.resolve(&target).await?;
+        let answer = self
+            .webhooks
+            .lock()
+            .await
+            .post(&target, address, id, &[], body, ATTEMPT_TIMEOUT)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if (200..300).contains(&answer.status) {
+            Ok(())
+        } else {
+            Err(format!("{url}: HTTP {}", answer.status))
+        }
     }
 }

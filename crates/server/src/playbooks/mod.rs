@@ -33,7 +33,7 @@ use watchfloor_model::{AlertState, AlertTransition, Severity};
 use watchfloor_playbooks::Subject;
 
 pub(crate) use api::routes;
-pub use effects::Notifier;
+pub use effects::{Channels, Notifier};
 pub use service::{spawn, PlaybookConfig};
 
 use crate::hub::{AlertRecord, Hub};

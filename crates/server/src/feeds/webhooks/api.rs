@@ -160,9 +160,6 @@ async fn create(
         error(StatusCode::BAD_REQUEST, why)
     };
     let target = parse_url(&body.url).map_err(refuse)?;
-    if target.scheme != "http" {
-        return Err(refuse("https:// delivery is not in this build yet: put a TLS proxy in front of an http:// URL".into()));
-    }
     link.config.policy.resolve(&target).await.map_err(refuse)?;
     let format = body.format.clone().unwrap_or_else(|| "standard".into());
     if !["standard", "alertmanager"].contains(&format.as_str()) {
@@ -328,7 +325,7 @@ async fn test(
     let result = async {
         let target = parse_url(&sub.url)?;
         let address = link.config.policy.resolve(&target).await?;
-        super::http::Client::default()
+        super::http::Client::new(link.config.tls.clone())
             .post(
                 &target,
                 address,

@@ -1,11 +1,14 @@
 //! One webhook attempt: an HTTP/1.1 POST of the delivery's body, signed per Standard
 //! Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature` with a `v1,` HMAC-SHA256
 //! over `id.timestamp.body` for each of the subscription's secrets), to the address the
-//! policy passed, within a time limit.
+//! policy passed, within a time limit; `https://` over TLS with the receiver's certificate
+//! verified (`tls.rs`). Also the transport of playbooks' webhook notifications (unsigned:
+//! no secrets, so no `webhook-signature`).
 //!
 //! Invariants: the body and id are the delivery's, the same on every attempt; only the
 //! timestamp and signatures are of the attempt; nothing here retries; a connection is
-//! reused only to the same address and never after an attempt failed on it.
+//! reused only to the same address, scheme and host, and never after an attempt failed on
+//! it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,6 +17,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 
 use super::policy::Target;
+use super::tls::Tls;
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// What a kept connection was opened to: address, TLS server name (`None`: plain HTTP).
+type Endpoint = (SocketAddr, Option<String>);
 
 /// What an attempt got.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,38 +48,50 @@ pub fn signatures(
     Ok(out.join(" "))
 }
 
-/// A worker's connection, kept open between deliveries to the same address (HTTP/1.1
+/// A worker's connection, kept open between deliveries to the same endpoint (HTTP/1.1
 /// keep-alive) and opened again when the receiver closed it.
-#[derive(Default)]
 pub struct Client {
-    open: Option<(
-        SocketAddr,
-        hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    )>,
+    tls: Tls,
+    open: Option<(Endpoint, Sender)>,
+}
+
+/// The HTTP/1.1 handshake over `io`, its connection driven on a task of its own.
+async fn handshake<T>(io: T) -> Result<Sender, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(connection);
+    Ok(sender)
 }
 
 impl Client {
-    /// A sender ready on a connection to `address`: the open one if it still is.
-    async fn sender(
-        &mut self,
-        address: SocketAddr,
-    ) -> Result<&mut hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
+    /// A client with no connection open yet; `https://` trusts what `tls` trusts.
+    pub fn new(tls: Tls) -> Client {
+        Client { tls, open: None }
+    }
+
+    /// A sender ready on a connection to `endpoint`: the open one if it still is.
+    async fn sender(&mut self, endpoint: Endpoint) -> Result<&mut Sender, String> {
         let reusable = match &mut self.open {
-            Some((a, sender)) if *a == address => sender.ready().await.is_ok(),
+            Some((e, sender)) if *e == endpoint => sender.ready().await.is_ok(),
             _ => false,
         };
         if !reusable {
             self.open = None;
+            let address = endpoint.0;
             let stream = tokio::net::TcpStream::connect(address)
                 .await
                 .map_err(|e| format!("connect {address}: {e}"))?;
             let _ = stream.set_nodelay(true);
-            let (sender, connection) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .map_err(|e| format!("handshake: {e}"))?;
-            tokio::spawn(connection);
-            self.open = Some((address, sender));
+            let sender = match &endpoint.1 {
+                Some(host) => handshake(self.tls.connect(host, stream).await?).await?,
+                None => handshake(stream).await?,
+            };
+            self.open = Some((endpoint, sender));
         }
         Ok(&mut self.open.as_mut().expect("just set").1)
     }
@@ -104,6 +125,10 @@ impl Client {
     ) -> Result<Answer, String> {
         let timestamp = chrono_now_s();
         let signature = signatures(secrets, id, timestamp, body.as_bytes())?;
+        let endpoint = (
+            address,
+            (target.scheme == "https").then(|| target.host.clone()),
+        );
         let host = if (target.scheme == "http" && target.port == 80)
             || (target.scheme == "https" && target.port == 443)
         {
@@ -111,7 +136,7 @@ impl Client {
         } else {
             format!("{}:{}", target.host, target.port)
         };
-        let request = hyper::Request::builder()
+        let mut request = hyper::Request::builder()
             .method("POST")
             .uri(&target.path)
             .header("host", host)
@@ -121,11 +146,14 @@ impl Client {
                 concat!("Watchfloor/", env!("CARGO_PKG_VERSION")),
             )
             .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
+            .header("webhook-timestamp", timestamp.to_string());
+        if !signature.is_empty() {
+            request = request.header("webhook-signature", signature);
+        }
+        let request = request
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| e.to_string())?;
-        let sender = self.sender(address).await?;
+        let sender = self.sender(endpoint).await?;
         let response = sender
             .send_request(request)
             .await

@@ -5,21 +5,24 @@
 //! - `policy.rs`: which addresses deliveries may reach (not the server's loopback or the
 //!   cloud metadata address unless allowed).
 //! - `payload.rs`: the bodies (Standard Webhooks `{type, timestamp, data}`, Alertmanager v4).
-//! - `http.rs`: one signed POST.
+//! - `http.rs`: one signed POST (plain or over `tls.rs`: `https://` with verified
+//!   certificates).
 //! - `service.rs`: the recorder and the per-subscription workers.
 //! - `api.rs`: `/api/webhooks…`.
 
 mod api;
 mod filter;
-mod http;
+pub(crate) mod http;
 mod payload;
 mod policy;
 mod service;
+mod tls;
 
 pub(crate) use api::routes;
 pub use filter::Filter;
-pub use policy::Policy;
+pub use policy::{parse_url, Policy};
 pub use service::{spawn, Link, WebhookConfig};
+pub use tls::Tls;
 
 use crate::hub::Hub;
 
