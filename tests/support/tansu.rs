@@ -66,6 +66,14 @@ pub fn start(dir: &Path, topics: &[&str]) -> (Killed, String) {
 
 /// Every record of `topic`, read from the start until it stays quiet for 3 s.
 pub fn read_topic(brokers: &str, topic: &str) -> Vec<Value> {
+    read_topic_raw(brokers, topic)
+        .iter()
+        .map(|p| serde_json::from_slice(p).unwrap())
+        .collect()
+}
+
+/// Every record's payload of `topic`, read from the start until it stays quiet for 3 s.
+pub fn read_topic_raw(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("verify-{topic}-{}", super::now_ms()))
@@ -80,7 +88,7 @@ pub fn read_topic(brokers: &str, topic: &str) -> Vec<Value> {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 quiet = Instant::now();
-                records.push(serde_json::from_slice(m.payload().unwrap()).unwrap());
+                records.push(m.payload().unwrap_or_default().to_vec());
             }
             Some(Err(e)) => panic!("reading {topic}: {e}"),
             None => {}

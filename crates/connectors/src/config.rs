@@ -397,16 +397,50 @@ pub enum OutputConfig {
         #[serde(default)]
         exercises: bool,
     },
+    /// CAP 1.2 XML messages, one per alert transition, written to `to` (a file — one
+    /// message per line —, an MQTT topic or a Kafka topic). Built by the centre from the
+    /// incident store's timeline (so it needs `[server]`), with the identifiers and
+    /// references of `/cap/alerts/…`; not one of the engine's outputs.
+    Cap {
+        /// Names its position in the timeline (default: `to`'s label).
+        #[serde(default)]
+        name: Option<String>,
+        /// Where the XML goes (`type` file, mqtt or kafka; its `exercises` is ignored).
+        to: Box<OutputConfig>,
+        /// Also send drills' messages (CAP status `Exercise`), on `to`'s exercise twin
+        /// (never on `to`). Default: none.
+        #[serde(default)]
+        exercises: bool,
+    },
 }
 
 impl OutputConfig {
-    /// Does this output take exercise alerts (on its exercise twin)?
+    /// Does this output take exercise alerts (on its exercise twin)? A CAP output's
+    /// drills are its own business (not the engine's twin).
     pub fn takes_exercises(&self) -> bool {
         match self {
             OutputConfig::File { exercises, .. }
             | OutputConfig::Mqtt { exercises, .. }
             | OutputConfig::Kafka { exercises, .. } => *exercises,
+            OutputConfig::Cap { .. } => false,
         }
+    }
+
+    /// Is this a CAP output (built by the centre, not by the engine's pipeline)?
+    pub fn is_cap(&self) -> bool {
+        matches!(self, OutputConfig::Cap { .. })
+    }
+
+    /// The exercise twin of `self` as if it took exercises (for a CAP output's `to`).
+    pub fn forced_exercise_twin(&self) -> Option<OutputConfig> {
+        let mut me = self.clone();
+        match &mut me {
+            OutputConfig::File { exercises, .. }
+            | OutputConfig::Mqtt { exercises, .. }
+            | OutputConfig::Kafka { exercises, .. } => *exercises = true,
+            OutputConfig::Cap { .. } => return None,
+        }
+        me.exercise_twin()
     }
 
     /// Where this output's exercise alerts go: the same kind of output, on the exercise
@@ -432,6 +466,7 @@ impl OutputConfig {
                 client_id.push_str("-exercise");
             }
             OutputConfig::Kafka { topic, .. } => topic.push_str(".exercise"),
+            OutputConfig::Cap { .. } => return None,
         }
         Some(twin)
     }
@@ -533,8 +568,14 @@ impl PipelineConfig {
             .iter_mut()
             .chain(std::iter::once(&mut config.dead_letter))
         {
-            if let OutputConfig::File { path, .. } = output {
-                *path = base.join(&*path);
+            match output {
+                OutputConfig::File { path, .. } => *path = base.join(&*path),
+                OutputConfig::Cap { to, .. } => {
+                    if let OutputConfig::File { path, .. } = &mut **to {
+                        *path = base.join(&*path);
+                    }
+                }
+                _ => {}
             }
         }
         check_source_keys(&text).map_err(|message| ConfigError::Parse {
@@ -575,8 +616,27 @@ impl PipelineConfig {
         if self.sources.is_empty() {
             return Err(invalid("a pipeline needs at least one [[source]]".into()));
         }
-        if self.outputs.is_empty() {
-            return Err(invalid("a pipeline needs at least one [[output]]".into()));
+        if self.outputs.iter().all(OutputConfig::is_cap) {
+            return Err(invalid(
+                "a pipeline needs at least one [[output]] (besides CAP ones)".into(),
+            ));
+        }
+        for output in &self.outputs {
+            if let OutputConfig::Cap { to, .. } = output {
+                if to.is_cap() {
+                    return Err(invalid(
+                        "a CAP output's `to` is a file, mqtt or kafka".into(),
+                    ));
+                }
+                if self.server.is_none() {
+                    return Err(invalid(
+                        "a CAP output is built from the incident store's timeline: it needs [server]".into(),
+                    ));
+                }
+            }
+        }
+        if self.dead_letter.is_cap() {
+            return Err(invalid("the dead letter output cannot be CAP".into()));
         }
         if self.limits.queue_capacity == 0 || self.limits.mqtt_inflight == 0 {
             return Err(invalid(
@@ -730,6 +790,37 @@ path = "dead.ndjson"
                 utc_offset_hours: 7
             }
         );
+    }
+
+    #[test]
+    fn a_cap_output_needs_the_centre_and_a_plain_destination() {
+        let cap = "\n[[output]]\ntype = \"cap\"\nexercises = true\nto = { type = \"file\", path = \"cap.xml\" }\n";
+        let err = parse(&format!("{GOOD}{cap}")).unwrap_err().to_string();
+        assert!(err.contains("needs [server]"), "{err}");
+        let dir = std::env::temp_dir().join(format!("wf-config-cap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("accounts.toml"), "").unwrap();
+        let with_server = format!(
+            "{GOOD}{cap}\n[server]\nlisten = \"127.0.0.1:0\"\naccounts = \"{}\"\n",
+            dir.join("accounts.toml").display()
+        );
+        let config = parse(&with_server).unwrap();
+        let OutputConfig::Cap { to, exercises, .. } = &config.outputs[1] else {
+            panic!("{:?}", config.outputs[1]);
+        };
+        assert!(*exercises);
+        assert!(config.outputs[1].is_cap() && !config.outputs[1].takes_exercises());
+        let OutputConfig::File { path, .. } = to.forced_exercise_twin().unwrap() else {
+            panic!("a file twin");
+        };
+        assert!(path.ends_with("cap.exercise.xml"), "{}", path.display());
+        let nested = with_server.replace(
+            "to = { type = \"file\", path = \"cap.xml\" }",
+            "to = { type = \"cap\", to = { type = \"file\", path = \"x\" } }",
+        );
+        let err = parse(&nested).unwrap_err().to_string();
+        assert!(err.contains("file, mqtt or kafka"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -124,7 +124,13 @@ pub async fn run_pipeline_linked(
     };
     let mut outputs = Vec::new();
     let twins = config.outputs.iter().filter_map(|o| o.exercise_twin());
-    let all = config.outputs.iter().cloned().map(|o| (o, false));
+    // CAP outputs are the centre's (built from the incident store's timeline).
+    let all = config
+        .outputs
+        .iter()
+        .filter(|o| !o.is_cap())
+        .cloned()
+        .map(|o| (o, false));
     for (output, twin) in all.chain(twins.map(|o| (o, true))) {
         let sink = output.build(max_payload).await?;
         let delivery = Delivery::start(

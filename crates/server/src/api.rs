@@ -1064,6 +1064,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         }
     }
     s.hub.playbook_metrics(&mut out);
+    crate::feeds::cap::metrics(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

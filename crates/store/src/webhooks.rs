@@ -141,6 +141,24 @@ impl Store {
         Ok(row.map_or(0, |r| r.0))
     }
 
+    /// How far the feed `name` (e.g. a CAP output, `cap:<name>`) has read the timeline;
+    /// `None` before it first said.
+    pub async fn feed_cursor(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        let row: Option<(i64,)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT seq FROM webhook_cursor WHERE name = $1").bind(name).fetch_optional(pool).await?
+        });
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Moves the feed `name`'s cursor to `seq`.
+    pub async fn set_feed_cursor(&self, name: &str, seq: i64) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("INSERT INTO webhook_cursor (name, seq) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq")
+                .bind(name).bind(seq).execute(pool).await?;
+        });
+        Ok(())
+    }
+
     /// Records `deliveries` and moves the outbox's cursor to `cursor`, in one transaction.
     pub async fn webhook_enqueue(
         &self,

@@ -118,13 +118,17 @@ pub async fn run(
     start_webhooks(&hub, &server.webhooks, &store)
         .await
         .context("starting the webhook outbox")?;
+    let cap_sender = watchfloor_server::feeds::cap::Sender {
+        sender: server.cap.sender.clone(),
+        sender_name: server.cap.sender_name.clone(),
+    };
     watchfloor_server::feeds::cap::configure(watchfloor_server::feeds::cap::CapConfig {
-        sender: watchfloor_server::feeds::cap::Sender {
-            sender: server.cap.sender.clone(),
-            sender_name: server.cap.sender_name.clone(),
-        },
+        sender: cap_sender.clone(),
         public: server.cap.public,
     });
+    start_cap_outputs(&hub, &config, &store, &cap_sender)
+        .await
+        .context("starting the CAP outputs")?;
     let pipeline = tokio::spawn({
         let (hub, stats, path) = (hub.clone(), stats.clone(), path.to_path_buf());
         let mut stop = stop_rx.clone();
@@ -205,6 +209,36 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
     store.close().await;
     result.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Starts the CAP outputs (`[[output]] type = "cap"`), each from its cursor in the store.
+async fn start_cap_outputs(
+    hub: &Arc<Hub>,
+    config: &PipelineConfig,
+    store: &Store,
+    sender: &watchfloor_server::feeds::cap::Sender,
+) -> Result<()> {
+    for output in &config.outputs {
+        let watchfloor_connectors::config::OutputConfig::Cap { to, exercises, .. } = output else {
+            continue;
+        };
+        let name = output.label();
+        let name = name.strip_prefix("cap:").unwrap_or(&name).to_string();
+        watchfloor_server::feeds::cap::spawn_output(
+            store.clone(),
+            hub.city(),
+            sender.clone(),
+            watchfloor_server::feeds::cap::CapOutputConfig {
+                name,
+                to: (**to).clone(),
+                exercises: *exercises,
+                max_payload: config.limits.max_payload_bytes,
+            },
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
 }
 
 /// Starts the webhook outbox (its recorder and a worker per active subscription).

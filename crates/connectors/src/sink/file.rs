@@ -90,6 +90,22 @@ impl AlertSink for FileSink {
         self.line(line)
     }
 
+    fn send_payload<'a>(
+        &'a mut self,
+        _key: &'a str,
+        _vars: &'a [(&'a str, &'a str)],
+        payload: Vec<u8>,
+    ) -> SinkFuture<'a> {
+        if payload.contains(&b'\n') {
+            return Box::pin(async {
+                Err(OutputError::Unsupported(
+                    "a payload for a file output must be one line".into(),
+                ))
+            });
+        }
+        self.line(payload)
+    }
+
     fn flush(&mut self) -> SinkFuture<'_> {
         let (file, buffer, writing) =
             (self.file.clone(), self.buffer.clone(), self.writing.clone());

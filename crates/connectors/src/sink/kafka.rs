@@ -124,6 +124,15 @@ impl AlertSink for KafkaOutput {
         Box::pin(async move { self.send(&reason, line) })
     }
 
+    fn send_payload<'a>(
+        &'a mut self,
+        key: &'a str,
+        _vars: &'a [(&'a str, &'a str)],
+        payload: Vec<u8>,
+    ) -> SinkFuture<'a> {
+        Box::pin(async move { self.send(key, payload) })
+    }
+
     fn flush(&mut self) -> SinkFuture<'_> {
         Box::pin(KafkaOutput::flush(self))
     }

@@ -75,6 +75,15 @@ pub trait AlertSink: Send {
     fn send_alert<'a>(&'a mut self, transition: &'a AlertTransition) -> SinkFuture<'a>;
     /// Writes one raw record (a dead letter).
     fn send_record<'a>(&'a mut self, record: &'a serde_json::Value) -> SinkFuture<'a>;
+    /// Writes a ready-made payload (a CAP message): a file takes it as one line (it must
+    /// hold no newline), Kafka keys it by `key`, MQTT fills `{name}` in its topic from
+    /// `vars` (`severity`, `rule`).
+    fn send_payload<'a>(
+        &'a mut self,
+        key: &'a str,
+        vars: &'a [(&'a str, &'a str)],
+        payload: Vec<u8>,
+    ) -> SinkFuture<'a>;
     /// A mark of what was handed over so far; see [`AlertSink::confirmed`]. Sinks that
     /// confirm in [`AlertSink::flush_local`] need not count.
     fn handed_over(&self) -> u64 {
@@ -130,6 +139,10 @@ impl OutputConfig {
             OutputConfig::Kafka { .. } => Err(OutputError::Unsupported(
                 "this build has no Kafka support (feature `kafka`)".into(),
             )),
+            OutputConfig::Cap { to, .. } => Err(OutputError::Unsupported(format!(
+                "the CAP output to {} is the centre's (built from the incident store)",
+                to.label()
+            ))),
         }
     }
 
@@ -140,6 +153,10 @@ impl OutputConfig {
             OutputConfig::File { path, .. } => format!("file:{}", path.display()),
             OutputConfig::Mqtt { topic, .. } => format!("mqtt:{topic}"),
             OutputConfig::Kafka { topic, .. } => format!("kafka:{topic}"),
+            OutputConfig::Cap { name, to, .. } => match name {
+                Some(name) => format!("cap:{name}"),
+                None => format!("cap:{}", to.label()),
+            },
         }
     }
 }

@@ -108,6 +108,19 @@ impl AlertSink for MqttSink {
         Box::pin(self.publish(topic, line))
     }
 
+    fn send_payload<'a>(
+        &'a mut self,
+        _key: &'a str,
+        vars: &'a [(&'a str, &'a str)],
+        payload: Vec<u8>,
+    ) -> SinkFuture<'a> {
+        let mut topic = self.topic.clone();
+        for (name, value) in vars {
+            topic = topic.replace(&format!("{{{name}}}"), value);
+        }
+        Box::pin(self.publish(topic, payload))
+    }
+
     fn handed_over(&self) -> u64 {
         self.published
     }

@@ -6,17 +6,21 @@
 //! - `message.rs`: one transition → one `oasiscap` message (Alert / Update / all-clear).
 //! - `atom.rs`: the Atom 1.0 feed of messages.
 //! - `api.rs`: the two routes (public when `[server.cap] public`, real alerts only).
+//! - `output.rs`: the CAP output (`[[output]] type = "cap"`) to a file, MQTT or Kafka.
 
 mod api;
 mod atom;
 mod mapping;
 mod message;
+mod output;
 
 use std::sync::OnceLock;
 
 pub(crate) use api::routes;
 pub use atom::atom;
 pub use message::{identifier, message, to_xml, Sender};
+pub(crate) use output::metrics;
+pub use output::{spawn as spawn_output, CapOutputConfig};
 
 /// The CAP feed's settings.
 #[derive(Debug, Clone)]

@@ -1,15 +1,19 @@
-//! Playbook notifications to Kafka and to `https://` webhooks, and webhook subscriptions
-//! over TLS, end to end: `watchfloor run` (a real Mosquitto, tansu 0.6.0 for Kafka, SQLite)
-//! with a playbook whose steps notify a Kafka topic and an `https://` receiver, a webhook
-//! subscription to an `https://` receiver, both receivers' certificates signed by a test
-//! authority the centre trusts through `[server.webhooks] ca_file`.
+//! What leaves the centre for Kafka and `https://`, end to end: `watchfloor run` (a real
+//! Mosquitto, tansu 0.6.0 for Kafka, SQLite) with a playbook whose steps notify a Kafka
+//! topic and an `https://` receiver, a webhook subscription to an `https://` receiver (both
+//! receivers' certificates signed by a test authority the centre trusts through
+//! `[server.webhooks] ca_file`), and two CAP outputs: to a Kafka topic, and to a file with
+//! drills.
 //!
 //! Checked: a real fire's run puts its message on the Kafka topic (keyed by the message's
 //! deterministic id) and POSTs it to the https receiver (`webhook-id` the same id); a
 //! drill's run puts its message on `<topic>.exercise` only and never calls the webhook; the
 //! subscription's deliveries arrive over TLS with signatures the independent
 //! `standardwebhooks` package verifies; a receiver whose certificate no trusted authority
-//! signed gets nothing (its test delivery fails with a certificate error).
+//! signed gets nothing (its test delivery fails with a certificate error); the CAP outputs
+//! write the very messages `/cap/alerts/{identifier}.xml` serves, valid against the OASIS
+//! CAP 1.2 schema (Python `xmlschema`), the drill's (status `Exercise`, its end an Update
+//! referencing its start) only to the file output's exercise twin.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -67,8 +71,10 @@ fn kafka_and_https_notifications_and_deliveries_reach_only_trusted_receivers() {
     let dir = scratch("playbook-reach", "kafka-https");
     let trusted = support::tls::authority(&dir, "city");
     let stranger = support::tls::authority(&dir, "stranger");
-    let (_tansu, brokers) =
-        support::tansu::start(&dir, &["alerts", "ioc-notify", "ioc-notify.exercise"]);
+    let (_tansu, brokers) = support::tansu::start(
+        &dir,
+        &["alerts", "ioc-notify", "ioc-notify.exercise", "cap"],
+    );
     let broker = Mosquitto::start(&dir);
     let (http, hook_port, stranger_port) = (free_port(), free_port(), free_port());
     let _hooks = support::receiver::start(
@@ -108,6 +114,8 @@ fn kafka_and_https_notifications_and_deliveries_reach_only_trusted_receivers() {
         "sqlite:incidents.db",
         &format!(
             "\n[[output]]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopic = \"alerts\"\n\
+             \n[[output]]\ntype = \"cap\"\nto = {{ type = \"kafka\", brokers = \"{brokers}\", topic = \"cap\" }}\n\
+             \n[[output]]\ntype = \"cap\"\nname = \"archive\"\nexercises = true\nto = {{ type = \"file\", path = \"cap.xml\" }}\n\
              \n[server.webhooks]\nbackoff = \"200ms\"\nbackoff_max = \"1s\"\ntimeout = \"5s\"\nallow = [\"127.0.0.1\"]\nca_file = \"{}\"\n",
             trusted.ca.display()
         ),
@@ -234,4 +242,100 @@ fn kafka_and_https_notifications_and_deliveries_reach_only_trusted_receivers() {
         "no drill message reaches a webhook: {hooks:?}"
     );
     assert!(support::receiver::records(&dir, "stranger.ndjson").is_empty());
+
+    // CAP: the real fire's message on Kafka and in the file, the drill's (after its end)
+    // in the file's exercise twin only; each the message `/cap/alerts/…` serves.
+    let mut on_kafka = Vec::new();
+    wait_until("CAP on Kafka", Duration::from_secs(60), || {
+        on_kafka = support::tansu::read_topic_raw(&brokers, "cap");
+        !on_kafka.is_empty()
+    });
+    let (status, ended) = post(
+        http,
+        &format!("/api/drills/{exercise}/end"),
+        "token-leader",
+        json!({}),
+    );
+    // (It may have finished by itself: every expectation met; its alerts closed then.)
+    assert!(
+        status == 200
+            || ended["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("finished")),
+        "{status} {ended}"
+    );
+    let lines = |file: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    wait_until("the drill's CAP messages", Duration::from_secs(60), || {
+        lines("cap.exercise.xml").len() >= 2 && !lines("cap.xml").is_empty()
+    });
+    let on_kafka: Vec<String> = on_kafka
+        .iter()
+        .map(|p| String::from_utf8(p.clone()).unwrap())
+        .collect();
+    let (in_file, drill) = (lines("cap.xml"), lines("cap.exercise.xml"));
+    let parse = |xml: &str| -> oasiscap::v1dot2::Alert {
+        xml.parse::<oasiscap::Alert>()
+            .unwrap_or_else(|e| panic!("{e}: {xml}"))
+            .into_latest()
+    };
+    let mut files = Vec::new();
+    for (n, xml) in on_kafka.iter().chain(&in_file).chain(&drill).enumerate() {
+        let cap = parse(xml);
+        let served = get(
+            http,
+            &format!("/cap/alerts/{}.xml", cap.identifier.as_str()),
+            "token-admin",
+        );
+        assert_eq!(served.status, 200, "{}", cap.identifier.as_str());
+        assert_eq!(
+            served.body.as_str().unwrap().replace('\n', ""),
+            *xml,
+            "the output writes what the feed serves"
+        );
+        let file = dir.join(format!("cap-{n}.xml"));
+        std::fs::write(&file, xml).unwrap();
+        files.push(file);
+    }
+    for xml in on_kafka.iter().chain(&in_file) {
+        let cap = parse(xml);
+        assert_eq!(format!("{:?}", cap.status), "Actual");
+        assert!(xml.contains("CT-CAM-05"), "{xml}");
+    }
+    assert_eq!(drill.len(), 2, "fired and ended: {drill:?}");
+    let (first, end) = (parse(&drill[0]), parse(&drill[1]));
+    assert_eq!(format!("{:?}", first.status), "Exercise");
+    assert!(first.note.as_deref().unwrap().contains(&exercise));
+    assert_eq!(format!("{:?}", end.message_type), "Update");
+    let refs: Vec<String> = end
+        .references
+        .iter()
+        .flat_map(|r| r.iter().map(|r| r.identifier.to_string()))
+        .collect();
+    assert_eq!(refs, vec![first.identifier.to_string()]);
+    assert!(drill[1].contains("AllClear"));
+    let feed = dir.join("feed.atom");
+    std::fs::write(
+        &feed,
+        get(http, "/cap/feed.atom", "token-admin")
+            .body
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::process::Command::new("python3")
+        .arg(root.join("tests/cap/validate.py"))
+        .arg(root.join("tests/cap/schema"))
+        .arg(&feed)
+        .args(&files)
+        .output()
+        .expect("python3 with xmlschema (scripts/test installs it)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "CAP 1.2 schema: {report}");
 }
