@@ -168,10 +168,28 @@ fn the_shipped_city_pipeline_serves_the_command_centre() {
                 call(http, method, &path, Some(OPERATOR), body.as_ref())
             })
         };
-        let list = http_call("GET", "/api/alerts?state=open".into(), None)
+        // (The list reads the store, which the writer commits to just after the screens
+        // hear of it: a moment later at most.)
+        let mut list = http_call("GET", "/api/alerts?state=open".into(), None)
             .await
             .unwrap()
             .unwrap();
+        for _ in 0..50 {
+            if list
+                .body
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["alert_id"] == id.as_str())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            list = http_call("GET", "/api/alerts?state=open".into(), None)
+                .await
+                .unwrap()
+                .unwrap();
+        }
         assert!(
             list.body
                 .as_array()

@@ -26,6 +26,15 @@ const OPERATOR: &str = "token-operator";
 
 fn write_centre(dir: &Path, mqtt: u16, http: u16, store: &str) -> PathBuf {
     support::centre::write_accounts(dir, "duty-operator", OPERATOR);
+    // Whom alerts are assigned to: accounts that may act on them (free text is refused).
+    let mut accounts = std::fs::read_to_string(dir.join("accounts.toml")).unwrap();
+    for team in 0..10 {
+        accounts += &format!(
+            "[[account]]\nname = \"team-{team}\"\nrole = \"operator\"\nscope = \"city\"\ntoken_sha256 = \"{}\"\n",
+            watchfloor_server::token_hash_hex(&format!("token-team-{team}"))
+        );
+    }
+    std::fs::write(dir.join("accounts.toml"), accounts).unwrap();
     support::centre::write_pipeline(dir, mqtt, http, store, "")
 }
 
@@ -101,9 +110,9 @@ fn operate(
                     ),
                     2 | 5 => (
                         "assign",
-                        json!({"to": format!("team-{n}")}),
+                        json!({"to": format!("team-{}", n % 10)}),
                         "assigned",
-                        format!("team-{n}"),
+                        format!("team-{}", n % 10),
                     ),
                     _ => (
                         "comment",

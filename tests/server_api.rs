@@ -154,8 +154,21 @@ async fn acknowledge_resolve_assign_and_the_alert_history() {
             json!({"to": "fire brigade 3"}),
         )
         .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "free text is not an assignee: {a}"
+    );
+    let (status, a) = h
+        .call(
+            "POST",
+            &format!("/api/alerts/{long_hoa}/assign"),
+            "city-operator",
+            json!({"to": "long-hoa-operator"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(a["assignee"], "fire brigade 3");
+    assert_eq!(a["assignee"], "long-hoa-operator");
     let (status, _) = h
         .call(
             "POST",

@@ -247,7 +247,8 @@ function startWithStoredToken() {
 // ---- WebSocket -------------------------------------------------------------------------
 function subscribe(ws, channel) {
   const sub = { op: "subscribe", channel };
-  if (state.seq[channel] !== undefined) sub.since = state.seq[channel];
+  // The resume token: the position and the server run (epoch) it was counted in.
+  if (state.seq[channel] !== undefined) { sub.since = state.seq[channel]; sub.epoch = state.epoch; }
   ws.send(JSON.stringify(sub));
 }
 

@@ -87,6 +87,14 @@ pub struct ServerSettings {
     /// CAP 1.2 messages and their Atom feed (`[server.cap]`).
     #[serde(default)]
     pub cap: CapSettings,
+    /// `/metrics` only with `Authorization: Bearer <token>` whose SHA-256 (hex) this is
+    /// (a Prometheus scraper's `bearer_token`). Default: open on `listen`.
+    #[serde(default)]
+    pub metrics_token_sha256: Option<String>,
+    /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9464`, a management
+    /// network), not on `listen`.
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The Common Alerting Protocol feed.

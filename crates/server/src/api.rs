@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,9 @@ use watchfloor_model::{Kind, Severity};
 use watchfloor_pipeline::EngineCommand;
 
 use crate::auth::{Account, Accounts};
+use crate::extract::{Body, MaybeBody, Q};
 use crate::hub::{mask, AckInfo, AlertRecord, HistoryEntry, LATENCY_BUCKETS_MS};
+use crate::limits;
 use crate::AppState;
 use watchfloor_store::{
     Action as StoreAction, AuditRow, Change as StoreChange, Entry as StoreEntry,
@@ -100,7 +102,7 @@ fn now_ms() -> i64 {
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(guarded_metrics))
         .route("/api/openapi.json", get(openapi))
         .route("/api/me", get(me))
         .route("/api/alerts", get(list_alerts))
@@ -164,8 +166,9 @@ async fn me(State(s): State<AppState>, Authed(who): Authed) -> Json<Value> {
     }))
 }
 
-/// Filters of `GET /api/alerts`.
+/// Filters of `GET /api/alerts` (an unknown one is a 400).
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct AlertQuery {
     /// firing, acknowledged, resolved, or `open` (firing or acknowledged).
     state: Option<String>,
@@ -206,8 +209,16 @@ fn visible(who: &Account, a: &AlertRecord) -> bool {
 async fn list_alerts(
     State(s): State<AppState>,
     Authed(who): Authed,
-    Query(q): Query<AlertQuery>,
+    Q(q): Q<AlertQuery>,
 ) -> Result<Response, ApiError> {
+    if let Some(state) = &q.state {
+        if !["firing", "acknowledged", "resolved", "open"].contains(&state.as_str()) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("`state` is firing, acknowledged, resolved or open, not `{state}`"),
+            ));
+        }
+    }
     let min_severity = match &q.severity {
         Some(text) => Some(Severity::parse(text).ok_or_else(|| {
             error(
@@ -367,12 +378,28 @@ async fn get_alert(
         .ok_or_else(not_found)
 }
 
-/// Body of acknowledge, resolve, comment and assign.
+/// Body of acknowledge, resolve, comment and assign (an unknown field is a 400).
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ActionBody {
     note: Option<String>,
     text: Option<String>,
     to: Option<String>,
+}
+
+/// The note of an acknowledgement or resolution, within its limit.
+fn note_of(body: Option<ActionBody>) -> Result<Option<String>, ApiError> {
+    let note = body.and_then(|b| b.note).filter(|n| !n.trim().is_empty());
+    if note
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > limits::MAX_NOTE_CHARS)
+    {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("a note has at most {} characters", limits::MAX_NOTE_CHARS),
+        ));
+    }
+    Ok(note)
 }
 
 fn may_act(s: &AppState, who: &Account, id: &str) -> Result<AlertRecord, ApiError> {
@@ -504,10 +531,21 @@ async fn acknowledge(
     State(s): State<AppState>,
     Authed(who): Authed,
     Path(id): Path<String>,
-    body: Option<Json<ActionBody>>,
+    MaybeBody(body): MaybeBody<ActionBody>,
 ) -> Result<Json<AlertRecord>, ApiError> {
     may_act_on_open(&s, &who, &id)?;
-    let note = body.and_then(|b| b.0.note);
+    if let Some(earlier) = s.hub.alert(&id).and_then(|a| a.acknowledged) {
+        // The first acknowledgement stands: who took it, and when.
+        return Err(error(
+            StatusCode::CONFLICT,
+            format!(
+                "already acknowledged by {} at {}",
+                earlier.by,
+                watchfloor_model::format_rfc3339(earlier.at)
+            ),
+        ));
+    }
+    let note = note_of(body)?;
     let at = now_ms();
     let ack = Acknowledgement {
         by: who.name.clone(),
@@ -547,10 +585,10 @@ async fn resolve(
     State(s): State<AppState>,
     Authed(who): Authed,
     Path(id): Path<String>,
-    body: Option<Json<ActionBody>>,
+    MaybeBody(body): MaybeBody<ActionBody>,
 ) -> Result<Json<AlertRecord>, ApiError> {
     may_act_on_open(&s, &who, &id)?;
-    let note = body.and_then(|b| b.0.note);
+    let note = note_of(body)?;
     let at = now_ms();
     ask_engine(&s, |reply| EngineCommand::Resolve {
         id: id.clone(),
@@ -579,13 +617,33 @@ async fn comment(
     State(s): State<AppState>,
     Authed(who): Authed,
     Path(id): Path<String>,
-    Json(body): Json<ActionBody>,
+    Body(body): Body<ActionBody>,
 ) -> Result<Json<AlertRecord>, ApiError> {
-    may_act(&s, &who, &id)?;
+    let record = may_act(&s, &who, &id)?;
     let text = body
         .text
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| error(StatusCode::BAD_REQUEST, "a comment needs `text`"))?;
+    if text.chars().count() > limits::MAX_COMMENT_CHARS {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "a comment has at most {} characters",
+                limits::MAX_COMMENT_CHARS
+            ),
+        ));
+    }
+    let comments = record
+        .history
+        .iter()
+        .filter(|h| h.event == "commented")
+        .count();
+    if comments >= limits::MAX_COMMENTS_PER_ALERT {
+        return Err(error(
+            StatusCode::CONFLICT,
+            format!("this alert has {comments} comments, the most one alert takes"),
+        ));
+    }
     record_action(
         &s,
         &who,
@@ -602,13 +660,22 @@ async fn assign(
     State(s): State<AppState>,
     Authed(who): Authed,
     Path(id): Path<String>,
-    Json(body): Json<ActionBody>,
+    Body(body): Body<ActionBody>,
 ) -> Result<Json<AlertRecord>, ApiError> {
-    may_act(&s, &who, &id)?;
+    let record = may_act(&s, &who, &id)?;
     let to = body
         .to
-        .filter(|t| !t.trim().is_empty())
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
         .ok_or_else(|| error(StatusCode::BAD_REQUEST, "an assignment needs `to`"))?;
+    // Only someone (or a role of someone) who sees the alert and may act on it.
+    let people = crate::screen::assignable(&s, &record);
+    if !people.iter().any(|a| a.name == to || a.role.as_str() == to) {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("`{to}` is not an account or role that may act on this alert (GET /api/alerts/{id}/assignees)"),
+        ));
+    }
     record_action(
         &s,
         &who,
@@ -623,6 +690,7 @@ async fn assign(
 
 /// Filters of `GET /api/stations`.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct StationQuery {
     zone: Option<String>,
     kind: Option<String>,
@@ -685,8 +753,12 @@ fn station_json(s: &AppState, who: &Account, id: &str, with_recent: bool) -> Opt
 async fn list_stations(
     State(s): State<AppState>,
     Authed(who): Authed,
-    Query(q): Query<StationQuery>,
+    Q(q): Q<StationQuery>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
+    if let Some(k) = &q.kind {
+        Kind::parse(k)
+            .ok_or_else(|| error(StatusCode::BAD_REQUEST, format!("unknown kind `{k}`")))?;
+    }
     let city = s
         .hub
         .city()
@@ -720,6 +792,7 @@ async fn get_station(
 
 /// Filter of `GET /api/kpis`.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct KpiQuery {
     zone: Option<String>,
 }
@@ -727,7 +800,7 @@ pub(crate) struct KpiQuery {
 async fn kpis(
     State(s): State<AppState>,
     Authed(who): Authed,
-    Query(q): Query<KpiQuery>,
+    Q(q): Q<KpiQuery>,
 ) -> Json<Vec<Value>> {
     let view = who.sector_view();
     Json(
@@ -831,7 +904,34 @@ async fn audit(State(s): State<AppState>, Authed(who): Authed) -> Result<Respons
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
 }
 
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+/// `/metrics` on the main listener: open, behind a token, or not here (a listener of its
+/// own), as configured.
+async fn guarded_metrics(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    match s.hub.metrics_access.get() {
+        None | Some(crate::hub::MetricsAccess::Open) => {}
+        Some(crate::hub::MetricsAccess::Elsewhere) => {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                "/metrics is served on its own address here",
+            ))
+        }
+        Some(crate::hub::MetricsAccess::Token(hash)) => {
+            let given = bearer_token(&headers).map(crate::auth::token_hash_hex);
+            if given.as_deref() != Some(hash.as_str()) {
+                return Err(error(
+                    StatusCode::UNAUTHORIZED,
+                    "/metrics needs its bearer token",
+                ));
+            }
+        }
+    }
+    Ok(metrics(State(s)).await.into_response())
+}
+
+pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let st = &s.stats;
     let c = &s.hub.counters;
     let mut out = String::new();
@@ -1065,6 +1165,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     }
     s.hub.playbook_metrics(&mut out);
     crate::feeds::cap::metrics(&mut out);
+    s.hub.guard.metrics(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

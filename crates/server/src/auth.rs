@@ -31,6 +31,19 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// The role's name as written in the accounts file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Integrator => "integrator",
+            Role::Operator => "operator",
+            Role::DrillLeader => "drill_leader",
+            Role::Admin => "admin",
+        }
+    }
+}
+
 /// The part of the city an account sees.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "level", content = "id", rename_all = "lowercase")]

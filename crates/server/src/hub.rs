@@ -261,6 +261,21 @@ pub struct Hub {
     /// This run's identity: a page that sees another epoch knows the server restarted.
     epoch: String,
     started_at: i64,
+    /// Write rate limits and refusal counters.
+    pub(crate) guard: crate::limits::Guard,
+    /// Who may read `/metrics` on the main listener.
+    pub(crate) metrics_access: OnceLock<MetricsAccess>,
+}
+
+/// Who may read `/metrics` on the main listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Anyone (the default).
+    Open,
+    /// Callers with the bearer token whose SHA-256 is this (hex).
+    Token(String),
+    /// Nobody: it is served on a listener of its own ([`crate::metrics_router`]).
+    Elsewhere,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -315,6 +330,8 @@ impl Hub {
             counters: HubCounters::default(),
             epoch: format!("{:x}-{:x}", now_ms(), std::process::id()),
             started_at: now_ms(),
+            guard: crate::limits::Guard::default(),
+            metrics_access: OnceLock::new(),
         })
     }
 
@@ -541,6 +558,19 @@ impl Hub {
             );
         }
         self.audit_local(at, who, action, target, detail);
+    }
+
+    /// Sets who may read `/metrics` on the main listener (once, at start).
+    pub fn set_metrics_access(&self, access: MetricsAccess) {
+        let _ = self.metrics_access.set(access);
+    }
+
+    /// Records a refused request (flat: who, what, status, why), within the caller's
+    /// per-minute allowance (`limits`); always counted.
+    pub(crate) fn audit_refusal(&self, who: &str, what: &str, status: u16, why: &str) {
+        if self.guard.admit_refusal(who, status) {
+            self.audit(who, "refused", what, json!({"status": status, "why": why}));
+        }
     }
 
     /// Appends one line to the audit file and the recent lines only (the store already has

@@ -11,10 +11,12 @@ mod ask;
 mod assets;
 pub mod auth;
 pub mod drills;
+mod extract;
 pub mod feeds;
 pub mod hub;
 pub mod indicators;
 pub mod kpi;
+pub mod limits;
 mod persist;
 pub mod playbooks;
 mod quality;
@@ -50,6 +52,23 @@ pub struct AppState {
     pub stats: Arc<PipelineStats>,
 }
 
+/// `/metrics` alone, for a listener of its own (`[server] metrics_listen`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(api::metrics))
+        .with_state(state)
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Serves [`metrics_router`] on `listener` until `shutdown`.
+pub async fn serve_metrics(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_http1(listener, metrics_router(state), shutdown).await
+}
+
 /// The HTTP application: API, WebSocket, metrics and dashboard.
 pub fn router(state: AppState) -> Router {
     router_with(state, true)
@@ -57,8 +76,13 @@ pub fn router(state: AppState) -> Router {
 
 /// [`router`], with or without the dashboard's pages.
 pub fn router_with(state: AppState, dashboard: bool) -> Router {
-    let app = router_routes(dashboard);
-    app.with_state(state)
+    router_routes(dashboard)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::guard,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
+        .with_state(state)
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -131,11 +155,64 @@ pub async fn serve_with(
             }
         }
     });
-    let result = axum::serve(listener, router_with(state, dashboard))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = serve_http1(listener, router_with(state, dashboard), shutdown).await;
     kpis.abort();
     // The minute's quality counts and indicator values, kept on a clean stop.
     quality::persist_days(&state_hub).await;
     result
+}
+
+/// Serves `app` over HTTP/1.1 (WebSocket upgrades included) until `shutdown`: a
+/// connection whose request headers do not arrive within [`limits::HEADER_TIMEOUT`] is
+/// closed (slowloris), then open connections get up to 10 s to finish.
+async fn serve_http1(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let open = std::sync::Arc::new(());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closing = closing.clone();
+        let token = open.clone();
+        tokio::spawn(async move {
+            let _token = token;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits::HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = async { let _ = closing.wait_for(|c| *c).await.map(|_| ()); } => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while std::sync::Arc::strong_count(&open) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
 }

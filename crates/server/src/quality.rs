@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -93,7 +93,7 @@ fn row_of(day: i64, station: &str, c: &Counts) -> watchfloor_store::QualityRow {
 pub(crate) async fn quality(
     State(s): State<AppState>,
     Authed(who): Authed,
-    Query(q): Query<QualityQuery>,
+    crate::extract::Q(q): crate::extract::Q<QualityQuery>,
 ) -> Result<Response, ApiError> {
     let now = now_ms();
     let (first, last, label) = days_of(&q, now).map_err(|m| error(StatusCode::BAD_REQUEST, m))?;

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -171,7 +171,7 @@ fn zones_for(
 pub(crate) async fn daily(
     State(s): State<AppState>,
     Authed(who): Authed,
-    Query(q): Query<ReportQuery>,
+    crate::extract::Q(q): crate::extract::Q<ReportQuery>,
 ) -> Result<Response, ApiError> {
     let from = day_start(&q.date).ok_or_else(|| {
         error(

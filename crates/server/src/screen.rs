@@ -71,6 +71,25 @@ pub(crate) async fn basemap(
     Ok(Json(geo))
 }
 
+/// The accounts that see `alert` and may act on it: whom it may be assigned to.
+pub(crate) fn assignable(
+    s: &AppState,
+    alert: &crate::hub::AlertRecord,
+) -> Vec<std::sync::Arc<crate::auth::Account>> {
+    s.accounts
+        .all()
+        .into_iter()
+        .filter(|a| {
+            a.may_act()
+                && a.sees(
+                    alert.ward.as_deref(),
+                    alert.district.as_deref(),
+                    &alert.sectors,
+                )
+        })
+        .collect()
+}
+
 /// `GET /api/alerts/{id}/assignees`: the accounts that see the alert and may act on it.
 pub(crate) async fn assignees(
     State(s): State<AppState>,
@@ -87,18 +106,8 @@ pub(crate) async fn assignees(
                 format!("no alert `{id}` in your scope"),
             )
         })?;
-    let mut people: Vec<Value> = s
-        .accounts
-        .all()
+    let mut people: Vec<Value> = assignable(&s, &alert)
         .into_iter()
-        .filter(|a| {
-            a.may_act()
-                && a.sees(
-                    alert.ward.as_deref(),
-                    alert.district.as_deref(),
-                    &alert.sectors,
-                )
-        })
         .map(|a| json!({"name": a.name, "role": a.role, "scope": a.scope, "sectors": a.sectors}))
         .collect();
     people.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));

@@ -66,6 +66,9 @@ enum ClientMessage {
         #[serde(default)]
         filter: Filter,
         since: Option<u64>,
+        /// The epoch `since` was counted in (the `welcome`'s): another one (a restarted
+        /// server) gets a fresh snapshot instead of a resume.
+        epoch: Option<String>,
     },
     Unsubscribe {
         channel: Channel,
@@ -292,18 +295,58 @@ const CHANNELS: [Channel; 4] = [
     Channel::Runs,
 ];
 
+/// Close codes of a refused WebSocket (4000–4999: the application's own; the reason is
+/// in the close frame and in an `error` message before it).
+pub(crate) mod close {
+    /// The first message was not `{"op":"auth","token":…}`.
+    pub const AUTH_FIRST: u16 = 4400;
+    /// The token is unknown.
+    pub const UNKNOWN_TOKEN: u16 = 4401;
+    /// No authentication within the time allowed.
+    pub const AUTH_TIMEOUT: u16 = 4408;
+}
+
+/// Says why, closes with `code`, and records the refusal.
+async fn refuse(state: &AppState, socket: &mut WebSocket, code: u16, why: &str) {
+    let _ = send(
+        socket,
+        json!({"type": "error", "code": code, "message": why}),
+    )
+    .await;
+    let frame = axum::extract::ws::CloseFrame {
+        code,
+        reason: why.to_string().into(),
+    };
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+    state.hub.audit_refusal("anonymous", "WS /ws", code, why);
+}
+
 async fn client(state: AppState, mut socket: WebSocket) {
     // Authenticate first: {"op":"auth","token":"…"}.
     let who = match tokio::time::timeout(AUTH_TIMEOUT, socket.recv()).await {
         Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<ClientMessage>(&text) {
-            Ok(ClientMessage::Auth { token }) => state.accounts.authenticate(token.trim()),
-            _ => None,
+            Ok(ClientMessage::Auth { token }) => state
+                .accounts
+                .authenticate(token.trim())
+                .ok_or((close::UNKNOWN_TOKEN, "unknown token")),
+            _ => Err((
+                close::AUTH_FIRST,
+                "authenticate first: {\"op\":\"auth\",\"token\":\"…\"}",
+            )),
         },
-        _ => None,
+        Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return,
+        Ok(Some(Ok(_))) => Err((
+            close::AUTH_FIRST,
+            "authenticate first: {\"op\":\"auth\",\"token\":\"…\"}",
+        )),
+        Err(_) => Err((close::AUTH_TIMEOUT, "no authentication within 10 s")),
     };
-    let Some(who) = who else {
-        let _ = send(&mut socket, json!({"type": "error", "message": "authenticate first: {\"op\":\"auth\",\"token\":\"…\"}"})).await;
-        return;
+    let who = match who {
+        Ok(who) => who,
+        Err((code, why)) => {
+            refuse(&state, &mut socket, code, why).await;
+            return;
+        }
     };
     let counters = &state.hub.counters;
     counters.ws_clients.fetch_add(1, Ordering::Relaxed);
@@ -343,7 +386,9 @@ async fn run(state: &AppState, who: &Account, socket: &mut WebSocket) {
                         if !send(socket, json!({"type": "pong"})).await { return; }
                     }
                     ClientMessage::Unsubscribe { channel } => subs[channel_index(channel)] = None,
-                    ClientMessage::Subscribe { channel, filter, since } => {
+                    ClientMessage::Subscribe { channel, filter, since, epoch } => {
+                        // A position counted by another run of the server means nothing here.
+                        let since = since.filter(|_| epoch.as_deref().is_none_or(|e| e == state.hub.epoch()));
                         let kind = match filter.kind.as_deref().map(|k| Kind::parse(k).ok_or(k)) {
                             Some(Err(k)) => {
                                 if !send(socket, json!({"type": "error", "message": format!("unknown kind `{k}`")})).await { return; }

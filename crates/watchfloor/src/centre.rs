@@ -185,6 +185,25 @@ pub async fn run(
         indicators_dir: server.indicators.clone(),
         stats,
     };
+    if let Some(address) = server.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("server.metrics_listen: cannot listen on {address}"))?;
+        hub.set_metrics_access(watchfloor_server::hub::MetricsAccess::Elsewhere);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(watchfloor_server::serve_metrics(
+            state.clone(),
+            metrics,
+            async move {
+                let _ = stop.changed().await;
+            },
+        ));
+        tracing::info!(%address, "/metrics listening");
+    } else if let Some(hash) = &server.metrics_token_sha256 {
+        hub.set_metrics_access(watchfloor_server::hub::MetricsAccess::Token(
+            hash.trim().to_ascii_lowercase(),
+        ));
+    }
     let serving = tokio::spawn({
         let mut stop = stop_rx.clone();
         watchfloor_server::serve_with(state, listener, server.dashboard, async move {

@@ -7,7 +7,7 @@
 //! action and refusal is audited; a reassignment names an account that may act on the
 //! run's commune and sectors; an answer 200/201 means the change is stored.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -86,7 +86,7 @@ struct ListQuery {
 async fn list(
     State(s): State<AppState>,
     Authed(who): Authed,
-    Query(q): Query<ListQuery>,
+    crate::extract::Q(q): crate::extract::Q<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     link(&s)?;
     let state = q.state.as_deref().unwrap_or("all");
