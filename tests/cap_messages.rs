@@ -90,6 +90,14 @@ fn every_shipped_rules_messages_validate_against_the_oasis_schema_and_the_feed_a
         for n in 0..lines.len() {
             let cap = message(&sender, Some(&city), &lines[n], &lines[..n]).unwrap();
             let xml = to_xml(cap);
+            // One line: a file output holds one message per line, each copy the same bytes.
+            assert!(
+                !xml.contains('\n'),
+                "{}: a line break at {:?}",
+                rule.id,
+                xml.find('\n')
+                    .map(|i| &xml[i.saturating_sub(80)..(i + 40).min(xml.len())])
+            );
             // Parses back, as built.
             let back: oasiscap::v1dot2::Alert = xml
                 .parse::<oasiscap::Alert>()

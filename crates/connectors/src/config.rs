@@ -410,9 +410,9 @@ pub enum OutputConfig {
     /// incident store's timeline (so it needs `[server]`), with the identifiers and
     /// references of `/cap/alerts/…`; not one of the engine's outputs.
     Cap {
-        /// Names its position in the timeline (default: `to`'s label).
-        #[serde(default)]
-        name: Option<String>,
+        /// Names its position in the timeline (kept in the store as `cap:<name>`): letters,
+        /// digits, `_`, `-`, `.`; unique among the CAP outputs.
+        name: String,
         /// Where the XML goes (`type` file, mqtt or kafka; its `exercises` is ignored).
         to: Box<OutputConfig>,
         /// Also send drills' messages (CAP status `Exercise`), on `to`'s exercise twin
@@ -629,12 +629,38 @@ impl PipelineConfig {
                 "a pipeline needs at least one [[output]] (besides CAP ones)".into(),
             ));
         }
+        let mut cap_names = std::collections::BTreeSet::new();
         for output in &self.outputs {
-            if let OutputConfig::Cap { to, .. } = output {
+            if let OutputConfig::Cap { to, name, .. } = output {
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                {
+                    return Err(invalid(format!(
+                        "CAP output name `{name}`: letters, digits, `_`, `-` and `.` only"
+                    )));
+                }
+                if !cap_names.insert(name.clone()) {
+                    return Err(invalid(format!(
+                        "two CAP outputs are named `{name}` (each keeps its own place in the timeline)"
+                    )));
+                }
                 if to.is_cap() {
                     return Err(invalid(
                         "a CAP output's `to` is a file, mqtt or kafka".into(),
                     ));
+                }
+                if to.takes_exercises() {
+                    return Err(invalid(format!(
+                        "CAP output `{name}`: set `exercises` on the CAP output, not on its `to`"
+                    )));
+                }
+                #[cfg(not(feature = "kafka"))]
+                if matches!(**to, OutputConfig::Kafka { .. }) {
+                    return Err(invalid(format!(
+                        "CAP output `{name}`: this build has no Kafka support (feature `kafka`)"
+                    )));
                 }
                 if self.server.is_none() {
                     return Err(invalid(
@@ -802,7 +828,7 @@ path = "dead.ndjson"
 
     #[test]
     fn a_cap_output_needs_the_centre_and_a_plain_destination() {
-        let cap = "\n[[output]]\ntype = \"cap\"\nexercises = true\nto = { type = \"file\", path = \"cap.xml\" }\n";
+        let cap = "\n[[output]]\ntype = \"cap\"\nname = \"archive\"\nexercises = true\nto = { type = \"file\", path = \"cap.xml\" }\n";
         let err = parse(&format!("{GOOD}{cap}")).unwrap_err().to_string();
         assert!(err.contains("needs [server]"), "{err}");
         let dir = std::env::temp_dir().join(format!("wf-config-cap-{}", std::process::id()));
@@ -824,10 +850,16 @@ path = "dead.ndjson"
         assert!(path.ends_with("cap.exercise.xml"), "{}", path.display());
         let nested = with_server.replace(
             "to = { type = \"file\", path = \"cap.xml\" }",
-            "to = { type = \"cap\", to = { type = \"file\", path = \"x\" } }",
+            "to = { type = \"cap\", name = \"inner\", to = { type = \"file\", path = \"x\" } }",
         );
         let err = parse(&nested).unwrap_err().to_string();
         assert!(err.contains("file, mqtt or kafka"), "{err}");
+        let twice = format!("{with_server}{cap}");
+        let err = parse(&twice).unwrap_err().to_string();
+        assert!(err.contains("two CAP outputs"), "{err}");
+        let badly_named = with_server.replace("name = \"archive\"", "name = \"a b\"");
+        let err = parse(&badly_named).unwrap_err().to_string();
+        assert!(err.contains("letters, digits"), "{err}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -49,7 +49,9 @@ mod kafka {
                 ("acks", "all"),
                 ("linger.ms", "0"),
                 ("batch.num.messages", "1"),
-                ("message.timeout.ms", "30000"),
+                // Under the notifier's 10 s attempt limit: a record it gave up on is not
+                // delivered late beside its retry.
+                ("message.timeout.ms", "8000"),
             ];
             let producer: FutureProducer = client_config(&defaults, options)
                 .create()

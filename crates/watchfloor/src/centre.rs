@@ -126,7 +126,7 @@ pub async fn run(
         sender: cap_sender.clone(),
         public: server.cap.public,
     });
-    start_cap_outputs(&hub, &config, &store, &cap_sender)
+    let cap_outputs = start_cap_outputs(&hub, &config, &store, &cap_sender)
         .await
         .context("starting the CAP outputs")?;
     let pipeline = tokio::spawn({
@@ -223,6 +223,9 @@ pub async fn run(
         task.abort();
     }
     drills.abort();
+    for task in cap_outputs {
+        task.abort();
+    }
     drop(hub);
     // The writer stops once its queue is written and every handle is gone.
     let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
@@ -236,19 +239,23 @@ async fn start_cap_outputs(
     config: &PipelineConfig,
     store: &Store,
     sender: &watchfloor_server::feeds::cap::Sender,
-) -> Result<()> {
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
     for output in &config.outputs {
-        let watchfloor_connectors::config::OutputConfig::Cap { to, exercises, .. } = output else {
+        let watchfloor_connectors::config::OutputConfig::Cap {
+            name,
+            to,
+            exercises,
+        } = output
+        else {
             continue;
         };
-        let name = output.label();
-        let name = name.strip_prefix("cap:").unwrap_or(&name).to_string();
-        watchfloor_server::feeds::cap::spawn_output(
+        let task = watchfloor_server::feeds::cap::spawn_output(
             store.clone(),
             hub.city(),
             sender.clone(),
             watchfloor_server::feeds::cap::CapOutputConfig {
-                name,
+                name: name.clone(),
                 to: (**to).clone(),
                 exercises: *exercises,
                 max_payload: config.limits.max_payload_bytes,
@@ -256,8 +263,9 @@ async fn start_cap_outputs(
         )
         .await
         .map_err(anyhow::Error::msg)?;
+        tasks.push(task);
     }
-    Ok(())
+    Ok(tasks)
 }
 
 /// Starts the webhook outbox (its recorder and a worker per active subscription).

@@ -106,6 +106,11 @@ fn demo_config(args: &DemoArgs) -> Result<PipelineConfig> {
         .iter_mut()
         .chain(std::iter::once(&mut config.dead_letter))
     {
+        // A CAP output's destination moves with the others.
+        let output = match output {
+            OutputConfig::Cap { to, .. } => &mut **to,
+            other => other,
+        };
         match output {
             OutputConfig::Mqtt { port, .. } => *port = args.mqtt_port,
             OutputConfig::File { path, .. } => {
@@ -113,7 +118,6 @@ fn demo_config(args: &DemoArgs) -> Result<PipelineConfig> {
                     *path = dir.join(path.file_name().unwrap_or_default());
                 }
             }
-            #[allow(unreachable_patterns)]
             _ => {}
         }
     }

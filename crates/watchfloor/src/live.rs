@@ -88,9 +88,18 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
         if let Some(dir) = &server.playbooks {
-            if let Err(errors) = crate::playbooks::load(dir, &config.rules) {
-                eprintln!("{errors}");
-                return Ok(ExitCode::FAILURE);
+            match crate::playbooks::load(dir, &config.rules) {
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                Ok(library) => {
+                    let unreachable = crate::playbooks::unreachable(&library, &config.outputs);
+                    if !unreachable.is_empty() {
+                        eprintln!("{}", unreachable.join("\n"));
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
             }
         }
         let webhooks = server.webhooks.durations().and_then(|_| {

@@ -29,6 +29,44 @@ pub fn load(dir: &Path, rules: &Path) -> Result<Library, RuleErrors> {
     Library::load_dir(dir, &known)
 }
 
+/// The destinations `library`'s notify steps need that `outputs` (and this build) cannot
+/// reach: a Kafka topic without a Kafka alert output, an MQTT topic without an MQTT one.
+pub fn unreachable(
+    library: &Library,
+    outputs: &[watchfloor_connectors::config::OutputConfig],
+) -> Vec<String> {
+    use watchfloor_connectors::config::OutputConfig;
+    use watchfloor_playbooks::spec::Destination;
+    let kafka = cfg!(feature = "kafka")
+        && outputs
+            .iter()
+            .any(|o| matches!(o, OutputConfig::Kafka { .. }));
+    let mqtt = outputs
+        .iter()
+        .any(|o| matches!(o, OutputConfig::Mqtt { .. }));
+    let mut out = Vec::new();
+    for pb in &library.playbooks {
+        for step in &pb.steps {
+            if let watchfloor_playbooks::StepKind::Notify { to, .. } = &step.kind {
+                match to {
+                    Destination::Kafka(t) if !kafka => out.push(format!(
+                        "playbook {} step {}: Kafka topic {t}, but the pipeline has no Kafka alert output{}",
+                        pb.id,
+                        step.id,
+                        if cfg!(feature = "kafka") { "" } else { " (and this build no Kafka)" }
+                    )),
+                    Destination::Mqtt(t) if !mqtt => out.push(format!(
+                        "playbook {} step {}: MQTT topic {t}, but the pipeline has no MQTT alert output",
+                        pb.id, step.id
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `watchfloor playbooks check <dir> --rules <dir>`.
 pub fn check(dir: &Path, rules: &Path) -> Result<ExitCode> {
     match load(dir, rules) {

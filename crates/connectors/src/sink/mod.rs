@@ -153,10 +153,7 @@ impl OutputConfig {
             OutputConfig::File { path, .. } => format!("file:{}", path.display()),
             OutputConfig::Mqtt { topic, .. } => format!("mqtt:{topic}"),
             OutputConfig::Kafka { topic, .. } => format!("kafka:{topic}"),
-            OutputConfig::Cap { name, to, .. } => match name {
-                Some(name) => format!("cap:{name}"),
-                None => format!("cap:{}", to.label()),
-            },
+            OutputConfig::Cap { name, .. } => format!("cap:{name}"),
         }
     }
 }

@@ -184,7 +184,10 @@ impl Notifier {
     /// effect's id as `webhook-id`); a 2xx answer is success.
     async fn post(&self, url: &str, id: &str, body: &str) -> Result<(), String> {
         let target = crate::feeds::webhooks::parse_url(url)?;
-        let address = self.policy.resolve(&target).await?;
+        // The name's lookup within the attempt's limit too (effects run one at a time).
+        let address = tokio::time::timeout(ATTEMPT_TIMEOUT, self.policy.resolve(&target))
+            .await
+            .map_err(|_| format!("{url}: no address within {} s", ATTEMPT_TIMEOUT.as_secs()))??;
         let answer = self
             .webhooks
             .lock()

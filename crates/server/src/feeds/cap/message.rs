@@ -31,9 +31,22 @@ pub struct Sender {
     pub sender_name: String,
 }
 
-/// A message as XML, with its `<cap:alert>` root (the version-tagged form the crate writes).
+/// A message as XML, with its `<cap:alert>` root (the version-tagged form the crate writes),
+/// on one line (its texts are one line each: [`one_line`]), so a file of messages holds one
+/// per line and every copy of a message is the same bytes.
 pub fn to_xml(alert: Alert) -> String {
-    oasiscap::Alert::V1dot2(alert).to_string()
+    // The crate indents: the breaks and indentation between elements go (their texts have
+    // no line breaks, so only that whitespace is at a line's start).
+    oasiscap::Alert::V1dot2(alert)
+        .to_string()
+        .lines()
+        .map(str::trim_start)
+        .collect()
+}
+
+/// `text` with its line breaks as spaces.
+fn one_line(text: &str) -> String {
+    text.replace("\r\n", " ").replace(['\n', '\r'], " ")
 }
 
 /// The identifier of the message of timeline line `line`.
@@ -179,8 +192,8 @@ pub fn message(
             onset: Some(sent(a.fired_at)?),
             expires: None,
             sender_name: Some(sender.sender_name.clone()),
-            headline: Some(headline),
-            description: Some(format!("{} ({})", a.message, line.detail)),
+            headline: Some(one_line(&headline)),
+            description: Some(one_line(&format!("{} ({})", a.message, line.detail))),
             instruction: None,
             web: None,
             contact: None,

@@ -3,8 +3,8 @@
 //! attempts, resend a delivery (same id, same body), send a test event, replace the
 //! secrets (a rotation keeps old and new side by side), disable and enable.
 //!
-//! Invariants: every change and refusal is audited; a URL the address policy refuses, or
-//! an `https://` URL this build cannot deliver to, is a 400 with why; secrets are never
+//! Invariants: every change and refusal is audited; a URL the address policy refuses is a
+//! 400 with why (`https://` is delivered with verified certificates); secrets are never
 //! shown again after creation (only how many there are).
 
 use std::io::Read;

@@ -129,12 +129,18 @@ impl Client {
             address,
             (target.scheme == "https").then(|| target.host.clone()),
         );
+        // An IPv6 literal goes in brackets (RFC 3986), the port when it is not the scheme's.
+        let name = if target.host.contains(':') {
+            format!("[{}]", target.host)
+        } else {
+            target.host.clone()
+        };
         let host = if (target.scheme == "http" && target.port == 80)
             || (target.scheme == "https" && target.port == 443)
         {
-            target.host.clone()
+            name
         } else {
-            format!("{}:{}", target.host, target.port)
+            format!("{name}:{}", target.port)
         };
         let mut request = hyper::Request::builder()
             .method("POST")

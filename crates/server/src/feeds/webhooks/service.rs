@@ -205,6 +205,10 @@ impl Link {
             ))
         } else {
             let sent = async {
+                if secrets.is_empty() {
+                    // A subscription's deliveries are always signed: never one without.
+                    return Err("the subscription has no usable signing secret".to_string());
+                }
                 let target = parse_url(&sub.url)?;
                 let address = self.config.policy.resolve(&target).await?;
                 client
