@@ -87,6 +87,9 @@ pub struct ServerSettings {
     /// CAP 1.2 messages and their Atom feed (`[server.cap]`).
     #[serde(default)]
     pub cap: CapSettings,
+    /// What viewers, integrators and reports may not see of readings.
+    #[serde(default)]
+    pub privacy: PrivacySettings,
     /// `/metrics` only with `Authorization: Bearer <token>` whose SHA-256 (hex) this is
     /// (a Prometheus scraper's `bearer_token`). Default: open on `listen`.
     #[serde(default)]
@@ -95,6 +98,19 @@ pub struct ServerSettings {
     /// network), not on `listen`.
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// `[server.privacy]`: personal data masked for viewers and integrators.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// Attribute paths to mask (`attrs.**.*plate*`; `*` within a key, `**` any depth);
+    /// none: the shipped list (plates, names, faces, phones, ID numbers under `attrs`).
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    /// Detectors run over every string (`plate`); none: `["plate"]`.
+    #[serde(default)]
+    pub detectors: Option<Vec<String>>,
 }
 
 /// The Common Alerting Protocol feed.

@@ -29,8 +29,6 @@ pub(crate) const REOPENED: &str = "reopened";
 const RECENT_READINGS: usize = 240;
 /// Detections kept per camera for its drill-down.
 const RECENT_DETECTIONS: usize = 20;
-/// Attribute names that carry personal data (masked for roles not entitled to it).
-pub const PERSONAL_ATTRS: [&str; 5] = ["plate", "licence_plate", "face", "person", "face_id"];
 
 /// A stream clients subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -292,17 +290,9 @@ fn channel_state() -> Mutex<ChannelState> {
     })
 }
 
-/// Replaces personal attributes by `"***"`.
+/// `value` with its personal data masked by the privacy policy (`crate::privacy`).
 pub fn mask(value: &Value) -> Value {
-    let mut v = value.clone();
-    if let Some(attrs) = v.get_mut("attrs").and_then(Value::as_object_mut) {
-        for k in PERSONAL_ATTRS {
-            if let Some(x) = attrs.get_mut(k) {
-                *x = Value::String("***".into());
-            }
-        }
-    }
-    v
+    crate::privacy::policy().masked(value)
 }
 
 impl Hub {
@@ -647,7 +637,8 @@ impl PipelineObserver for Hub {
         self.observe_kpis(event);
         self.counters.last_event_by_kind[event.kind.index()]
             .fetch_max(event.ts, std::sync::atomic::Ordering::Relaxed);
-        let personal = PERSONAL_ATTRS.iter().any(|k| event.attrs.contains_key(*k));
+        // Personal data can only be in the attributes (the privacy policy says which).
+        let personal = !event.attrs.is_empty();
         {
             let mut stations = self.stations.lock().expect("stations lock");
             let live = stations

@@ -19,6 +19,7 @@ pub mod kpi;
 pub mod limits;
 mod persist;
 pub mod playbooks;
+pub mod privacy;
 mod quality;
 mod report;
 mod screen;

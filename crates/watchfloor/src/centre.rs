@@ -118,6 +118,13 @@ pub async fn run(
     start_webhooks(&hub, &server.webhooks, &store)
         .await
         .context("starting the webhook outbox")?;
+    watchfloor_server::privacy::configure(
+        watchfloor_server::privacy::Policy::from_settings(
+            server.privacy.paths.as_deref(),
+            server.privacy.detectors.as_deref(),
+        )
+        .map_err(|e| anyhow::anyhow!("server.privacy: {e}"))?,
+    );
     let cap_sender = watchfloor_server::feeds::cap::Sender {
         sender: server.cap.sender.clone(),
         sender_name: server.cap.sender_name.clone(),

@@ -102,6 +102,13 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
                 }
             }
         }
+        if let Err(e) = watchfloor_server::privacy::Policy::from_settings(
+            server.privacy.paths.as_deref(),
+            server.privacy.detectors.as_deref(),
+        ) {
+            eprintln!("{}: server.privacy: {e}", args.pipeline.display());
+            return Ok(ExitCode::FAILURE);
+        }
         let webhooks = server.webhooks.durations().and_then(|_| {
             watchfloor_server::feeds::webhooks::Policy::new(&server.webhooks.allow)?;
             watchfloor_server::feeds::webhooks::Tls::new(server.webhooks.ca_file.as_deref())

@@ -1,0 +1,343 @@
+//! Personal data by policy: what a viewer, an integrator or a report may not see of a
+//! reading (a camera's plate, a driver's name). Two parts, both configurable in
+//! `[server.privacy]`:
+//! - **paths**: dotted attribute paths, matched case-insensitively, with `*` for any part
+//!   of one key (`attrs.*plate*`) and `**` for any number of levels (`attrs.**.driver*`);
+//!   a matching value (a string, a number, a whole object) becomes `"***"`;
+//! - **detectors**: `plate`, a Vietnamese vehicle plate (`65A-123.45`, `51G12345`,
+//!   `29A1 234.56`) anywhere in any string value, replaced by `***` inside the string.
+//!
+//! Applied to readings over REST and WebSocket (every WebSocket delta goes through it) and
+//! to what the store exports. Invariants: masking never fails and never adds a key; a
+//! value it masks is masked in every copy served (the policy is set once, at start).
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The mask.
+pub const MASK: &str = "***";
+
+/// One compiled path: its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    /// Any number of levels (zero or more).
+    Deep,
+    /// One key, lower case, `*` a wildcard within it.
+    Key(String),
+}
+
+/// The privacy policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    paths: Vec<Vec<Part>>,
+    plates: bool,
+}
+
+/// The paths masked when the configuration names none.
+pub const DEFAULT_PATHS: &[&str] = &[
+    "attrs.**.*plate*",
+    "attrs.**.*bien_so*",
+    "attrs.**.face*",
+    "attrs.**.person*",
+    "attrs.**.*driver*",
+    "attrs.**.*owner*",
+    "attrs.**.*name*",
+    "attrs.**.*phone*",
+    "attrs.**.cccd*",
+    "attrs.**.*id_number*",
+];
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::new(
+            &DEFAULT_PATHS
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>(),
+            &["plate".into()],
+        )
+        .expect("the default policy compiles")
+    }
+}
+
+static POLICY: OnceLock<Policy> = OnceLock::new();
+
+/// Sets the policy (once, at start; the default otherwise).
+pub fn configure(policy: Policy) {
+    let _ = POLICY.set(policy);
+}
+
+/// The policy in force.
+pub fn policy() -> &'static Policy {
+    POLICY.get_or_init(Policy::default)
+}
+
+impl Policy {
+    /// The policy of `[server.privacy]`: its paths and detectors, each list the shipped
+    /// one when not given.
+    pub fn from_settings(
+        paths: Option<&[String]>,
+        detectors: Option<&[String]>,
+    ) -> Result<Policy, String> {
+        let default_paths: Vec<String> = DEFAULT_PATHS.iter().map(|p| p.to_string()).collect();
+        Policy::new(
+            paths.unwrap_or(&default_paths),
+            detectors.unwrap_or(&["plate".to_string()]),
+        )
+    }
+
+    /// Compiles `paths` and `detectors` (only `plate` is known); says what is wrong.
+    pub fn new(paths: &[String], detectors: &[String]) -> Result<Policy, String> {
+        let mut compiled = Vec::new();
+        for path in paths {
+            if path.trim().is_empty() || path.split('.').any(str::is_empty) {
+                return Err(format!("privacy path `{path}`: empty part"));
+            }
+            compiled.push(
+                path.split('.')
+                    .map(|p| match p {
+                        "**" => Part::Deep,
+                        key => Part::Key(key.to_lowercase()),
+                    })
+                    .collect(),
+            );
+        }
+        let mut plates = false;
+        for d in detectors {
+            match d.as_str() {
+                "plate" => plates = true,
+                other => return Err(format!("privacy detector `{other}`: only `plate` is known")),
+            }
+        }
+        Ok(Policy {
+            paths: compiled,
+            plates,
+        })
+    }
+
+    /// `value` with what the policy names masked.
+    pub fn masked(&self, value: &Value) -> Value {
+        let mut v = value.clone();
+        self.mask(&mut v);
+        v
+    }
+
+    /// Masks `value` in place.
+    pub fn mask(&self, value: &mut Value) {
+        for path in &self.paths {
+            mask_path(value, path);
+        }
+        if self.plates {
+            scrub(value);
+        }
+    }
+}
+
+/// Whether `key` (lower case) matches `pattern` with `*` wildcards.
+fn glob(pattern: &str, key: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == key;
+    }
+    let mut rest = key;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+fn mask_path(value: &mut Value, path: &[Part]) {
+    let Some((first, rest)) = path.split_first() else {
+        *value = Value::String(MASK.into());
+        return;
+    };
+    match first {
+        Part::Deep => {
+            // Zero levels: the rest here; or one more level down, still deep.
+            mask_path(value, rest);
+            match value {
+                Value::Object(map) => map.values_mut().for_each(|v| mask_path(v, path)),
+                Value::Array(items) => items.iter_mut().for_each(|v| mask_path(v, path)),
+                _ => {}
+            }
+        }
+        Part::Key(pattern) => match value {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if glob(pattern, &k.to_lowercase()) {
+                        mask_path(v, rest);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| mask_path(v, path)),
+            _ => {}
+        },
+    }
+}
+
+/// Replaces plates inside every string of `value`.
+fn scrub(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            if let Some(clean) = without_plates(s) {
+                *s = clean;
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(scrub),
+        Value::Array(items) => items.iter_mut().for_each(scrub),
+        _ => {}
+    }
+}
+
+/// The length of a Vietnamese plate starting at `b[i]`: two digits (province), one or two
+/// letters, an optional digit (series), an optional `-` or space, then four or five digits
+/// with an optional `.` before the last two (`65A-123.45`, `51G-12345`, `29A1 234.56`,
+/// `30LD-0123.4`…); not preceded or followed by a letter or digit.
+fn plate_at(b: &[u8], i: usize) -> Option<usize> {
+    if i > 0 && b[i - 1].is_ascii_alphanumeric() {
+        return None;
+    }
+    let mut j = i;
+    let digit = |j: usize| b.get(j).is_some_and(u8::is_ascii_digit);
+    let letter = |j: usize| b.get(j).is_some_and(u8::is_ascii_uppercase);
+    if !(digit(j) && digit(j + 1)) {
+        return None;
+    }
+    j += 2;
+    if !letter(j) {
+        return None;
+    }
+    j += 1;
+    if letter(j) {
+        j += 1;
+    }
+    // The series digit belongs to the letters when a separator follows it.
+    if digit(j) && matches!(b.get(j + 1), Some(b'-' | b' ')) {
+        j += 1;
+    }
+    if matches!(b.get(j), Some(b'-' | b' ')) {
+        j += 1;
+    }
+    let start = j;
+    let mut digits = 0;
+    while j < b.len() && (b[j].is_ascii_digit() || (b[j] == b'.' && digits >= 2)) {
+        if b[j].is_ascii_digit() {
+            digits += 1;
+        }
+        j += 1;
+        if digits == 5 {
+            break;
+        }
+    }
+    if b[j - 1] == b'.' {
+        j -= 1;
+    }
+    if !(4..=5).contains(&digits) || j == start {
+        return None;
+    }
+    if b.get(j).is_some_and(u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    Some(j - i)
+}
+
+/// `s` with its plates masked, when it has any.
+fn without_plates(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = String::new();
+    let (mut i, mut copied, mut found) = (0, 0, false);
+    while i < b.len() {
+        match plate_at(b, i) {
+            Some(n) => {
+                out.push_str(&s[copied..i]);
+                out.push_str(MASK);
+                i += n;
+                copied = i;
+                found = true;
+            }
+            None => i += 1,
+        }
+    }
+    if !found {
+        return None;
+    }
+    out.push_str(&s[copied..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plates_in_any_string() {
+        for (text, want) in [
+            ("65A-123.45", "***"),
+            ("xe 51G-12345 vượt đèn đỏ", "xe *** vượt đèn đỏ"),
+            ("29A1 234.56", "***"),
+            ("30LD-0123.4", "***"),
+            ("51G12345", "***"),
+            ("65A12345 và 65B-999.99", "*** và ***"),
+        ] {
+            assert_eq!(without_plates(text).as_deref(), Some(want), "{text}");
+        }
+        for text in [
+            "CT-CAM-01",
+            "2026-12-01T08:00:00Z",
+            "PM2.5 35.2",
+            "CT_NM01_KT01",
+            "1795712400000",
+            "QL91",
+        ] {
+            assert_eq!(without_plates(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn paths_with_wildcards_and_any_depth() {
+        let p = Policy::default();
+        let v = p.masked(&json!({
+            "source": "CT-CAM-01",
+            "attrs": {
+                "license_plate": "x", "licensePlate": "x", "vehicle": {"plate": "x", "colour": "red"},
+                "driver_name": "Nguyễn Văn A", "Owner": {"full": "B"}, "people": [{"name": "C"}],
+                "confidence": 0.9, "note": "seen 65A-123.45 at the gate"
+            }
+        }));
+        assert_eq!(v["source"], "CT-CAM-01");
+        for path in [
+            "/attrs/license_plate",
+            "/attrs/licensePlate",
+            "/attrs/vehicle/plate",
+            "/attrs/driver_name",
+            "/attrs/Owner",
+            "/attrs/people/0/name",
+        ] {
+            assert_eq!(v.pointer(path).unwrap(), MASK, "{path}: {v}");
+        }
+        assert_eq!(v["attrs"]["vehicle"]["colour"], "red");
+        assert_eq!(v["attrs"]["confidence"], 0.9);
+        assert_eq!(v["attrs"]["note"], "seen *** at the gate");
+        assert!(Policy::new(&["a..b".into()], &[]).is_err());
+        assert!(Policy::new(&[], &["faces".into()]).is_err());
+        let only = Policy::new(&["attrs.secret".into()], &[]).unwrap();
+        assert_eq!(
+            only.masked(&json!({"attrs": {"secret": 1, "plate": "65A-123.45"}}))["attrs"]["plate"],
+            "65A-123.45"
+        );
+    }
+}
