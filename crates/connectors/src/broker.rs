@@ -1,6 +1,15 @@
 //! The embedded MQTT broker (rumqttd) for a one-machine setup: `watchfloor broker` and the
 //! demo. rumqttd starts its own threads, so it runs on a plain `std::thread`, never inside
 //! a tokio task.
+//!
+//! Authentication: with a users file (`[[user]] name, password_sha256`, the SHA-256 of
+//! `watchfloor-mqtt:<name>:<password>` in hex: salted by the name, never the password
+//! itself) every client must give a known name and its password; anonymous and wrong ones
+//! are refused at CONNECT. rumqttd has no topic ACLs: bind each source to its topic
+//! (`source_topic_level`, a reading for another station refused as `topic_mismatch`), or
+//! use Mosquitto with an ACL file where the broker itself must refuse (docs/operations.md).
+
+use std::collections::HashMap;
 
 use std::net::SocketAddr;
 
@@ -22,6 +31,55 @@ pub struct EmbeddedBrokerConfig {
     /// sends a subscriber unacknowledged is fixed by rumqttd at 100 per connection, so a
     /// subscriber's rate is 100 over its acknowledgement round trip.)
     pub max_inflight: usize,
+    /// Who may connect (name → [`password_hash`]); `None`: anyone (a closed test setup).
+    pub users: Option<HashMap<String, String>>,
+}
+
+/// The stored form of `user`'s `password`: SHA-256 of `watchfloor-mqtt:<user>:<password>`,
+/// hex.
+pub fn password_hash(user: &str, password: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(format!("watchfloor-mqtt:{user}:{password}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reads a users file: `[[user]]` tables with `name` and `password_sha256`.
+pub fn load_users(path: &std::path::Path) -> Result<HashMap<String, String>, BrokerError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        user: Vec<User>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct User {
+        name: String,
+        password_sha256: String,
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BrokerError(format!("{}: {e}", path.display())))?;
+    let file: File =
+        toml::from_str(&text).map_err(|e| BrokerError(format!("{}: {e}", path.display())))?;
+    let mut users = HashMap::new();
+    for u in file.user {
+        if u.password_sha256.len() != 64
+            || !u.password_sha256.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            return Err(BrokerError(format!(
+                "{}: user {}: password_sha256 is 64 hex digits",
+                path.display(),
+                u.name
+            )));
+        }
+        users.insert(u.name, u.password_sha256.to_ascii_lowercase());
+    }
+    if users.is_empty() {
+        return Err(BrokerError(format!("{}: no [[user]]", path.display())));
+    }
+    Ok(users)
 }
 
 /// Starts the broker on its own thread and returns the thread handle. The broker runs
@@ -54,8 +112,28 @@ next_connection_delay_ms = 1
         payload = config.max_payload_size,
         inflight = config.max_inflight,
     );
-    let broker_config: rumqttd::Config =
+    let mut broker_config: rumqttd::Config =
         toml::from_str(&toml_text).map_err(|e| BrokerError(e.to_string()))?;
+    if let Some(users) = config.users.clone() {
+        let users = std::sync::Arc::new(users);
+        for server in broker_config.v4.iter_mut().flat_map(|v| v.values_mut()) {
+            let users = users.clone();
+            server
+                .connections
+                .set_auth_handler(move |_client, user: String, password: String| {
+                    let known = users
+                        .get(&user)
+                        .is_some_and(|hash| *hash == password_hash(&user, &password));
+                    if !known {
+                        tracing::warn!(
+                            user,
+                            "MQTT connection refused: unknown user or wrong password"
+                        );
+                    }
+                    async move { known }
+                });
+        }
+    }
     // Fail early, with a clear message, if the port is taken.
     std::net::TcpListener::bind(config.listen)
         .map_err(|e| BrokerError(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -68,4 +146,120 @@ next_connection_delay_ms = 1
             }
         })
         .map_err(|e| BrokerError(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::{ConnectReturnCode, Event, MqttOptions, Packet, QoS};
+    use std::time::Duration;
+
+    /// What CONNECT as `credentials` gets: the CONNACK code, or `None` (refused by closing).
+    async fn connect(port: u16, credentials: Option<(&str, &str)>) -> Option<ConnectReturnCode> {
+        let mut options = MqttOptions::new(format!("t-{credentials:?}"), "127.0.0.1", port);
+        if let Some((u, p)) = credentials {
+            options.set_credentials(u, p);
+        }
+        let (_client, mut events) = rumqttc::AsyncClient::new(options, 10);
+        let polled = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => return Some(ack.code),
+                    Ok(_) => {}
+                    Err(rumqttc::ConnectionError::ConnectionRefused(code)) => return Some(code),
+                    Err(_) => return None,
+                }
+            }
+        })
+        .await;
+        polled.unwrap_or(None)
+    }
+
+    #[tokio::test]
+    async fn only_known_users_with_their_password_connect() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut users = HashMap::new();
+        users.insert(
+            "CT-AIR-01".to_string(),
+            password_hash("CT-AIR-01", "s3cret"),
+        );
+        start_embedded_broker(&EmbeddedBrokerConfig {
+            listen: format!("127.0.0.1:{port}").parse().unwrap(),
+            max_payload_size: 1024 * 1024,
+            max_inflight: 100,
+            users: Some(users),
+        })
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let accepted = |c: Option<ConnectReturnCode>| c == Some(ConnectReturnCode::Success);
+        assert!(!accepted(connect(port, None).await), "anonymous");
+        assert!(
+            !accepted(connect(port, Some(("CT-AIR-01", "guess"))).await),
+            "a wrong password"
+        );
+        assert!(
+            !accepted(connect(port, Some(("CT-AIR-02", "s3cret"))).await),
+            "an unknown user"
+        );
+        assert!(
+            accepted(connect(port, Some(("CT-AIR-01", "s3cret"))).await),
+            "the station"
+        );
+        // The station publishes and a subscriber (also authenticated) gets it.
+        let mut options = MqttOptions::new("sub", "127.0.0.1", port);
+        options.set_credentials("CT-AIR-01", "s3cret");
+        let (sub, mut events) = rumqttc::AsyncClient::new(options, 10);
+        sub.subscribe("ioc/air/CT-AIR-01/telemetry", QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        let mut options = MqttOptions::new("pub", "127.0.0.1", port);
+        options.set_credentials("CT-AIR-01", "s3cret");
+        let (publisher, mut pub_events) = rumqttc::AsyncClient::new(options, 10);
+        tokio::spawn(async move { while pub_events.poll().await.is_ok() {} });
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut sent = false;
+            loop {
+                match events.poll().await.unwrap() {
+                    Event::Incoming(Packet::SubAck(_)) if !sent => {
+                        sent = true;
+                        publisher
+                            .publish("ioc/air/CT-AIR-01/telemetry", QoS::AtLeastOnce, false, "x")
+                            .await
+                            .unwrap();
+                    }
+                    Event::Incoming(Packet::Publish(p)) => return p.payload,
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("the reading arrives");
+        assert_eq!(&got[..], b"x");
+    }
+
+    #[test]
+    fn a_users_file_holds_hashes_only() {
+        let dir = std::env::temp_dir().join(format!("wf-users-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("users.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[[user]]\nname = \"a\"\npassword_sha256 = \"{}\"\n",
+                password_hash("a", "p")
+            ),
+        )
+        .unwrap();
+        assert_eq!(load_users(&path).unwrap()["a"], password_hash("a", "p"));
+        std::fs::write(&path, "[[user]]\nname = \"a\"\npassword_sha256 = \"p\"\n").unwrap();
+        assert!(load_users(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("64 hex"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -301,7 +301,13 @@ impl Default for LimitSettings {
 #[serde(rename_all = "snake_case", tag = "format")]
 pub enum PayloadFormat {
     /// The JSON envelope (one object or an array).
-    Json,
+    Json {
+        /// Binds each reading to its topic: the envelope's `source` must be this topic level
+        /// (0-based; e.g. 2 in `ioc/<kind>/<station>/telemetry`), else it is refused as
+        /// `topic_mismatch` (a station publishing on another's topic). Default: unbound.
+        #[serde(default)]
+        source_topic_level: Option<usize>,
+    },
     /// Circular 10/2021 station lines; the station id is a topic level (0-based).
     Tt10 {
         /// Which topic level holds the station id.
@@ -334,6 +340,13 @@ pub enum SourceConfig {
         client_id: String,
         /// Topic filters, e.g. `ioc/+/+/telemetry`.
         topics: Vec<String>,
+        /// The broker account (an authenticated broker), with `password_env`.
+        #[serde(default)]
+        username: Option<String>,
+        /// The environment variable holding the account's password (never the password
+        /// in the file).
+        #[serde(default)]
+        password_env: Option<String>,
         /// Payload format.
         #[serde(flatten)]
         format: PayloadFormat,
@@ -402,6 +415,12 @@ pub enum OutputConfig {
         client_id: String,
         /// Topic template, e.g. `ioc/alerts/{severity}/{rule}`.
         topic: String,
+        /// The broker account (an authenticated broker), with `password_env`.
+        #[serde(default)]
+        username: Option<String>,
+        /// The environment variable holding the account's password.
+        #[serde(default)]
+        password_env: Option<String>,
         /// Also publish drills' exercise alerts, under `exercise/<topic>` (never on
         /// `topic`). Default: exercise alerts never reach this output.
         #[serde(default)]
@@ -496,6 +515,28 @@ impl OutputConfig {
     }
 }
 
+/// The MQTT credentials of `username` with the password in the environment variable
+/// `password_env`; an error says what is missing.
+pub fn mqtt_credentials(
+    username: Option<&str>,
+    password_env: Option<&str>,
+) -> Result<Option<(String, String)>, String> {
+    match (username, password_env) {
+        (None, None) => Ok(None),
+        (Some(user), Some(var)) => std::env::var(var)
+            .map(|password| Some((user.to_string(), password)))
+            .map_err(|_| {
+                format!(
+                    "MQTT user `{user}`: the environment variable {var} (its password) is not set"
+                )
+            }),
+        (Some(user), None) => Err(format!(
+            "MQTT user `{user}`: `password_env` names the variable holding its password"
+        )),
+        (None, Some(_)) => Err("`password_env` without `username`".into()),
+    }
+}
+
 /// Refuses a `[[source]]` key its type and format do not know (a misspelt setting would
 /// otherwise be ignored silently).
 fn check_source_keys(text: &str) -> Result<(), String> {
@@ -508,12 +549,13 @@ fn check_source_keys(text: &str) -> Result<(), String> {
             continue;
         };
         let by_type: &[&str] = match table.get("type").and_then(toml::Value::as_str) {
-            Some("mqtt") => &["host", "port", "client_id"],
+            Some("mqtt") => &["host", "port", "client_id", "username", "password_env"],
             Some("kafka") => &["brokers", "group_id", "options"],
             _ => continue, // the schema already refused it
         };
         let by_format: &[&str] = match table.get("format").and_then(toml::Value::as_str) {
             Some("tt10") => &["station_topic_level", "kind", "utc_offset_hours"],
+            Some("json") => &["source_topic_level"],
             _ => &[],
         };
         let common = ["type", "topics", "format"];

@@ -10,8 +10,12 @@ use crate::config::PayloadFormat;
 /// A source's decoder, resolved once from its configuration.
 #[derive(Debug, Clone)]
 pub enum Decoder {
-    /// JSON envelopes.
-    Json,
+    /// JSON envelopes; with `source_topic_level`, each one's `source` must be that level of
+    /// the topic it came on.
+    Json {
+        /// Topic level (0-based) the envelope's `source` must equal.
+        source_topic_level: Option<usize>,
+    },
     /// TT10 lines; station id from a topic level.
     Tt10 {
         /// Topic level (0-based) holding the station id.
@@ -27,7 +31,9 @@ impl Decoder {
     /// The decoder for a configured format (the config was validated, so the kind parses).
     pub fn from_format(format: &PayloadFormat) -> Decoder {
         match format {
-            PayloadFormat::Json => Decoder::Json,
+            PayloadFormat::Json { source_topic_level } => Decoder::Json {
+                source_topic_level: *source_topic_level,
+            },
             PayloadFormat::Tt10 {
                 station_topic_level,
                 kind,
@@ -49,7 +55,29 @@ impl Decoder {
         limits: &DecodeLimits,
     ) -> Vec<Result<Event, Rejection>> {
         match self {
-            Decoder::Json => decode_envelopes(payload, now, limits),
+            Decoder::Json {
+                source_topic_level: None,
+            } => decode_envelopes(payload, now, limits),
+            Decoder::Json {
+                source_topic_level: Some(level),
+            } => {
+                let bound = topic.split('/').nth(*level).unwrap_or_default();
+                decode_envelopes(payload, now, limits)
+                    .into_iter()
+                    .map(|r| {
+                        r.and_then(|event| {
+                            if event.source == bound {
+                                Ok(event)
+                            } else {
+                                Err(Rejection::TopicMismatch {
+                                    sent: event.source,
+                                    topic: bound.to_string(),
+                                })
+                            }
+                        })
+                    })
+                    .collect()
+            }
             Decoder::Tt10 {
                 station_topic_level,
                 kind,
@@ -122,8 +150,48 @@ mod tests {
         assert_eq!(ts(7), ts(0) - 7 * 3_600_000);
         assert_eq!(ts(2), ts(0) - 2 * 3_600_000);
         assert!(matches!(
-            Decoder::from_format(&PayloadFormat::Json),
-            Decoder::Json
+            Decoder::from_format(&PayloadFormat::Json {
+                source_topic_level: None
+            }),
+            Decoder::Json { .. }
         ));
+    }
+
+    #[test]
+    fn a_bound_source_refuses_a_reading_for_another_stations_topic() {
+        let d = Decoder::from_format(&PayloadFormat::Json {
+            source_topic_level: Some(2),
+        });
+        let reading = |source: &str| {
+            format!(
+                r#"{{"source":"{source}","kind":"air","ts":1795712400000,"values":{{"pm25":12.0}}}}"#
+            )
+        };
+        let limits = DecodeLimits::default();
+        let own = d.decode(
+            "ioc/air/CT-AIR-01/telemetry",
+            reading("CT-AIR-01").as_bytes(),
+            None,
+            &limits,
+        );
+        assert!(own[0].is_ok(), "{own:?}");
+        let other = d.decode(
+            "ioc/air/CT-AIR-02/telemetry",
+            reading("CT-AIR-01").as_bytes(),
+            None,
+            &limits,
+        );
+        let e = other[0].as_ref().unwrap_err();
+        assert_eq!(e.code(), "topic_mismatch");
+        assert!(e.to_string().contains("CT-AIR-02"), "{e}");
+        // An array on one topic: each element checked.
+        let both = format!("[{},{}]", reading("CT-AIR-01"), reading("CT-AIR-02"));
+        let out = d.decode(
+            "ioc/air/CT-AIR-01/telemetry",
+            both.as_bytes(),
+            None,
+            &limits,
+        );
+        assert!(out[0].is_ok() && out[1].as_ref().is_err_and(|e| e.code() == "topic_mismatch"));
     }
 }

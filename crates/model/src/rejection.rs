@@ -80,6 +80,10 @@ pub enum Rejection {
     /// The station is not in the city's station registry.
     #[error("station `{0}` is not in the station registry")]
     UnknownStation(String),
+    /// The envelope names another station than the topic it came on (a source bound to
+    /// its topic: `source_topic_level`).
+    #[error("station `{sent}` on the topic of station `{topic}`")]
+    TopicMismatch { sent: String, topic: String },
     /// The station is registered as another kind of station.
     #[error("station `{station}` is registered as `{registered}`, not `{sent}`")]
     KindMismatch {
@@ -114,11 +118,12 @@ impl Rejection {
             Rejection::Duplicate => "duplicate",
             Rejection::UnknownStation(_) => "unknown_station",
             Rejection::KindMismatch { .. } => "kind_mismatch",
+            Rejection::TopicMismatch { .. } => "topic_mismatch",
         }
     }
 
     /// Every code, in a fixed order: for pre-registering counters at zero.
-    pub const ALL_CODES: [&'static str; 21] = [
+    pub const ALL_CODES: [&'static str; 22] = [
         "oversize",
         "malformed_json",
         "not_an_object",
@@ -140,5 +145,6 @@ impl Rejection {
         "duplicate",
         "unknown_station",
         "kind_mismatch",
+        "topic_mismatch",
     ];
 }

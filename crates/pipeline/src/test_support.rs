@@ -28,7 +28,12 @@ pub(crate) fn processor(engine: Engine) -> Processor {
     Processor::new(
         engine,
         None,
-        vec![("mqtt".into(), Decoder::Json)],
+        vec![(
+            "mqtt".into(),
+            Decoder::Json {
+                source_topic_level: None,
+            },
+        )],
         DecodeLimits::default(),
         None,
         Arc::new(PipelineStats::default()),

@@ -148,6 +148,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         listen: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), args.mqtt_port),
         max_payload_size: 1024 * 1024,
         max_inflight: 1000,
+        users: None, // the demo's broker is on loopback only
     })
     .context("starting the embedded MQTT broker")?;
     let data = data_dir(&config);

@@ -31,6 +31,10 @@ pub struct BrokerArgs {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: std::net::IpAddr,
+    /// Users file (`[[user]] name, password_sha256`): only those may connect. Without it
+    /// the broker takes anyone, so it then listens on loopback only.
+    #[arg(long)]
+    pub users: Option<std::path::PathBuf>,
 }
 
 /// Logs to standard error; colours only on a terminal (and never with `NO_COLOR` set), so a
@@ -243,10 +247,19 @@ fn run_centre(config: PipelineConfig, path: &std::path::Path) -> Result<ExitCode
 pub fn broker(args: &BrokerArgs) -> Result<ExitCode> {
     init_logging();
     let listen = SocketAddr::new(args.bind, args.port);
+    let users = match &args.users {
+        Some(path) => Some(watchfloor_connectors::broker::load_users(path)?),
+        None if !args.bind.is_loopback() => anyhow::bail!(
+            "an MQTT broker on {} without --users would take anyone: give a users file",
+            args.bind
+        ),
+        None => None,
+    };
     let handle = start_embedded_broker(&EmbeddedBrokerConfig {
         listen,
         max_payload_size: 16 * 1024 * 1024,
         max_inflight: 1000,
+        users,
     })
     .context("starting the broker")?;
     eprintln!("MQTT broker listening on {listen}");

@@ -120,6 +120,8 @@ impl OutputConfig {
                 port,
                 client_id,
                 topic,
+                username,
+                password_env,
                 ..
             } => Ok(Box::new(mqtt::MqttSink::open(
                 host,
@@ -127,6 +129,8 @@ impl OutputConfig {
                 client_id,
                 topic,
                 max_payload,
+                crate::config::mqtt_credentials(username.as_deref(), password_env.as_deref())
+                    .map_err(OutputError::Unsupported)?,
             ))),
             #[cfg(feature = "kafka")]
             OutputConfig::Kafka {

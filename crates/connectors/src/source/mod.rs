@@ -36,6 +36,9 @@ pub enum SourceError {
     /// This build cannot read from it.
     #[error("{0}")]
     Unsupported(String),
+    /// Its settings cannot be used (a password variable not set).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A received message and how to acknowledge it.
@@ -124,6 +127,8 @@ impl SourceConfig {
                 port,
                 client_id,
                 topics,
+                username,
+                password_env,
                 ..
             } => Ok(Box::new(mqtt::MqttSource {
                 host: host.clone(),
@@ -131,6 +136,11 @@ impl SourceConfig {
                 client_id: client_id.clone(),
                 topics: topics.clone(),
                 inflight,
+                credentials: crate::config::mqtt_credentials(
+                    username.as_deref(),
+                    password_env.as_deref(),
+                )
+                .map_err(SourceError::Config)?,
             })),
             #[cfg(feature = "kafka")]
             SourceConfig::Kafka {

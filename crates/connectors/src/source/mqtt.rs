@@ -19,6 +19,8 @@ pub(super) struct MqttSource {
     pub client_id: String,
     pub topics: Vec<String>,
     pub inflight: u16,
+    /// Username and password, for an authenticated broker.
+    pub credentials: Option<(String, String)>,
 }
 
 impl super::Source for MqttSource {
@@ -29,11 +31,11 @@ impl super::Source for MqttSource {
             client_id,
             topics,
             inflight,
+            credentials,
         } = *self;
         spawn_mqtt_source(
             context.index,
-            host,
-            port,
+            (host, port, credentials),
             client_id,
             topics,
             inflight,
@@ -47,8 +49,7 @@ impl super::Source for MqttSource {
 #[allow(clippy::too_many_arguments)]
 fn spawn_mqtt_source(
     index: usize,
-    host: String,
-    port: u16,
+    (host, port, credentials): (String, u16, Option<(String, String)>),
     client_id: String,
     topics: Vec<String>,
     inflight: u16,
@@ -58,6 +59,9 @@ fn spawn_mqtt_source(
     tokio::spawn(async move {
         let mut options = MqttOptions::new(client_id.clone(), host, port);
         options.set_keep_alive(Duration::from_secs(15));
+        if let Some((user, password)) = credentials {
+            options.set_credentials(user, password);
+        }
         // A persistent session: the broker keeps our subscription and queues QoS 1
         // messages while we are away; we acknowledge only after processing.
         options.set_clean_session(false);
