@@ -306,6 +306,8 @@ async fn a_slowloris_client_is_closed() {
         .trim_end_matches("/ws")
         .to_string();
     let started = Instant::now();
+    // One that sends nothing at all, and one that never finishes its headers.
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
     let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
     slow.write_all(b"GET /api/me HTTP/1.1\r\nHost: x\r\nX-Slow: 1")
         .await
@@ -322,6 +324,19 @@ async fn a_slowloris_client_is_closed() {
     })
     .await;
     assert!(read.is_ok(), "still open after {limit:?}");
+    let idle_read = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match idle.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        idle_read.is_ok(),
+        "an idle connection is closed within the header timeout too"
+    );
     let took = started.elapsed();
     assert!(
         took >= limits::HEADER_TIMEOUT - Duration::from_millis(500),
