@@ -262,4 +262,66 @@ mod tests {
             .contains("64 hex"));
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    /// A 2 MB reading (the probe's) is taken by the broker with its acknowledgement and the
+    /// device's connection survives; the pipeline's own limit then dead-letters it.
+    #[tokio::test]
+    async fn a_large_payload_keeps_the_connection() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        start_embedded_broker(&EmbeddedBrokerConfig {
+            listen: format!("127.0.0.1:{port}").parse().unwrap(),
+            max_payload_size: 16 * 1024 * 1024,
+            max_inflight: 100,
+            users: None,
+        })
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut options = MqttOptions::new("big", "127.0.0.1", port);
+        options.set_max_packet_size(32 * 1024 * 1024, 32 * 1024 * 1024);
+        let (client, mut events) = rumqttc::AsyncClient::new(options, 10);
+        let big = vec![b'x'; 2 * 1024 * 1024];
+        let acks = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut acks = 0;
+            let mut sent = false;
+            loop {
+                match events.poll().await.expect("the connection survives") {
+                    Event::Incoming(Packet::ConnAck(_)) if !sent => {
+                        sent = true;
+                        client
+                            .publish(
+                                "ioc/camera/CT-CAM-01/telemetry",
+                                QoS::AtLeastOnce,
+                                false,
+                                big.clone(),
+                            )
+                            .await
+                            .unwrap();
+                        client
+                            .publish(
+                                "ioc/camera/CT-CAM-01/telemetry",
+                                QoS::AtLeastOnce,
+                                false,
+                                "small",
+                            )
+                            .await
+                            .unwrap();
+                    }
+                    Event::Incoming(Packet::PubAck(_)) => {
+                        acks += 1;
+                        if acks == 2 {
+                            return acks;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("both acknowledged");
+        assert_eq!(acks, 2);
+    }
 }

@@ -146,7 +146,10 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     // The broker runs its own threads (never inside a tokio task).
     start_embedded_broker(&EmbeddedBrokerConfig {
         listen: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), args.mqtt_port),
-        max_payload_size: 1024 * 1024,
+        // Far above the pipeline's own limit ([limits] max_payload_bytes): an oversized
+        // reading reaches the pipeline, which dead-letters and counts it, instead of the
+        // broker dropping the device's connection (what rumqttd does above this).
+        max_payload_size: 16 * 1024 * 1024,
         max_inflight: 1000,
         users: None, // the demo's broker is on loopback only
     })
