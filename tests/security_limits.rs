@@ -147,6 +147,15 @@ async fn action_bodies_assignments_and_filters_are_checked() {
         assert_eq!(got, status, "{to}: {body}");
     }
     let _ = tan_an;
+    // Unknown paths and methods: JSON too.
+    for (method, path, status) in [
+        ("GET", "/api/nope", StatusCode::NOT_FOUND),
+        ("DELETE", "/api/alerts", StatusCode::METHOD_NOT_ALLOWED),
+    ] {
+        let (got, body) = h.call(method, path, "admin", Value::Null).await;
+        assert_eq!(got, status, "{method} {path}");
+        assert!(body["error"].is_string(), "{method} {path}: {body}");
+    }
     // Filters: an unknown value or parameter is a 400 with a JSON error.
     for path in [
         "/api/alerts?state=bogus",
@@ -155,6 +164,8 @@ async fn action_bodies_assignments_and_filters_are_checked() {
         "/api/alerts?limit=many",
         "/api/stations?kind=lava",
         "/api/kpis?nope=1",
+        "/api/quality?nope=1",
+        "/api/reports/daily?nope=1",
     ] {
         let (status, body) = h.call("GET", path, "admin", Value::Null).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");

@@ -289,7 +289,11 @@ $("#alerts").addEventListener("click", async (e) => {
   const id = li.dataset.id;
   try {
     if (e.target.classList.contains("ack-button")) {
-      applyActionResult(await api(`/api/alerts/${encodeURIComponent(id)}/ack`, { method: "POST", body: "{}" }));
+      // One acknowledgement per click: the button waits for the answer.
+      if (e.target.disabled) return;
+      e.target.disabled = true;
+      try { applyActionResult(await api(`/api/alerts/${encodeURIComponent(id)}/ack`, { method: "POST", body: "{}" })); }
+      finally { e.target.disabled = false; }
     } else if (e.target.classList.contains("ack-note-button")) {
       await openAlert(id, "ack");
     } else if (e.target.classList.contains("resolve-button")) {

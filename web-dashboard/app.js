@@ -288,8 +288,10 @@ function connect() {
       console.warn(msg.message);
     }
   };
-  ws.onclose = () => {
+  ws.onclose = (ev) => {
     if (state.ws !== ws) return;
+    // 4401: the token is no longer known (an account removed): log in again, do not retry.
+    if (ev.code === 4401) { sessionStorage.removeItem("wf-token"); setConnection(false); showLogin(t("badToken")); return; }
     reconnectLater();
   };
 }

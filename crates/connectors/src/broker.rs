@@ -5,9 +5,10 @@
 //! Authentication: with a users file (`[[user]] name, password_sha256`, the SHA-256 of
 //! `watchfloor-mqtt:<name>:<password>` in hex: salted by the name, never the password
 //! itself) every client must give a known name and its password; anonymous and wrong ones
-//! are refused at CONNECT. rumqttd has no topic ACLs: bind each source to its topic
-//! (`source_topic_level`, a reading for another station refused as `topic_mismatch`), or
-//! use Mosquitto with an ACL file where the broker itself must refuse (docs/operations.md).
+//! are refused at CONNECT, and a client id must be its user's (the name or `<name>-…`), so
+//! no account can take over another's session. rumqttd has no topic ACLs: with the embedded
+//! broker, authentication is all there is; where a station must be kept to its own topic,
+//! use Mosquitto with an ACL file (docs/operations.md).
 
 use std::collections::HashMap;
 
@@ -43,6 +44,15 @@ pub fn password_hash(user: &str, password: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// At most `max` bytes of `text`, for logs.
+fn clip(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Reads a users file: `[[user]]` tables with `name` and `password_sha256`.
@@ -120,18 +130,22 @@ next_connection_delay_ms = 1
             let users = users.clone();
             server
                 .connections
-                .set_auth_handler(move |_client, user: String, password: String| {
-                    let known = users
+                .set_auth_handler(move |client: String, user: String, password: String| {
+                // A client id is its user's (the name, or `<name>-…`): nobody can take over
+                // another account's session (rumqttd replaces a connection with the same id).
+                let own_id = client == user || client.starts_with(&format!("{user}-"));
+                let known = own_id
+                    && users
                         .get(&user)
                         .is_some_and(|hash| *hash == password_hash(&user, &password));
-                    if !known {
-                        tracing::warn!(
-                            user,
-                            "MQTT connection refused: unknown user or wrong password"
-                        );
-                    }
-                    async move { known }
-                });
+                if !known {
+                    tracing::warn!(
+                        user = %crate::broker::clip(&user, 64),
+                        "MQTT connection refused: unknown user, wrong password or another user's client id"
+                    );
+                }
+                async move { known }
+            });
         }
     }
     // Fail early, with a clear message, if the port is taken.
@@ -156,7 +170,8 @@ mod tests {
 
     /// What CONNECT as `credentials` gets: the CONNACK code, or `None` (refused by closing).
     async fn connect(port: u16, credentials: Option<(&str, &str)>) -> Option<ConnectReturnCode> {
-        let mut options = MqttOptions::new(format!("t-{credentials:?}"), "127.0.0.1", port);
+        let id = credentials.map_or("anonymous".to_string(), |(u, _)| format!("{u}-test"));
+        let mut options = MqttOptions::new(id, "127.0.0.1", port);
         if let Some((u, p)) = credentials {
             options.set_credentials(u, p);
         }
@@ -209,14 +224,32 @@ mod tests {
             accepted(connect(port, Some(("CT-AIR-01", "s3cret"))).await),
             "the station"
         );
+        // The right password with another account's client id: refused.
+        let mut options = MqttOptions::new("watchfloor-centre", "127.0.0.1", port);
+        options.set_credentials("CT-AIR-01", "s3cret");
+        let (_c, mut events) = rumqttc::AsyncClient::new(options, 10);
+        let refused = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(a))) => {
+                        return a.code != ConnectReturnCode::Success
+                    }
+                    Ok(_) => {}
+                    Err(_) => return true,
+                }
+            }
+        })
+        .await
+        .unwrap_or(true);
+        assert!(refused, "another account's client id");
         // The station publishes and a subscriber (also authenticated) gets it.
-        let mut options = MqttOptions::new("sub", "127.0.0.1", port);
+        let mut options = MqttOptions::new("CT-AIR-01-sub", "127.0.0.1", port);
         options.set_credentials("CT-AIR-01", "s3cret");
         let (sub, mut events) = rumqttc::AsyncClient::new(options, 10);
         sub.subscribe("ioc/air/CT-AIR-01/telemetry", QoS::AtLeastOnce)
             .await
             .unwrap();
-        let mut options = MqttOptions::new("pub", "127.0.0.1", port);
+        let mut options = MqttOptions::new("CT-AIR-01", "127.0.0.1", port);
         options.set_credentials("CT-AIR-01", "s3cret");
         let (publisher, mut pub_events) = rumqttc::AsyncClient::new(options, 10);
         tokio::spawn(async move { while pub_events.poll().await.is_ok() {} });

@@ -727,6 +727,31 @@ impl PipelineConfig {
                 }
             }
         }
+        if let Some(hash) = self
+            .server
+            .as_ref()
+            .and_then(|s| s.metrics_token_sha256.as_ref())
+        {
+            if hash.trim().len() != 64 || !hash.trim().chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    "server.metrics_token_sha256: the SHA-256 of the token, 64 hex digits".into(),
+                ));
+            }
+        }
+        for source in &self.sources {
+            if let SourceConfig::Kafka {
+                format:
+                    PayloadFormat::Json {
+                        source_topic_level: Some(_),
+                    },
+                ..
+            } = source
+            {
+                return Err(invalid(
+                    "source_topic_level binds MQTT topics (levels split by `/`); Kafka topics have none".into(),
+                ));
+            }
+        }
         if self.dead_letter.is_cap() {
             return Err(invalid("the dead letter output cannot be CAP".into()));
         }

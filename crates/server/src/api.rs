@@ -533,6 +533,10 @@ async fn acknowledge(
     Path(id): Path<String>,
     MaybeBody(body): MaybeBody<ActionBody>,
 ) -> Result<Json<AlertRecord>, ApiError> {
+    // One acknowledgement at a time: the check below and the write after it are one step,
+    // so of two at once the second sees the first (409), never overwrites it.
+    static ACKNOWLEDGING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = ACKNOWLEDGING.lock().await;
     may_act_on_open(&s, &who, &id)?;
     if let Some(earlier) = s.hub.alert(&id).and_then(|a| a.acknowledged) {
         // The first acknowledgement stands: who took it, and when.
@@ -624,7 +628,10 @@ async fn comment(
         .text
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| error(StatusCode::BAD_REQUEST, "a comment needs `text`"))?;
-    if text.chars().count() > limits::MAX_COMMENT_CHARS {
+    // Characters as typed, and bytes as served (a control character is six in JSON).
+    if text.chars().count() > limits::MAX_COMMENT_CHARS
+        || serde_json::to_string(&text).map_or(0, |j| j.len()) > 4 * limits::MAX_COMMENT_CHARS
+    {
         return Err(error(
             StatusCode::BAD_REQUEST,
             format!(
@@ -668,6 +675,17 @@ async fn assign(
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| error(StatusCode::BAD_REQUEST, "an assignment needs `to`"))?;
+    let assignments = record
+        .history
+        .iter()
+        .filter(|h| h.event == "assigned")
+        .count();
+    if assignments >= limits::MAX_COMMENTS_PER_ALERT {
+        return Err(error(
+            StatusCode::CONFLICT,
+            format!("this alert was assigned {assignments} times, the most one alert takes"),
+        ));
+    }
     // Only someone (or a role of someone) who sees the alert and may act on it.
     let people = crate::screen::assignable(&s, &record);
     if !people.iter().any(|a| a.name == to || a.role.as_str() == to) {

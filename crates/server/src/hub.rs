@@ -290,6 +290,18 @@ fn channel_state() -> Mutex<ChannelState> {
     })
 }
 
+/// At most `max` bytes of `text` (cut at a character boundary, marked with `…`).
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// `value` with its personal data masked by the privacy policy (`crate::privacy`).
 pub fn mask(value: &Value) -> Value {
     crate::privacy::policy().masked(value)
@@ -534,6 +546,9 @@ impl Hub {
 
     /// Appends one line to the audit log (and queues it for the store).
     pub fn audit(&self, who: &str, action: &str, target: &str, detail: Value) {
+        // A target comes from a request's path: at most 256 bytes of it are kept.
+        let target = clip(target, 256);
+        let target = target.as_str();
         let at = now_ms();
         if let Some(store) = self.store() {
             store.enqueue(
@@ -638,7 +653,7 @@ impl PipelineObserver for Hub {
         self.counters.last_event_by_kind[event.kind.index()]
             .fetch_max(event.ts, std::sync::atomic::Ordering::Relaxed);
         // Personal data can only be in the attributes (the privacy policy says which).
-        let personal = !event.attrs.is_empty();
+        let personal = !event.attrs.is_empty() || event.camera_event.is_some();
         {
             let mut stations = self.stations.lock().expect("stations lock");
             let live = stations

@@ -111,17 +111,31 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     response
 }
 
+/// Unknown paths and methods answer the documented JSON error too.
+async fn not_found() -> api::ApiError {
+    api::error(axum::http::StatusCode::NOT_FOUND, "no such path")
+}
+
+async fn method_not_allowed() -> api::ApiError {
+    api::error(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "this path does not take that method",
+    )
+}
+
 fn router_routes(dashboard: bool) -> Router<AppState> {
     let app = api::routes()
         .merge(ws::routes())
         .merge(playbooks::routes())
         .merge(drills::routes())
         .merge(feeds::routes());
-    if dashboard {
+    let app = if dashboard {
         app.merge(assets::routes())
     } else {
         app
-    }
+    };
+    app.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves; refreshes the KPIs

@@ -175,7 +175,7 @@ pub(crate) async fn guard(State(s): State<AppState>, request: Request, next: Nex
         .unwrap_or_default();
     let why = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
-        .and_then(|v| v["error"].as_str().map(String::from))
+        .and_then(|v| v["error"].as_str().map(|w| crate::hub::clip(w, 256)))
         .unwrap_or_default();
     s.hub.audit(
         &who,

@@ -7,8 +7,9 @@
 //! - **detectors**: `plate`, a Vietnamese vehicle plate (`65A-123.45`, `51G12345`,
 //!   `29A1 234.56`) anywhere in any string value, replaced by `***` inside the string.
 //!
-//! Applied to readings over REST and WebSocket (every WebSocket delta goes through it) and
-//! to what the store exports. Invariants: masking never fails and never adds a key; a
+//! Applied to readings over REST and WebSocket (every WebSocket delta goes through it).
+//! Alerts carry no reading attributes unless a rule keys its alerts by one (`key:
+//! attrs.…`): never do that with personal data. Invariants: masking never fails and never adds a key; a
 //! value it masks is masked in every copy served (the policy is set once, at start).
 
 use std::sync::OnceLock;
@@ -45,7 +46,23 @@ pub const DEFAULT_PATHS: &[&str] = &[
     "attrs.**.*name*",
     "attrs.**.*phone*",
     "attrs.**.cccd*",
+    "attrs.**.cmnd*",
     "attrs.**.*id_number*",
+    "attrs.**.*idnumber*",
+    "attrs.**.*bienso*",
+    "attrs.**.*ho_ten*",
+    "attrs.**.*hoten*",
+    "attrs.**.*tai_xe*",
+    "attrs.**.*taixe*",
+    "attrs.**.*chu_xe*",
+    "attrs.**.*chuxe*",
+    "attrs.**.sdt",
+    "attrs.**.*so_dien_thoai*",
+    "attrs.**.*dia_chi*",
+    "attrs.**.*email*",
+    "attrs.**.*address*",
+    "attrs.**.*mobile*",
+    "attrs.**.tel",
 ];
 
 impl Default for Policy {
@@ -63,7 +80,7 @@ impl Default for Policy {
 
 static POLICY: OnceLock<Policy> = OnceLock::new();
 
-/// Sets the policy (once, at start; the default otherwise).
+/// Sets the policy (once, at start, before anything is served; the default otherwise).
 pub fn configure(policy: Policy) {
     let _ = POLICY.set(policy);
 }
@@ -202,80 +219,85 @@ fn scrub(value: &mut Value) {
     }
 }
 
-/// The length of a Vietnamese plate starting at `b[i]`: two digits (province), one or two
-/// letters, an optional digit (series), an optional `-` or space, then four or five digits
-/// with an optional `.` before the last two (`65A-123.45`, `51G-12345`, `29A1 234.56`,
-/// `30LD-0123.4`…); not preceded or followed by a letter or digit.
-fn plate_at(b: &[u8], i: usize) -> Option<usize> {
-    if i > 0 && b[i - 1].is_ascii_alphanumeric() {
+fn is_letter(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == 'Đ' || c == 'đ'
+}
+
+fn is_sep(c: char) -> bool {
+    matches!(c, '-' | '.' | ' ')
+}
+
+/// How many characters of `c` from `i` are a Vietnamese vehicle plate: two digits
+/// (province), an optional separator, one or two letters (any case, `Đ` too), an optional
+/// series digit, an optional separator, then four or five digits with at most two
+/// separators among them (`65A-123.45`, `51G12345`, `29A1 234.56`, `59-X1 123.45`,
+/// `59X112345`, `51A.123.45`, `51a-123-45`, `30LD-0123.4`); not inside a longer word or
+/// number.
+fn plate_at(c: &[char], i: usize) -> Option<usize> {
+    let at = |j: usize| c.get(j).copied();
+    let digit = |j: usize| at(j).is_some_and(|x| x.is_ascii_digit());
+    if i > 0 && c[i - 1].is_alphanumeric() {
         return None;
     }
-    let mut j = i;
-    let digit = |j: usize| b.get(j).is_some_and(u8::is_ascii_digit);
-    let letter = |j: usize| b.get(j).is_some_and(u8::is_ascii_uppercase);
-    if !(digit(j) && digit(j + 1)) {
+    if !(digit(i) && digit(i + 1)) {
         return None;
     }
-    j += 2;
-    if !letter(j) {
+    let mut j = i + 2;
+    if at(j).is_some_and(is_sep) && at(j + 1).is_some_and(is_letter) {
+        j += 1;
+    }
+    if !at(j).is_some_and(is_letter) {
         return None;
     }
     j += 1;
-    if letter(j) {
+    if at(j).is_some_and(is_letter) {
         j += 1;
     }
-    // The series digit belongs to the letters when a separator follows it.
-    if digit(j) && matches!(b.get(j + 1), Some(b'-' | b' ')) {
-        j += 1;
-    }
-    if matches!(b.get(j), Some(b'-' | b' ')) {
-        j += 1;
-    }
-    let start = j;
-    let mut digits = 0;
-    while j < b.len() && (b[j].is_ascii_digit() || (b[j] == b'.' && digits >= 2)) {
-        if b[j].is_ascii_digit() {
+    // The digits after the letters: a series digit and the number, separators allowed.
+    let (mut digits, mut seps, mut end) = (0, 0, j);
+    while let Some(x) = at(j) {
+        if x.is_ascii_digit() {
             digits += 1;
+            j += 1;
+            end = j;
+        } else if is_sep(x) && seps < 3 && digit(j + 1) && digits <= 5 {
+            seps += 1;
+            j += 1;
+        } else {
+            break;
         }
-        j += 1;
-        if digits == 5 {
+        if digits == 6 {
             break;
         }
     }
-    if b[j - 1] == b'.' {
-        j -= 1;
-    }
-    if !(4..=5).contains(&digits) || j == start {
+    if !(4..=6).contains(&digits) {
         return None;
     }
-    if b.get(j).is_some_and(u8::is_ascii_alphanumeric) {
+    if at(end).is_some_and(char::is_alphanumeric) {
         return None;
     }
-    Some(j - i)
+    Some(end - i)
 }
 
 /// `s` with its plates masked, when it has any.
 fn without_plates(s: &str) -> Option<String> {
-    let b = s.as_bytes();
+    let c: Vec<char> = s.chars().collect();
     let mut out = String::new();
-    let (mut i, mut copied, mut found) = (0, 0, false);
-    while i < b.len() {
-        match plate_at(b, i) {
+    let (mut i, mut found) = (0, false);
+    while i < c.len() {
+        match plate_at(&c, i) {
             Some(n) => {
-                out.push_str(&s[copied..i]);
                 out.push_str(MASK);
                 i += n;
-                copied = i;
                 found = true;
             }
-            None => i += 1,
+            None => {
+                out.push(c[i]);
+                i += 1;
+            }
         }
     }
-    if !found {
-        return None;
-    }
-    out.push_str(&s[copied..]);
-    Some(out)
+    found.then_some(out)
 }
 
 #[cfg(test)]
@@ -292,6 +314,12 @@ mod tests {
             ("30LD-0123.4", "***"),
             ("51G12345", "***"),
             ("65A12345 và 65B-999.99", "*** và ***"),
+            ("59-X1 123.45", "***"),
+            ("59 X1 12345", "***"),
+            ("59X112345", "***"),
+            ("51A.123.45", "***"),
+            ("51a-123-45", "***"),
+            ("29Đ1-234.56", "***"),
         ] {
             assert_eq!(without_plates(text).as_deref(), Some(want), "{text}");
         }

@@ -19,6 +19,7 @@ use crate::hub::now_ms;
 use crate::AppState;
 
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct QualityQuery {
     date: Option<String>,
     month: Option<String>,

@@ -28,6 +28,7 @@ use crate::AppState;
 const SILENCE_LOOKBACK_MS: i64 = 7 * DAY_MS;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ReportQuery {
     date: String,
     zone: Option<String>,

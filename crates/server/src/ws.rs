@@ -36,6 +36,7 @@ pub(crate) fn routes() -> Router<AppState> {
 
 async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(64 * 1024)
+        .max_frame_size(64 * 1024)
         .on_upgrade(move |socket| client(state, socket))
 }
 

@@ -78,6 +78,7 @@ async fn playbooks(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     alert: Option<String>,
     state: Option<String>,
