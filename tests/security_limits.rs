@@ -48,6 +48,25 @@ async fn the_comment_storm_is_bounded() {
         .call("POST", &path, "city-operator", json!({"text": long}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // A dashboard watching: each comment reaches it as the change, not the alert's past.
+    let url = serve(&h).await;
+    let mut ws = connect(&url, "admin").await;
+    ws.send(Message::Text(
+        json!({"op": "subscribe", "channel": "alerts"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let snapshot = next(&mut ws).await;
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    let held = snapshot["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["alert_id"] == long_hoa.as_str())
+        .unwrap()["history"]
+        .as_array()
+        .unwrap()
+        .len();
     // The most comments of the most length an alert takes, then a 409.
     let longest = "ư".repeat(limits::MAX_COMMENT_CHARS);
     for n in 0..limits::MAX_COMMENTS_PER_ALERT {
@@ -60,6 +79,21 @@ async fn the_comment_storm_is_bounded() {
         .call("POST", &path, "city-operator", json!({"text": "one more"}))
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let mut deltas = Vec::new();
+    while deltas.len() < limits::MAX_COMMENTS_PER_ALERT {
+        let m = next(&mut ws).await;
+        if m["type"] == "delta" && m["data"]["alert_id"] == long_hoa.as_str() {
+            deltas.push(m);
+        }
+    }
+    for (n, d) in deltas.iter().enumerate() {
+        let lines = d["data"]["history"].as_array().unwrap();
+        assert_eq!(lines.len(), 1, "comment {n}: one history line");
+        assert_eq!(lines[0]["event"], "commented");
+        assert_eq!(d["data"]["history_from"], held + n, "comment {n}");
+        let size = d.to_string().len();
+        assert!(size < 16 * 1024, "comment {n}: a delta of {size} bytes");
+    }
     // Stated bound: an alert's record, with its history, stays under 1 MiB (the probe's
     // alert weighed 30 MB), so a dashboard's snapshot of it does too.
     let (status, record) = h
@@ -424,4 +458,39 @@ async fn websocket_refusals_say_why_and_an_old_resume_token_gets_a_snapshot() {
     .unwrap();
     let resumed = next(&mut ws).await;
     assert_eq!(resumed["type"], "resumed", "{resumed}");
+}
+
+/// Each subscription is answered with a snapshot: a socket asking again and again is held to
+/// its bucket (an `error` with `retry_after`, audited), and the socket stays open.
+#[tokio::test]
+async fn websocket_subscriptions_are_rate_limited() {
+    let h = harness(&shipped_rules());
+    two_fires(&h).await;
+    let url = serve(&h).await;
+    let mut ws = connect(&url, "admin").await;
+    let burst = limits::SUBSCRIBE_BURST as usize;
+    for _ in 0..=burst {
+        ws.send(Message::Text(
+            json!({"op": "subscribe", "channel": "alerts"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    }
+    let mut snapshots = 0;
+    let refused = loop {
+        let m = next(&mut ws).await;
+        match m["type"].as_str() {
+            Some("snapshot") => snapshots += 1,
+            Some("error") => break m,
+            _ => {}
+        }
+    };
+    assert_eq!(snapshots, burst, "{refused}");
+    assert!(refused["retry_after"].as_u64().unwrap() >= 1, "{refused}");
+    ws.send(Message::Text(json!({"op": "ping"}).to_string()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ws).await["type"], "pong", "the socket stays open");
+    let audit = h.text("/api/audit", "admin").await;
+    assert!(audit.contains("\"target\":\"WS subscribe\""), "{audit}");
 }

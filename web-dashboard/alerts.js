@@ -86,8 +86,36 @@ function loadAlerts(list) {
   renderAlerts();
 }
 
+// A delta carries the alert without its past: `history` holds the lines this change added,
+// starting at `history_from`. Appended to the lines this page holds; a page holding fewer
+// (it missed one) keeps what it has and fetches the whole record.
+function withHistory(a) {
+  if (a.history_from === undefined) return a;
+  const from = a.history_from;
+  delete a.history_from;
+  const prev = state.alerts.get(a.alert_id);
+  const have = (prev && prev.history) || [];
+  if (have.length >= from) {
+    a.history = have.slice(0, from).concat(a.history || []);
+  } else {
+    a.history = have;
+    refetchAlert(a.alert_id);
+  }
+  return a;
+}
+
+const refetching = new Set();
+async function refetchAlert(id) {
+  if (refetching.has(id)) return;
+  refetching.add(id);
+  try { applyActionResult(await api(`/api/alerts/${encodeURIComponent(id)}`)); }
+  catch (e) { console.warn("alert", id, e.message); }
+  finally { refetching.delete(id); }
+}
+
 // A delta: one alert; its marker and commune (and the previous ones if it moved).
 function onAlertDelta(a) {
+  a = withHistory(a);
   const prev = upsertAlert(a);
   refreshMarker(a.key);
   const zone = alertZone(a);

@@ -347,6 +347,13 @@ pub enum SourceConfig {
         /// in the file).
         #[serde(default)]
         password_env: Option<String>,
+        /// TLS to the broker (its certificate verified against `host`).
+        #[serde(default)]
+        tls: bool,
+        /// PEM certificates of the authority that signed the broker's certificate, besides
+        /// the system's; implies `tls`. Relative to the pipeline file's directory.
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
         /// Payload format.
         #[serde(flatten)]
         format: PayloadFormat,
@@ -421,6 +428,13 @@ pub enum OutputConfig {
         /// The environment variable holding the account's password.
         #[serde(default)]
         password_env: Option<String>,
+        /// TLS to the broker (its certificate verified against `host`).
+        #[serde(default)]
+        tls: bool,
+        /// PEM certificates of the authority that signed the broker's certificate, besides
+        /// the system's; implies `tls`. Relative to the pipeline file's directory.
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
         /// Also publish drills' exercise alerts, under `exercise/<topic>` (never on
         /// `topic`). Default: exercise alerts never reach this output.
         #[serde(default)]
@@ -549,7 +563,15 @@ fn check_source_keys(text: &str) -> Result<(), String> {
             continue;
         };
         let by_type: &[&str] = match table.get("type").and_then(toml::Value::as_str) {
-            Some("mqtt") => &["host", "port", "client_id", "username", "password_env"],
+            Some("mqtt") => &[
+                "host",
+                "port",
+                "client_id",
+                "username",
+                "password_env",
+                "tls",
+                "ca_file",
+            ],
             Some("kafka") => &["brokers", "group_id", "options"],
             _ => continue, // the schema already refused it
         };
@@ -636,12 +658,25 @@ impl PipelineConfig {
         {
             match output {
                 OutputConfig::File { path, .. } => *path = base.join(&*path),
+                OutputConfig::Mqtt {
+                    ca_file: Some(file),
+                    ..
+                } => *file = base.join(&*file),
                 OutputConfig::Cap { to, .. } => {
                     if let OutputConfig::File { path, .. } = &mut **to {
                         *path = base.join(&*path);
                     }
                 }
                 _ => {}
+            }
+        }
+        for source in &mut config.sources {
+            if let SourceConfig::Mqtt {
+                ca_file: Some(file),
+                ..
+            } = source
+            {
+                *file = base.join(&*file);
             }
         }
         check_source_keys(&text).map_err(|message| ConfigError::Parse {

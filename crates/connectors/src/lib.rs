@@ -11,6 +11,7 @@ pub mod publish;
 pub mod sink;
 pub mod source;
 pub mod stats;
+pub mod tls;
 
 /// Kafka's source and sink in one place, for the simulator and tools.
 #[cfg(feature = "kafka")]
@@ -21,7 +22,7 @@ pub mod kafka {
 
 pub use broker::{start_embedded_broker, EmbeddedBrokerConfig};
 pub use config::PipelineConfig;
-pub use mqtt::mqtt_client;
+pub use mqtt::{mqtt_client, MqttLogin};
 pub use publish::RecordPublisher;
 pub use sink::{AlertSink, OutputError};
 pub use source::{Ack, ChannelEvent, Inbound, Source, SourceContext, SourceError};

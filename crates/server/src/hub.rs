@@ -110,6 +110,22 @@ impl Delta {
     }
 }
 
+/// An alert delta's payload: the record as `GET /api/alerts/{id}` gives it, except that
+/// `history` holds only the last `new_lines` lines (what this change added) and
+/// `history_from` says where they start in the whole history. A client holding the first
+/// `history_from` lines appends them; one holding fewer fetches the record. So a delta
+/// carries the change, not an alert's whole past (which every action would otherwise send
+/// again to every dashboard in scope).
+pub fn alert_change(record: &AlertRecord, new_lines: usize) -> Value {
+    let from = record.history.len().saturating_sub(new_lines);
+    let mut value = serde_json::to_value(record).expect("records serialise");
+    if let Some(history) = value.get_mut("history").and_then(Value::as_array_mut) {
+        history.drain(..from);
+    }
+    value["history_from"] = json!(from);
+    value
+}
+
 /// A `delta` message of `channel` numbered `seq` carrying `data`.
 pub fn delta_text(channel: Channel, seq: u64, data: &impl Serialize) -> String {
     json!({"type": "delta", "channel": channel, "seq": seq, "data": data}).to_string()
@@ -371,7 +387,7 @@ impl Hub {
                 .lock()
                 .expect("alerts lock")
                 .insert(record.alert_id.clone(), record.clone());
-            self.publish(self.alert_delta(&record));
+            self.publish(self.alert_delta(&record, record.history.len()));
         }
     }
 
@@ -496,7 +512,8 @@ impl Hub {
         (rx, replay, ch.seq)
     }
 
-    fn alert_delta(&self, record: &AlertRecord) -> DeltaItem {
+    /// The delta of a change to `record` that added its last `new_lines` history lines.
+    fn alert_delta(&self, record: &AlertRecord, new_lines: usize) -> DeltaItem {
         DeltaItem {
             channel: Channel::Alerts,
             ward: record.ward.clone(),
@@ -506,7 +523,7 @@ impl Hub {
             rule: Some(record.rule.clone()),
             kind: record.kind,
             station: None,
-            data: serde_json::to_value(record).expect("records serialise"),
+            data: alert_change(record, new_lines),
             personal: false,
         }
     }
@@ -539,8 +556,10 @@ impl Hub {
         record.updated_at = entry.at;
         record.history.push(entry);
         let record = record.clone();
+        // Published under the lock: deltas of one alert go out in the order of its
+        // history, so a client appending their lines never skips one.
+        self.publish(self.alert_delta(&record, 1));
         drop(alerts);
-        self.publish(self.alert_delta(&record));
         Some(record)
     }
 
@@ -884,8 +903,8 @@ impl Hub {
                 std::sync::atomic::Ordering::Relaxed,
             );
         }
+        self.publish(self.alert_delta(&record, usize::from(!replayed)));
         drop(alerts);
-        self.publish(self.alert_delta(&record));
         if !replayed {
             self.offer_to_playbooks(&record, t);
         }

@@ -6,7 +6,9 @@
 //!   client is closed), a WebSocket must authenticate within its own timeout.
 //! - Rate: writes (POST, PUT, PATCH, DELETE under `/api/`) are limited per account by a
 //!   token bucket ([`WRITE_BURST`] at once, [`WRITE_PER_SECOND`] after): a 429 with
-//!   `Retry-After` beyond.
+//!   `Retry-After` beyond. A WebSocket's subscriptions (each answered with a snapshot) are
+//!   limited per socket the same way ([`SUBSCRIBE_BURST`], [`SUBSCRIBE_PER_SECOND`]): an
+//!   `error` message with `retry_after` beyond, counted and audited as a 429.
 //! - Refusals: every 401, 403, 404 and 429 answer under `/api/` and `/cap/` is written to the
 //!   audit log as a flat `refused` line (who — the account, or `anonymous` —, what —
 //!   method and path —, why — the status and the error's text), at most
@@ -50,10 +52,51 @@ pub const WRITE_PER_SECOND: f64 = 20.0;
 /// Refusals written to the audit log per caller and minute.
 pub const REFUSALS_AUDITED_PER_MINUTE: u32 = 60;
 
+/// Subscriptions a WebSocket may make at once (a dashboard makes three, then one per
+/// drill-down it opens).
+pub const SUBSCRIBE_BURST: f64 = 20.0;
+/// Subscriptions a WebSocket may make a second, after the burst.
+pub const SUBSCRIBE_PER_SECOND: f64 = 1.0;
+
+/// A token bucket: `burst` at once, `per_second` after.
+#[derive(Debug)]
+pub(crate) struct Bucket {
+    tokens: f64,
+    last: Instant,
+    burst: f64,
+    per_second: f64,
+}
+
+impl Bucket {
+    /// A full bucket.
+    pub(crate) fn new(burst: f64, per_second: f64) -> Bucket {
+        Bucket {
+            tokens: burst,
+            last: Instant::now(),
+            burst,
+            per_second,
+        }
+    }
+
+    /// Takes one token; `Err(seconds)` to wait when the bucket is empty.
+    pub(crate) fn take(&mut self) -> Result<(), u64> {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.per_second)
+            .min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - self.tokens) / self.per_second).ceil().max(1.0) as u64)
+        }
+    }
+}
+
 /// The per-account write buckets and the refusal counters of one server.
 #[derive(Default)]
 pub struct Guard {
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
     audited: Mutex<HashMap<String, (Instant, u32)>>,
     /// Refusals by status: 401, 403, 404, 413, 429, other 4xx.
     refused: [AtomicU64; 6],
@@ -66,20 +109,12 @@ const STATUSES: [u16; 5] = [401, 403, 404, 413, 429];
 impl Guard {
     /// Takes one write from `account`'s bucket; `Err(seconds)` to wait when it is empty.
     fn take(&self, account: &str) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().expect("buckets lock");
-        let (tokens, last) = buckets
+        self.buckets
+            .lock()
+            .expect("buckets lock")
             .entry(account.to_string())
-            .or_insert((WRITE_BURST, now));
-        *tokens =
-            (*tokens + now.duration_since(*last).as_secs_f64() * WRITE_PER_SECOND).min(WRITE_BURST);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / WRITE_PER_SECOND).ceil().max(1.0) as u64)
-        }
+            .or_insert_with(|| Bucket::new(WRITE_BURST, WRITE_PER_SECOND))
+            .take()
     }
 
     /// Whether a refusal of `who` may still be written this minute.

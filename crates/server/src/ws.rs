@@ -150,6 +150,19 @@ fn message_for(who: &Account, sub: &Subscription, d: &Delta) -> Option<String> {
     }
 }
 
+/// Counts (and, within the caller's allowance, audits) a subscription refused by the rate
+/// limit, as the HTTP guard does a 429.
+fn refuse_subscribe(state: &AppState, who: &Account, wait: u64) {
+    if state.hub.guard.admit_refusal(&who.name, 429) {
+        state.hub.audit(
+            &who.name,
+            "refused",
+            "WS subscribe",
+            json!({"status": 429, "why": format!("too many subscriptions; try again in {wait} s")}),
+        );
+    }
+}
+
 /// The snapshot of a channel for this account and filter.
 fn snapshot(state: &AppState, who: &Account, channel: Channel, sub: &Subscription) -> Vec<Value> {
     let hub = &state.hub;
@@ -364,6 +377,10 @@ async fn client(state: AppState, mut socket: WebSocket) {
 
 async fn run(state: &AppState, who: &Account, socket: &mut WebSocket) {
     let mut subs: [Option<Subscription>; 4] = [None, None, None, None];
+    let mut subscribes = crate::limits::Bucket::new(
+        crate::limits::SUBSCRIBE_BURST,
+        crate::limits::SUBSCRIBE_PER_SECOND,
+    );
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
     loop {
@@ -388,6 +405,12 @@ async fn run(state: &AppState, who: &Account, socket: &mut WebSocket) {
                     }
                     ClientMessage::Unsubscribe { channel } => subs[channel_index(channel)] = None,
                     ClientMessage::Subscribe { channel, filter, since, epoch } => {
+                        if let Err(wait) = subscribes.take() {
+                            refuse_subscribe(state, who, wait);
+                            let message = format!("too many subscriptions: at most {} a second; try again in {wait} s", crate::limits::SUBSCRIBE_PER_SECOND);
+                            if !send(socket, json!({"type": "error", "message": message, "retry_after": wait})).await { return; }
+                            continue;
+                        }
                         // A position counted by another run of the server means nothing here.
                         let since = since.filter(|_| epoch.as_deref().is_none_or(|e| e == state.hub.epoch()));
                         let kind = match filter.kind.as_deref().map(|k| Kind::parse(k).ok_or(k)) {

@@ -152,6 +152,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         max_payload_size: 16 * 1024 * 1024,
         max_inflight: 1000,
         users: None, // the demo's broker is on loopback only
+        tls: None,
     })
     .context("starting the embedded MQTT broker")?;
     let data = data_dir(&config);

@@ -31,10 +31,17 @@ pub struct BrokerArgs {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: std::net::IpAddr,
-    /// Users file (`[[user]] name, password_sha256`): only those may connect. Without it
+    /// Users file (`[[user]] name, password_sha256`, and topic rights in `[acl]` and per
+    /// user `publish`/`subscribe`): only those may connect, each to its topics. Without it
     /// the broker takes anyone, so it then listens on loopback only.
     #[arg(long)]
     pub users: Option<std::path::PathBuf>,
+    /// TLS on the port: the broker's certificate chain (PEM), with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// Logs to standard error; colours only on a terminal (and never with `NO_COLOR` set), so a
@@ -255,14 +262,27 @@ pub fn broker(args: &BrokerArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(watchfloor_connectors::broker::BrokerTls {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let rules = users.as_ref().is_some_and(|u| u.acl.is_some());
+    let scheme = if tls.is_some() { "TLS" } else { "TCP" };
     let handle = start_embedded_broker(&EmbeddedBrokerConfig {
         listen,
         max_payload_size: 16 * 1024 * 1024,
         max_inflight: 1000,
         users,
+        tls,
     })
     .context("starting the broker")?;
-    eprintln!("MQTT broker listening on {listen}");
+    eprintln!(
+        "MQTT broker listening on {listen} ({scheme}{})",
+        if rules { ", topic rules" } else { "" }
+    );
     let _ = handle.join();
     Ok(ExitCode::SUCCESS)
 }

@@ -122,6 +122,8 @@ impl OutputConfig {
                 topic,
                 username,
                 password_env,
+                tls,
+                ca_file,
                 ..
             } => Ok(Box::new(mqtt::MqttSink::open(
                 host,
@@ -129,8 +131,13 @@ impl OutputConfig {
                 client_id,
                 topic,
                 max_payload,
-                crate::config::mqtt_credentials(username.as_deref(), password_env.as_deref())
-                    .map_err(OutputError::Unsupported)?,
+                &crate::mqtt::MqttLogin::from_config(
+                    username.as_deref(),
+                    password_env.as_deref(),
+                    *tls,
+                    ca_file.as_deref(),
+                )
+                .map_err(OutputError::Unsupported)?,
             ))),
             #[cfg(feature = "kafka")]
             OutputConfig::Kafka {

@@ -38,13 +38,11 @@ impl MqttSink {
         client_id: &str,
         topic: &str,
         max_payload: usize,
-        credentials: Option<(String, String)>,
+        login: &crate::mqtt::MqttLogin,
     ) -> MqttSink {
         let mut options = MqttOptions::new(client_id, host, port);
         options.set_keep_alive(Duration::from_secs(15));
-        if let Some((user, password)) = credentials {
-            options.set_credentials(user, password);
-        }
+        login.apply(&mut options);
         options.set_clean_session(false);
         options.set_max_packet_size(max_payload + 64 * 1024, max_payload * 2 + 64 * 1024);
         options.set_inflight(1000);

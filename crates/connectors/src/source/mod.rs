@@ -129,6 +129,8 @@ impl SourceConfig {
                 topics,
                 username,
                 password_env,
+                tls,
+                ca_file,
                 ..
             } => Ok(Box::new(mqtt::MqttSource {
                 host: host.clone(),
@@ -136,9 +138,11 @@ impl SourceConfig {
                 client_id: client_id.clone(),
                 topics: topics.clone(),
                 inflight,
-                credentials: crate::config::mqtt_credentials(
+                login: crate::mqtt::MqttLogin::from_config(
                     username.as_deref(),
                     password_env.as_deref(),
+                    *tls,
+                    ca_file.as_deref(),
                 )
                 .map_err(SourceError::Config)?,
             })),

@@ -19,8 +19,8 @@ pub(super) struct MqttSource {
     pub client_id: String,
     pub topics: Vec<String>,
     pub inflight: u16,
-    /// Username and password, for an authenticated broker.
-    pub credentials: Option<(String, String)>,
+    /// Account and TLS.
+    pub login: crate::mqtt::MqttLogin,
 }
 
 impl super::Source for MqttSource {
@@ -31,11 +31,11 @@ impl super::Source for MqttSource {
             client_id,
             topics,
             inflight,
-            credentials,
+            login,
         } = *self;
         spawn_mqtt_source(
             context.index,
-            (host, port, credentials),
+            (host, port, login),
             client_id,
             topics,
             inflight,
@@ -49,7 +49,7 @@ impl super::Source for MqttSource {
 #[allow(clippy::too_many_arguments)]
 fn spawn_mqtt_source(
     index: usize,
-    (host, port, credentials): (String, u16, Option<(String, String)>),
+    (host, port, login): (String, u16, crate::mqtt::MqttLogin),
     client_id: String,
     topics: Vec<String>,
     inflight: u16,
@@ -59,9 +59,7 @@ fn spawn_mqtt_source(
     tokio::spawn(async move {
         let mut options = MqttOptions::new(client_id.clone(), host, port);
         options.set_keep_alive(Duration::from_secs(15));
-        if let Some((user, password)) = credentials {
-            options.set_credentials(user, password);
-        }
+        login.apply(&mut options);
         // A persistent session: the broker keeps our subscription and queues QoS 1
         // messages while we are away; we acknowledge only after processing.
         options.set_clean_session(false);

@@ -1,19 +1,15 @@
-//! TLS for `https://` deliveries (webhook subscriptions and playbook notifications): rustls
-//! with the ring provider, trusting the system's certificate authorities
-//! (`/etc/ssl/certs`, through `rustls-native-certs`) and, when configured, the PEM
-//! certificates of `[server.webhooks] ca_file` (a city's private authority).
+//! TLS for `https://` deliveries (webhook subscriptions and playbook notifications): the
+//! shared client configuration (`watchfloor_connectors::tls`), trusting the system's
+//! certificate authorities and, when configured, the PEM certificates of
+//! `[server.webhooks] ca_file` (a city's private authority).
 //!
 //! Invariants: the receiver's certificate is always verified against the host name (or IP
 //! address) of the URL; there is no switch to turn verification off; TLS 1.2 and 1.3 only.
 
 use std::path::Path;
-use std::sync::Arc;
-
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// The trust and settings of outgoing TLS connections.
 #[derive(Clone)]
@@ -31,38 +27,9 @@ impl Tls {
     /// Trusting the system's authorities and those in `ca_file` (PEM), when given; a file
     /// that cannot be read or holds no certificate is an error.
     pub fn new(ca_file: Option<&Path>) -> Result<Tls, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        for cert in native.certs {
-            // An unusable system certificate is skipped, as browsers do.
-            let _ = roots.add(cert);
-        }
-        if let Some(path) = ca_file {
-            let mut added = 0;
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(format!(
-                    "ca_file {}: no PEM certificate in it",
-                    path.display()
-                ));
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = watchfloor_connectors::tls::client_config(ca_file)?;
         Ok(Tls {
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            connector: tokio_rustls::TlsConnector::from(config),
         })
     }
 
