@@ -5,9 +5,10 @@
 //! Authentication: with a users file ([`users`]) every client must give a known name and
 //! its password; anonymous and wrong ones are refused at CONNECT, and a client id must be
 //! its user's (the name or `<name>-…`), so no account can take over another's session.
-//! Topic rules and TLS: rumqttd has neither, so when the users file has rules or a
-//! certificate is given, rumqttd listens on a loopback port and [`front`] takes the
-//! clients: it ends TLS and holds each PUBLISH and SUBSCRIBE to the user's rights.
+//! Topic rules and TLS: rumqttd has neither, so with a users file or a certificate,
+//! rumqttd listens on a loopback port and [`front`] takes the clients: it ends TLS, holds
+//! each PUBLISH and SUBSCRIBE to the user's rights and counts packets over the size limit.
+//! (The demo's broker, loopback only and without users, is rumqttd alone.)
 
 pub mod acl;
 pub mod front;
@@ -60,7 +61,9 @@ pub fn start_embedded_broker(
     config: &EmbeddedBrokerConfig,
 ) -> Result<std::thread::JoinHandle<()>, BrokerError> {
     let acl = config.users.as_ref().and_then(|u| u.acl.clone());
-    let needs_front = acl.is_some() || config.tls.is_some();
+    // An authenticated broker faces a network: the front counts what rumqttd would drop
+    // silently (packets over the size limit) even without rules or TLS.
+    let needs_front = config.users.is_some() || config.tls.is_some();
     // Fail early, with a clear message, if the port is taken; the front keeps this socket.
     let listener = std::net::TcpListener::bind(config.listen)
         .map_err(|e| BrokerError(format!("cannot listen on {}: {e}", config.listen)))?;

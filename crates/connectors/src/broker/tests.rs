@@ -178,3 +178,55 @@ async fn a_large_payload_keeps_the_connection() {
     .expect("both acknowledged");
     assert_eq!(acks, 2);
 }
+
+/// Over the limit at an authenticated broker: the front closes the connection and counts
+/// it (rumqttd alone would drop it without a trace).
+#[tokio::test]
+async fn an_oversized_packet_is_counted() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut passwords = std::collections::HashMap::new();
+    passwords.insert("CT-CAM-01".to_string(), password_hash("CT-CAM-01", "pw"));
+    start_embedded_broker(&EmbeddedBrokerConfig {
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        max_payload_size: 1024,
+        max_inflight: 100,
+        users: Some(BrokerUsers {
+            passwords,
+            acl: None,
+        }),
+        tls: None,
+    })
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = oversize_refusals();
+    let mut options = MqttOptions::new("CT-CAM-01", "127.0.0.1", port);
+    options.set_credentials("CT-CAM-01", "pw");
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 10);
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    client
+                        .publish(
+                            "ioc/camera/CT-CAM-01/telemetry",
+                            QoS::AtLeastOnce,
+                            false,
+                            vec![b'x'; 200_000],
+                        )
+                        .await
+                        .unwrap();
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection is closed");
+    assert_eq!(oversize_refusals(), before + 1);
+}
