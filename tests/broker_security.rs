@@ -41,6 +41,28 @@ fn users_file(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// `watchfloor broker` with the users file and `ca`'s server certificate, its log in
+/// `broker.log`: its port and process.
+fn start_broker(dir: &std::path::Path, ca: &support::tls::Authority) -> (u16, Killed) {
+    let port = free_port();
+    let broker = Killed(
+        Command::new(watchfloor_binary())
+            .args(["broker", "--port", &port.to_string(), "--users"])
+            .arg(users_file(dir))
+            .arg("--tls-cert")
+            .arg(&ca.cert)
+            .arg("--tls-key")
+            .arg(&ca.key)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("broker.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    (port, broker)
+}
+
 /// A client of the broker at `port` as `user` (password `<user>-pw`), over TLS trusting
 /// `ca`.
 fn client(
@@ -80,22 +102,7 @@ fn a_station_publishes_only_on_its_own_topic_over_tls() {
     let dir = scratch("broker-security", "acl");
     let ca = support::tls::authority(&dir, "city");
     let stranger = support::tls::authority(&dir, "stranger");
-    let port = free_port();
-    let _broker = Killed(
-        Command::new(watchfloor_binary())
-            .args(["broker", "--port", &port.to_string(), "--users"])
-            .arg(users_file(&dir))
-            .arg("--tls-cert")
-            .arg(&ca.cert)
-            .arg("--tls-key")
-            .arg(&ca.key)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("broker.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port);
+    let (port, _broker) = start_broker(&dir, &ca);
     let runtime = support::runtime();
     runtime.block_on(async {
         // Refused: anonymous, a wrong password, plain TCP, an untrusted certificate.
@@ -258,22 +265,7 @@ fn a_station_publishes_only_on_its_own_topic_over_tls() {
 fn a_pipeline_reads_through_tls_with_its_account() {
     let dir = scratch("broker-security", "pipeline");
     let ca = support::tls::authority(&dir, "city");
-    let port = free_port();
-    let _broker = Killed(
-        Command::new(watchfloor_binary())
-            .args(["broker", "--port", &port.to_string(), "--users"])
-            .arg(users_file(&dir))
-            .arg("--tls-cert")
-            .arg(&ca.cert)
-            .arg("--tls-key")
-            .arg(&ca.key)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port);
+    let (port, _broker) = start_broker(&dir, &ca);
     let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../alert-rules");
     let pipeline = dir.join("pipeline.toml");
     std::fs::write(

@@ -487,6 +487,7 @@ async fn websocket_subscriptions_are_rate_limited() {
     };
     assert_eq!(snapshots, burst, "{refused}");
     assert!(refused["retry_after"].as_u64().unwrap() >= 1, "{refused}");
+    assert_eq!(refused["channel"], "alerts", "{refused}");
     ws.send(Message::Text(json!({"op": "ping"}).to_string()))
         .await
         .unwrap();

@@ -104,13 +104,16 @@ function withHistory(a) {
   return a;
 }
 
-const refetching = new Set();
+// Alert id → whether another gap was seen while its fetch was in flight (fetch again).
+const refetching = new Map();
 async function refetchAlert(id) {
-  if (refetching.has(id)) return;
-  refetching.add(id);
+  if (refetching.has(id)) { refetching.set(id, true); return; }
+  refetching.set(id, false);
   try { applyActionResult(await api(`/api/alerts/${encodeURIComponent(id)}`)); }
   catch (e) { console.warn("alert", id, e.message); }
-  finally { refetching.delete(id); }
+  const again = refetching.get(id);
+  refetching.delete(id);
+  if (again) refetchAlert(id);
 }
 
 // A delta: one alert; its marker and commune (and the previous ones if it moved).
@@ -129,8 +132,12 @@ function onAlertDelta(a) {
   if (state.detailAlert === a.alert_id) updateAlertDetail(a);
 }
 
-// After an operator's action: the answer is the updated record (no announcement).
+// After an operator's action (or a fetch): the answer is the whole record (no
+// announcement). An answer older than what deltas already brought (a shorter history) is
+// dropped: the page keeps the newer state.
 function applyActionResult(a) {
+  const held = state.alerts.get(a.alert_id);
+  if (held && (held.history || []).length > (a.history || []).length) return;
   upsertAlert(a);
   refreshMarker(a.key);
   const zone = alertZone(a);

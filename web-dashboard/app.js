@@ -286,6 +286,12 @@ function connect() {
       else if (msg.channel === "stations") { onReading(msg.data); }
     } else if (msg.type === "error") {
       console.warn(msg.message);
+      // A subscription refused by the rate limit: asked again when the server says.
+      if (msg.retry_after && msg.channel) setTimeout(() => {
+        if (state.ws !== ws || !state.welcomed) return;
+        if (msg.channel !== "stations") subscribe(ws, msg.channel);
+        else if (state.detailStation) subscribeStation(state.detailStation);
+      }, msg.retry_after * 1000);
     }
   };
   ws.onclose = (ev) => {

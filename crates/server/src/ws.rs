@@ -408,7 +408,7 @@ async fn run(state: &AppState, who: &Account, socket: &mut WebSocket) {
                         if let Err(wait) = subscribes.take() {
                             refuse_subscribe(state, who, wait);
                             let message = format!("too many subscriptions: at most {} a second; try again in {wait} s", crate::limits::SUBSCRIBE_PER_SECOND);
-                            if !send(socket, json!({"type": "error", "message": message, "retry_after": wait})).await { return; }
+                            if !send(socket, json!({"type": "error", "message": message, "channel": channel, "retry_after": wait})).await { return; }
                             continue;
                         }
                         // A position counted by another run of the server means nothing here.

@@ -7,14 +7,21 @@
 //! answers are written only between packets; a refused PUBLISH never reaches the broker
 //! and is answered as MQTT 3.1.1 allows (QoS 1: PUBACK, QoS 2: PUBREC then PUBCOMP, QoS 0:
 //! nothing), so a device does not resend it forever, and is counted and logged (the first
-//! of each connection, then a total at its end); a SUBSCRIBE with any refused filter is
-//! refused whole (SUBACK 0x80 for each filter) and never reaches the broker; a will topic
-//! the user may not publish on refuses the connection (CONNACK 5, not authorised); the
-//! password is never read here (rumqttd checks it); a packet over the size limit (counted
-//! and logged), a first packet that is not CONNECT or a CONNECT later than 10 s closes the
-//! connection. Local
-//! processes on the broker's host can reach rumqttd's loopback port directly: the front
-//! defends the network, not the host.
+//! of each connection, then a total at its end); a PUBLISH or will topic that is empty or
+//! holds a wildcard or NUL closes the connection (§3.3.2-2); a SUBSCRIBE with any refused
+//! filter is refused whole (SUBACK 0x80 for each filter) and never reaches the broker; the
+//! password is never read here: the broker answers every CONNECT first, and only an
+//! accepted one whose will topic the user may not write is then refused (CONNACK 5), so a
+//! stranger learns nothing of an account's rights. Memory: before the broker has accepted
+//! a login a client gets at most [`MAX_CONNECT`] bytes, and a packet's buffer grows as its
+//! bytes arrive (an announced length costs nothing); a packet over the size limit (counted
+//! and logged), a first packet that is not CONNECT, a CONNECT later than 10 s or a client
+//! that stops reading for 30 s closes the connection, and the front holds at most
+//! [`MAX_CONNECTIONS`] at once. Not covered: a refused QoS 1 PUBLISH is acknowledged at
+//! once, possibly before earlier allowed ones the broker still has to acknowledge; a
+//! refused QoS 2 PUBLISH whose PUBREL comes on a later connection reaches the broker.
+//! Local processes on the broker's host can reach rumqttd's loopback port directly (and
+//! could take it before rumqttd binds it): the front defends the network, not the host.
 
 use std::collections::HashSet;
 use std::io;
@@ -46,6 +53,14 @@ pub fn acl_refusals() -> u64 {
 
 /// How long a client has to finish TLS and send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest CONNECT (and CONNACK) taken: before the broker has checked the password a
+/// stranger gets no more memory than this.
+const MAX_CONNECT: usize = 64 * 1024;
+/// How long a write to a client that does not read may block before its connection is
+/// closed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections the front holds at once (rumqttd's own limit is 10,010).
+const MAX_CONNECTIONS: usize = 10_010;
 
 /// What the front does for every connection.
 pub(super) struct Front {
@@ -61,7 +76,12 @@ pub(super) struct Front {
 
 /// Accepts clients on `listener` for ever.
 pub(super) async fn serve(listener: TcpListener, front: Arc<Front>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // At the cap, new clients wait in the listen queue until a connection ends.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -73,6 +93,7 @@ pub(super) async fn serve(listener: TcpListener, front: Arc<Front>) {
         };
         let front = front.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let _ = tcp.set_nodelay(true);
             let result = match &front.tls {
                 Some(acceptor) => {
@@ -101,12 +122,11 @@ where
     let (client_read, client_write) = tokio::io::split(client);
     let mut client_read = BufReader::new(client_read);
     let to_client: ClientWriter<S> = Arc::new(Mutex::new(BufWriter::new(client_write)));
-    let first = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        read_packet(&mut client_read, front.max_packet),
-    )
-    .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no CONNECT"))??;
+    // Before the broker has checked the password, a CONNECT's worth of bytes at most.
+    let first = tokio::time::timeout(CONNECT_TIMEOUT, read_packet(&mut client_read, MAX_CONNECT))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no CONNECT"))?
+        .inspect_err(count_oversize(None, peer))?;
     let Some(connect) = first else {
         return Ok(());
     };
@@ -114,26 +134,49 @@ where
         return Err(invalid("the first packet is not CONNECT"));
     }
     let (user, will_topic) = parse_connect(&connect)?;
-    if let (Some(acl), Some(topic)) = (&front.acl, &will_topic) {
-        if !acl.may_publish(user.as_deref(), topic) {
-            refused(&user, peer, "will topic", topic);
-            let mut w = to_client.lock().await;
-            w.write_all(&[0x20, 0x02, 0x00, 0x05]).await?;
-            w.flush().await?;
-            return w.shutdown().await;
-        }
+    if let Some(topic) = &will_topic {
+        check_topic_name(topic)?;
     }
+    let will_refused = match (&front.acl, &will_topic) {
+        (Some(acl), Some(topic)) => !acl.may_publish(user.as_deref(), topic),
+        _ => false,
+    };
     let upstream = TcpStream::connect(front.upstream).await?;
     upstream.set_nodelay(true)?;
     let (up_read, up_write) = upstream.into_split();
+    let mut up_read = BufReader::new(up_read);
     let mut up_write = BufWriter::new(up_write);
     up_write.write_all(&connect).await?;
     up_write.flush().await?;
-    let down = tokio::spawn(pump_down(
-        BufReader::new(up_read),
-        to_client.clone(),
-        front.max_packet,
-    ));
+    // The broker's answer first: a refused login is the broker's to answer (so nobody
+    // learns anything of an account's rights without its password); a will topic the
+    // user may not write is refused only once the password was right.
+    let connack = tokio::time::timeout(CONNECT_TIMEOUT, read_packet(&mut up_read, MAX_CONNECT))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no CONNACK from the broker"))??;
+    let Some(connack) = connack else {
+        return Ok(()); // refused by the broker: it closed the connection
+    };
+    let accepted = connack.len() >= 4 && connack[0] >> 4 == 2 && connack[3] == 0;
+    let answer: &[u8] = if accepted && will_refused {
+        refused(
+            &user,
+            peer,
+            "will topic",
+            will_topic.as_deref().unwrap_or_default(),
+        );
+        REFUSED.fetch_add(1, Ordering::Relaxed);
+        let _ = up_write.write_all(&[0xE0, 0x00]).await; // DISCONNECT
+        let _ = up_write.flush().await;
+        &[0x20, 0x02, 0x00, 0x05]
+    } else {
+        &connack
+    };
+    write_client(&to_client, answer).await?;
+    if !accepted || will_refused {
+        return to_client.lock().await.shutdown().await;
+    }
+    let mut down = tokio::spawn(pump_down(up_read, to_client.clone(), front.max_packet));
     let mut session = Session {
         user,
         peer,
@@ -145,9 +188,11 @@ where
         tokio::pin!(up);
         tokio::select! {
             r = &mut up => r,
-            r = down => r.unwrap_or_else(|e| Err(io::Error::other(e))),
+            r = &mut down => r.unwrap_or_else(|e| Err(io::Error::other(e))),
         }
     };
+    // Whichever side ended, the other is stopped (never left holding the writer).
+    down.abort();
     if session.refused > 1 {
         tracing::warn!(
             user = session.user.as_deref().map(|u| clip(u, 64)).unwrap_or("-"),
@@ -156,8 +201,51 @@ where
             "MQTT front: connection closed after refused packets"
         );
     }
-    let _ = to_client.lock().await.shutdown().await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+        to_client.lock().await.shutdown().await
+    })
+    .await;
     result
+}
+
+/// Writes one answer of ours to the client, whole, between relayed packets.
+async fn write_client<S>(to_client: &ClientWriter<S>, packet: &[u8]) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio::time::timeout(WRITE_TIMEOUT, async {
+        let mut w = to_client.lock().await;
+        w.write_all(packet).await?;
+        w.flush().await
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client does not read"))?
+}
+
+/// Counts (and logs) a packet refused for its size.
+fn count_oversize(user: Option<&str>, peer: SocketAddr) -> impl FnOnce(&io::Error) + '_ {
+    move |e| {
+        if e.kind() == io::ErrorKind::FileTooLarge {
+            let total = OVERSIZE.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                user = user.map(|u| clip(u, 64)).unwrap_or("-"),
+                %peer,
+                total,
+                "MQTT front: {e}; connection closed (MQTT 3.1.1 has no reason code for it)"
+            );
+        }
+    }
+}
+
+/// A topic name a client may publish on (MQTT 3.1.1 §4.7.3 and §3.3.2-2: not empty, no
+/// wildcard, no NUL); anything else closes the connection, as the protocol requires.
+fn check_topic_name(topic: &str) -> io::Result<()> {
+    if topic.is_empty() || topic.contains(['+', '#', '\0']) {
+        return Err(invalid(
+            "a topic name that is empty or holds a wildcard or NUL",
+        ));
+    }
+    Ok(())
 }
 
 /// One client connection's state on the way up.
@@ -183,20 +271,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     loop {
-        let packet = match read_packet(&mut from_client, front.max_packet).await {
-            Ok(Some(packet)) => packet,
-            Ok(None) => break,
-            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
-                let total = OVERSIZE.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(
-                    user = session.user.as_deref().map(|u| clip(u, 64)).unwrap_or("-"),
-                    peer = %session.peer,
-                    total,
-                    "MQTT front: {e}; connection closed (MQTT 3.1.1 has no reason code for it)"
-                );
-                return Err(e);
-            }
-            Err(e) => return Err(e),
+        let packet = match read_packet(&mut from_client, front.max_packet)
+            .await
+            .inspect_err(count_oversize(session.user.as_deref(), session.peer))?
+        {
+            Some(packet) => packet,
+            None => break,
         };
         let answer = match &front.acl {
             Some(acl) => check(acl, session, &packet)?,
@@ -205,16 +285,14 @@ where
         match answer {
             None => {
                 to_broker.write_all(&packet).await?;
-                if from_client.buffer().is_empty() {
+                if !packet_buffered(from_client.buffer()) {
                     to_broker.flush().await?;
                 }
             }
             Some(answer) => {
                 to_broker.flush().await?;
                 if !answer.is_empty() {
-                    let mut w = to_client.lock().await;
-                    w.write_all(&answer).await?;
-                    w.flush().await?;
+                    write_client(to_client, &answer).await?;
                 }
             }
         }
@@ -231,6 +309,7 @@ fn check(acl: &Acl, session: &mut Session, packet: &[u8]) -> io::Result<Option<V
         3 => {
             let qos = (packet[0] >> 1) & 3;
             let (topic, rest) = string(body)?;
+            check_topic_name(topic)?;
             if acl.may_publish(session.user.as_deref(), topic) {
                 return Ok(None);
             }
@@ -301,11 +380,17 @@ where
 {
     // The broker may send twice the client's limit (its own headers on our payloads).
     while let Some(packet) = read_packet(&mut from_broker, max_packet * 2).await? {
-        let mut w = to_client.lock().await;
-        w.write_all(&packet).await?;
-        if from_broker.buffer().is_empty() {
-            w.flush().await?;
-        }
+        let flush = !packet_buffered(from_broker.buffer());
+        tokio::time::timeout(WRITE_TIMEOUT, async {
+            let mut w = to_client.lock().await;
+            w.write_all(&packet).await?;
+            if flush {
+                w.flush().await?;
+            }
+            Ok::<_, io::Error>(())
+        })
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client does not read"))??;
     }
     Ok(())
 }
@@ -353,10 +438,33 @@ async fn read_packet<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> io::Result<
             format!("a packet of {length} bytes, over the limit of {max}"),
         ));
     }
+    // Grown as the bytes arrive: a length announced but never sent costs nothing.
     let start = packet.len();
-    packet.resize(start + length, 0);
-    r.read_exact(&mut packet[start..]).await?;
+    let read = r.take(length as u64).read_to_end(&mut packet).await?;
+    if read < length {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the connection ended inside a packet",
+        ));
+    }
+    debug_assert_eq!(packet.len(), start + length);
     Ok(Some(packet))
+}
+
+/// Does `buffered` begin with a whole packet? (Then the writer waits for it before
+/// flushing; otherwise what it holds goes out now, not behind a packet still arriving.)
+fn packet_buffered(buffered: &[u8]) -> bool {
+    let mut length = 0usize;
+    for i in 0..4 {
+        let Some(b) = buffered.get(1 + i) else {
+            return false;
+        };
+        length |= usize::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return buffered.len() >= 2 + i + length;
+        }
+    }
+    false
 }
 
 /// Where a whole packet's variable header starts.
@@ -512,6 +620,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_whole_packet_in_the_buffer_is_told_from_a_partial_one() {
+        assert!(!packet_buffered(&[]));
+        assert!(!packet_buffered(&[0x30]));
+        assert!(packet_buffered(&[0xC0, 0x00]));
+        assert!(!packet_buffered(&[0x30, 0x03, 0, 1]));
+        assert!(packet_buffered(&[0x30, 0x03, 0, 1, b'a', 0x30]));
+        assert!(!packet_buffered(&[0x30, 0x80]));
+    }
+
     #[tokio::test]
     async fn packets_are_framed_and_limited() {
         let mut big = vec![0x30];
@@ -523,5 +641,11 @@ mod tests {
         let mut r = &big[..];
         assert!(read_packet(&mut r, 100_000).await.is_err());
         assert_eq!(body_start(&big), 4);
+        // A length announced and not sent: an error at the end of the stream.
+        let mut r = &big[..1000];
+        assert_eq!(
+            read_packet(&mut r, 300_000).await.unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
     }
 }

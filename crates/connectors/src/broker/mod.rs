@@ -83,7 +83,8 @@ pub fn start_embedded_broker(
                 acl,
                 tls,
                 upstream: inner,
-                max_packet: config.max_payload_size + 64 * 1024,
+                // rumqttd refuses a packet longer than this: the front counts it first.
+                max_packet: config.max_payload_size,
             },
         )?;
         inner

@@ -149,6 +149,17 @@ fn parse_users(text: &str, path: &Path) -> Result<BrokerUsers, BrokerError> {
     if passwords.is_empty() {
         return Err(BrokerError(format!("{}: no [[user]]", path.display())));
     }
+    // A user's client ids are its name and `<name>-…`: no other user's name may be one of
+    // them, or that account could take over the other's session (and its subscriptions).
+    for name in passwords.keys() {
+        let prefix = format!("{name}-");
+        if let Some(other) = passwords.keys().find(|o| o.starts_with(&prefix)) {
+            return Err(BrokerError(format!(
+                "{}: user {other} begins with `{prefix}`, so user {name} could use its client id (rename one)",
+                path.display()
+            )));
+        }
+    }
     Ok(BrokerUsers {
         passwords,
         acl: has_rules.then_some(acl),
@@ -177,6 +188,14 @@ mod tests {
             .contains("64 hex"));
         assert!(parse(&format!("{ok}{ok}")).unwrap_err().contains("twice"));
         assert!(parse("").unwrap_err().contains("no [[user]]"));
+        let b = format!(
+            "[[user]]\nname = \"CT-AIR-01\"\npassword_sha256 = \"{}\"\n",
+            password_hash("CT-AIR-01", "p")
+        );
+        let a = ok.replace("\"a\"", "\"CT-AIR\"");
+        assert!(parse(&format!("{a}{b}"))
+            .unwrap_err()
+            .contains("could use its client id"));
     }
 
     #[test]
