@@ -15,7 +15,7 @@ Object.assign(I18N.vi, {
   commentRequired: "Cần nhập nội dung", chooseAssignee: "Chọn người nhận", noAssignees: "Không có ai nhận được cảnh báo này",
   loading: "Đang tải…", actionFailed: "Không thực hiện được", assignedTo: "giao cho", ackBy: "xác nhận bởi", firedAt: "phát sinh",
   severityLabel: "Mức độ", stateWord: "Trạng thái", ruleWord: "Quy tắc", placeWord: "Địa bàn", stationWord: "Trạm",
-  timeline: "Diễn biến", ackNoteShort: "+ ghi chú", resolveTitle: "Đóng cảnh báo", overdue: "quá 5 phút chưa xác nhận",
+  timeline: "Diễn biến", ackNoteShort: "+ ghi chú", resolveTitle: "Đóng cảnh báo", overdue: "quá 5 phút chưa xác nhận", moreAlerts: "cảnh báo nữa (mới hơn) không hiện: lọc theo mức hoặc khu vực để xem",
   mute: "Tắt âm báo", unmute: "Bật âm báo", soundOn: "có âm báo", soundOff: "tắt âm báo",
   ev_fired: "Phát sinh", ev_escalated: "Đổi mức độ", ev_acknowledged: "Đã xác nhận", ev_commented: "Ghi chú",
   ev_assigned: "Giao việc", ev_resolved: "Đã hết", ev_resolved_by_hand: "Đóng thủ công", ev_resolved_at_restart: "Đóng khi khởi động lại",
@@ -28,7 +28,7 @@ Object.assign(I18N.en, {
   commentRequired: "The comment is empty", chooseAssignee: "Choose who takes it", noAssignees: "Nobody else can take this alert",
   loading: "Loading…", actionFailed: "Not done", assignedTo: "assigned to", ackBy: "acknowledged by", firedAt: "fired",
   severityLabel: "Severity", stateWord: "State", ruleWord: "Rule", placeWord: "Area", stationWord: "Station",
-  timeline: "Timeline", ackNoteShort: "+ note", resolveTitle: "Resolve the alert", overdue: "unacknowledged for over 5 minutes",
+  timeline: "Timeline", ackNoteShort: "+ note", resolveTitle: "Resolve the alert", overdue: "unacknowledged for over 5 minutes", moreAlerts: "more (newer) alerts not shown: filter by severity or area to see them",
   mute: "Mute the alarm", unmute: "Unmute the alarm", soundOn: "sound on", soundOff: "muted",
   ev_fired: "Fired", ev_escalated: "Severity changed", ev_acknowledged: "Acknowledged", ev_commented: "Comment",
   ev_assigned: "Assigned", ev_resolved: "Resolved", ev_resolved_by_hand: "Resolved by hand", ev_resolved_at_restart: "Resolved at restart",
@@ -220,6 +220,9 @@ function renderAlertCount() {
   el.dataset.count = wsOnline() ? String(open) : "?";
 }
 
+// Worst first, then the oldest. (Newest first was tried: in the sensor-to-screen burst
+// every new alert then lands, flashing, in the visible rows and the page's repaints took
+// the pipeline's cores; docs/performance.md.) Beyond MAX_ROWS a line says how many more.
 const alertOrder = (a, b) => (a.state === "resolved") - (b.state === "resolved") || rankOf(b.severity) - rankOf(a.severity)
   || (a.fired_at || 0) - (b.fired_at || 0) || (a.alert_id < b.alert_id ? -1 : 1);
 
@@ -275,6 +278,9 @@ function noteDrawn(id) {
   if (rowsDrawn.size > 1000) rowsDrawn.delete(rowsDrawn.keys().next().value);
 }
 
+// Rows the list draws at most (the count says how many there are).
+const MAX_ROWS = 200;
+
 function renderAlerts() {
   const list = $("#alerts");
   if (!list) return;
@@ -283,7 +289,8 @@ function renderAlerts() {
   const items = [];
   for (const a of state.alerts.values()) if (showResolved || isOpen(a)) items.push(a);
   items.sort(alertOrder);
-  if (items.length > 200) items.length = 200;
+  const hidden = Math.max(0, items.length - MAX_ROWS);
+  if (hidden) items.length = MAX_ROWS;
   const existing = new Map();
   for (const li of list.children) existing.set(li.dataset.id, li);
   const canAct = mayAct();
@@ -307,6 +314,9 @@ function renderAlerts() {
     existing.delete(a.alert_id);
   });
   existing.forEach((li) => li.remove());
+  let more = $("#alerts-more");
+  if (hidden && !more) { more = document.createElement("p"); more.id = "alerts-more"; list.after(more); }
+  if (more) { more.hidden = !hidden; more.textContent = hidden ? `+ ${hidden} ${t("moreAlerts")}` : ""; }
 }
 
 // Every 15 s: the ages (app.js's tickAges) and the overdue marks, on the shown rows only.

@@ -39,6 +39,26 @@ try {
   const mqtt = await mqttConnect(mqttPort, `screen-bench-${process.pid}`);
   const sent = new Map();
   const run = `s${Date.now()}`;
+  // The probes' rows drawn so far. Read every 5 s while probing too: a probe alert
+  // resolves a minute after its reading and leaves the page, so a run longer than a minute
+  // read only at its end would miss its first probes.
+  const drawnOf = () => page.evaluate((prefix) => {
+    const out = {};
+    for (const a of window.__wf.alerts.values()) {
+      if (a.rule !== "screen_probe" || !String(a.key).startsWith(prefix)) continue;
+      const at = window.__wf.rowDrawnAt(a.alert_id);
+      if (at) out[a.key] = at;
+    }
+    return out;
+  }, run);
+  const drawn = {};
+  let reading = false;
+  const collector = setInterval(async () => {
+    if (reading) return;
+    reading = true;
+    try { Object.assign(drawn, await drawnOf()); } catch (e) { /* the page is closing */ }
+    reading = false;
+  }, 5000);
   const total = Number(seconds) * Number(perSecond);
   const gap = 1000 / Number(perSecond);
   const before = await received();
@@ -57,17 +77,8 @@ try {
   const elapsed = (now() - started) / 1000;
   const rate = ((await received()) - before) / elapsed;
   // Every probe's row, or 10 s after the last publish.
-  const drawnOf = () => page.evaluate((prefix) => {
-    const out = {};
-    for (const a of window.__wf.alerts.values()) {
-      if (a.rule !== "screen_probe" || !String(a.key).startsWith(prefix)) continue;
-      const at = window.__wf.rowDrawnAt(a.alert_id);
-      if (at) out[a.key] = at;
-    }
-    return out;
-  }, run);
-  let drawn = {};
-  for (let i = 0; i < 100 && Object.keys(drawn).length < total; i++) { drawn = await drawnOf(); await sleep(100); }
+  clearInterval(collector);
+  for (let i = 0; i < 100 && Object.keys(drawn).length < total; i++) { Object.assign(drawn, await drawnOf()); await sleep(100); }
   mqtt.close();
   const lags = [];
   for (const [seq, at] of sent) if (drawn[seq]) lags.push(drawn[seq] - at);
