@@ -538,6 +538,19 @@ impl Hub {
             .collect()
     }
 
+    /// How many alerts of the drill `exercise` are open here.
+    pub fn open_exercise_alerts(&self, exercise: &str) -> usize {
+        self.alerts
+            .lock()
+            .expect("alerts lock")
+            .values()
+            .filter(|a| {
+                a.state != "resolved"
+                    && a.labels.get("exercise").map(String::as_str) == Some(exercise)
+            })
+            .count()
+    }
+
     /// One alert record.
     pub fn alert(&self, id: &str) -> Option<AlertRecord> {
         self.alerts.lock().expect("alerts lock").get(id).cloned()

@@ -23,6 +23,8 @@ use watchfloor_store::Store;
 
 use super::progress::{Exercise, Status};
 
+/// How long ending a drill waits for its closed alerts to show resolved.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// How long a drill waits before trying again what the engine or the store refused.
 const RETRY_MS: i64 = 2_000;
 use crate::hub::{now_ms, Hub};
@@ -375,6 +377,9 @@ impl Task {
     async fn finish(&mut self, id: &str, status: Status, by: &str) -> Result<Value, Refusal> {
         let now = now_ms();
         let answer = self.engine(id, ExerciseAction::End { at: now }).await?;
+        if answer.closed > 0 {
+            self.await_closed(id).await;
+        }
         let runs = match self.hub.playbooks.get() {
             Some(link) => link.abort_exercise(id, by).await.unwrap_or_else(|(_, e)| {
                 tracing::warn!(exercise = %id, error = %e, "drill runs not ended");
@@ -410,6 +415,20 @@ impl Task {
         }
         self.show(id);
         Ok(self.view(id))
+    }
+
+    /// The engine resolved the drill's open alerts; they show resolved here once their
+    /// transitions have come through the pipeline (its log, then the hub). Waited for, up
+    /// to [`CLOSE_WAIT`], so an answered end is what every screen and the API then show.
+    async fn await_closed(&self, id: &str) {
+        let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+        while self.hub.open_exercise_alerts(id) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(exercise = %id, "drill ended; some of its alerts are not shown resolved yet");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn engine(&self, id: &str, action: ExerciseAction) -> Result<ExerciseAnswer, Refusal> {
