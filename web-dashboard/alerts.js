@@ -1,7 +1,7 @@
 // The alert feed and the alert detail: the list sorted by severity (critical first) then
 // age (oldest first), each row with when it fired, its live age, its severity changes, who
 // acknowledged it and the assignee (unacknowledged critical alerts older than 5 minutes
-// marked overdue); new major and critical alerts announced (row and commune flash, an
+// marked overdue); new major and critical alerts announced (row and commune blink, an
 // optional beep, muted with #mute); the detail panel with the timeline, updated live, and
 // the operator actions (acknowledge with a note, comment, assign, resolve with a reason).
 // Per delta the work is the alert's own: its station's and commune's indexes, one marker,
@@ -118,6 +118,7 @@ async function refetchAlert(id) {
 
 // A delta: one alert; its marker and commune (and the previous ones if it moved).
 function onAlertDelta(a) {
+  noteArrived(a.alert_id);
   a = withHistory(a);
   const prev = upsertAlert(a);
   refreshMarker(a.key);
@@ -149,13 +150,37 @@ function applyActionResult(a) {
 // ---- announcements: flash and beep -------------------------------------------------------
 const flashing = new Map(); // alert id → until (ms)
 const alertSound = { muted: localStorage.getItem("wf-mute") === "1", ctx: null, last: 0, count: 0 };
+// Announced alert ids, the newest 100 (for tests: `__wf.announced()`).
+const announced = [];
 
 function announce(a) {
-  flashing.set(a.alert_id, Date.now() + 3000);
-  setTimeout(() => { flashing.delete(a.alert_id); scheduleAlerts(); }, 3100);
+  flashing.set(a.alert_id, Date.now() + FLASH_MS);
+  announced.push(a.alert_id);
+  if (announced.length > 100) announced.shift();
   const zone = alertZone(a);
   if (zone) flashZone(zone);
+  startBlinking();
   beep(a.severity);
+}
+
+// The flash is a blink: every flashing row and commune switched on and off together by one
+// timer, twice a second, for 3 s. (It was a CSS animation: that repaints every frame, and
+// without a GPU a flood's flashing rows took a core from the pipeline; docs/performance.md,
+// "Sensor to screen".)
+const FLASH_MS = 3000, BLINK_MS = 500;
+const blink = { on: false, timer: null };
+function startBlinking() {
+  if (blink.timer) return;
+  blink.on = true;
+  blink.timer = setInterval(() => { blink.on = !blink.on; applyBlink(); }, BLINK_MS);
+  applyBlink();
+}
+function applyBlink() {
+  const now = Date.now();
+  for (const [id, until] of flashing) if (until <= now) flashing.delete(id);
+  for (const li of $("#alerts").children) li.classList.toggle("flash", blink.on && flashing.has(li.dataset.id));
+  const zones = blinkZones(blink.on, now); // map.js
+  if (!flashing.size && !zones) { clearInterval(blink.timer); blink.timer = null; blink.on = false; }
 }
 
 // A short tone (two more for critical) from a WebAudio oscillator; at most one a second.
@@ -278,6 +303,15 @@ function noteDrawn(id) {
   if (rowsDrawn.size > 1000) rowsDrawn.delete(rowsDrawn.keys().next().value);
 }
 
+// When each alert's first delta reached the page (same clock, same bound), so the benchmark
+// can tell the pipeline's and the socket's share from the page's.
+const deltasArrived = new Map();
+function noteArrived(id) {
+  if (deltasArrived.has(id)) return;
+  deltasArrived.set(id, performance.timeOrigin + performance.now());
+  if (deltasArrived.size > 1000) deltasArrived.delete(deltasArrived.keys().next().value);
+}
+
 // Rows the list draws at most (the count says how many there are).
 const MAX_ROWS = 200;
 
@@ -309,7 +343,7 @@ function renderAlerts() {
     li.dataset.firedAt = String(a.fired_at || "");
     li.classList.toggle("overdue", isOverdue(a, now));
     li.title = li.classList.contains("overdue") ? t("overdue") : "";
-    li.classList.toggle("flash", (flashing.get(a.alert_id) || 0) > now);
+    li.classList.toggle("flash", blink.on && (flashing.get(a.alert_id) || 0) > now);
     if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
     existing.delete(a.alert_id);
   });

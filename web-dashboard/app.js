@@ -489,8 +489,10 @@ window.__wf = {
   epoch: () => state.epoch,
   untranslated: () => untranslated(),
   beeps: () => alertSound.count,
+  announced: () => announced.slice(),
   lang: () => state.lang,
   rowDrawnAt: (id) => rowsDrawn.get(id),
+  deltaArrivedAt: (id) => deltasArrived.get(id),
   mapBounds: () => state.map.getBounds(),
 };
 

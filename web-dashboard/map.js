@@ -248,13 +248,18 @@ function zoneColour(id) {
 }
 
 // Flashes a commune for about three seconds (a CSS animation on its SVG path).
+// A commune blinks with its alert's row (alerts.js's timer switches it).
+const zonesFlashing = new Map(); // zone id → until (ms)
 function flashZone(id) {
-  const layer = state.zoneLayers && state.zoneLayers.get(id);
-  const path = layer && layer._path;
-  if (!path) return;
-  path.classList.remove("zone-flash");
-  void path.getBoundingClientRect(); // restarts the animation
-  path.classList.add("zone-flash");
-  clearTimeout(layer.wfFlash);
-  layer.wfFlash = setTimeout(() => path.classList.remove("zone-flash"), 3200);
+  zonesFlashing.set(id, Date.now() + FLASH_MS);
+}
+// On or off now; false once no commune blinks any more.
+function blinkZones(on, now) {
+  for (const [id, until] of zonesFlashing) {
+    const live = until > now;
+    const layer = state.zoneLayers && state.zoneLayers.get(id);
+    if (layer && layer._path) layer._path.classList.toggle("zone-flash", on && live);
+    if (!live) zonesFlashing.delete(id);
+  }
+  return zonesFlashing.size > 0;
 }

@@ -47,7 +47,7 @@ try {
     for (const a of window.__wf.alerts.values()) {
       if (a.rule !== "screen_probe" || !String(a.key).startsWith(prefix)) continue;
       const at = window.__wf.rowDrawnAt(a.alert_id);
-      if (at) out[a.key] = at;
+      if (at) out[a.key] = { at, arrived: window.__wf.deltaArrivedAt(a.alert_id) };
     }
     return out;
   }, run);
@@ -80,13 +80,23 @@ try {
   clearInterval(collector);
   for (let i = 0; i < 100 && Object.keys(drawn).length < total; i++) { Object.assign(drawn, await drawnOf()); await sleep(100); }
   mqtt.close();
-  const lags = [];
-  for (const [seq, at] of sent) if (drawn[seq]) lags.push(drawn[seq] - at);
-  lags.sort((a, b) => a - b);
-  const q = (p) => lags.length ? lags[Math.min(lags.length - 1, Math.floor(p * lags.length))].toFixed(1) : "—";
+  const lags = [], toPage = [], inPage = [];
+  for (const [seq, at] of sent) {
+    const d = drawn[seq];
+    if (!d) continue;
+    lags.push(d.at - at);
+    if (d.arrived) { toPage.push(d.arrived - at); inPage.push(d.at - d.arrived); }
+  }
+  for (const l of [lags, toPage, inPage]) l.sort((a, b) => a - b);
+  const qOf = (l, p) => l.length ? l[Math.min(l.length - 1, Math.floor(p * l.length))].toFixed(1) : "—";
+  const q = (p) => qOf(lags, p);
   console.log(`pipeline: ${Math.round(rate).toLocaleString("en")} msg/s received while probing (${elapsed.toFixed(0)} s)`);
   console.log(`probes drawn: ${lags.length} of ${total}`);
   console.log(`publish → row drawn: p50 ${q(0.5)} ms, p90 ${q(0.9)} ms, p99 ${q(0.99)} ms, max ${lags.length ? lags[lags.length - 1].toFixed(1) : "—"} ms`);
+  // Where the time went: publish → the alert's delta reached the page (broker, pipeline,
+  // hub, socket, the page's event loop), then → its row drawn (the next frame).
+  for (const [name, l] of [["publish → delta in page", toPage], ["delta in page → row drawn", inPage]])
+    console.log(`${name}: p50 ${qOf(l, 0.5)} ms, p90 ${qOf(l, 0.9)} ms, p99 ${qOf(l, 0.99)} ms, max ${qOf(l, 1)} ms`);
   if (lags.length < total) process.exitCode = 1;
 } finally {
   await browser.close();

@@ -84,6 +84,23 @@ step("the operator's ward is in view at login");
 
 const fire = '.alert-item[data-rule="camera_fire_smoke"][data-key="CT-CAM-01"]';
 await first.waitForSelector(fire, { timeout: 120000 });
+// Announced: its row and its commune blink (on and off, twice a second, for 3 s) when
+// the alert reached the page live; one that came in the login's snapshot is not announced.
+const blinked = await first.evaluate(async (sel) => {
+  const id = document.querySelector(sel).dataset.id;
+  if (!window.__wf.announced().includes(id)) return null;
+  const seen = { rowOn: 0, rowOff: 0, zoneOn: 0, zoneOff: 0 };
+  for (let i = 0; i < 16; i++) {
+    const row = document.querySelector(sel);
+    seen[row && row.classList.contains("flash") ? "rowOn" : "rowOff"]++;
+    seen[document.querySelector("path.zone-flash") ? "zoneOn" : "zoneOff"]++;
+    await new Promise((r) => setTimeout(r, 120));
+  }
+  return seen;
+}, fire);
+if (blinked && !(blinked.rowOn && blinked.rowOff && blinked.zoneOn && blinked.zoneOff))
+  throw new Error(`the fire's row and commune did not blink: ${JSON.stringify(blinked)}`);
+step(blinked ? `the fire was announced: row and commune blinked ${JSON.stringify(blinked)}` : "the fire came in the login snapshot (not announced)");
 await second.waitForSelector(fire, { timeout: 30000 });
 step("the scripted fire alert is on both screens");
 // It cannot be missed: its marker drawn on top, its commune in its colour (major), its age shown.
