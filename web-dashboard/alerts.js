@@ -245,9 +245,10 @@ function renderAlertCount() {
   el.dataset.count = wsOnline() ? String(open) : "?";
 }
 
-// Worst first, then the oldest. (Newest first was tried: in the sensor-to-screen burst
-// every new alert then lands, flashing, in the visible rows and the page's repaints took
-// the pipeline's cores; docs/performance.md.) Beyond MAX_ROWS a line says how many more.
+// Worst first, then the oldest. (Newest first was tried, with the flash animated and with
+// the blink: in the sensor-to-screen burst every new row then moves every visible row, and
+// those repaints took the pipeline's core; docs/performance.md.) Beyond MAX_ROWS a line
+// says how many more.
 const alertOrder = (a, b) => (a.state === "resolved") - (b.state === "resolved") || rankOf(b.severity) - rankOf(a.severity)
   || (a.fired_at || 0) - (b.fired_at || 0) || (a.alert_id < b.alert_id ? -1 : 1);
 
