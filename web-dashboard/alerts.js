@@ -150,12 +150,12 @@ function applyActionResult(a) {
 // ---- announcements: flash and beep -------------------------------------------------------
 const flashing = new Map(); // alert id → until (ms)
 const alertSound = { muted: localStorage.getItem("wf-mute") === "1", ctx: null, last: 0, count: 0 };
-// Announced alert ids, the newest 100 (for tests: `__wf.announced()`).
+// Announced alerts, the newest 100: { id, at } (for tests: `__wf.announced()`).
 const announced = [];
 
 function announce(a) {
   flashing.set(a.alert_id, Date.now() + FLASH_MS);
-  announced.push(a.alert_id);
+  announced.push({ id: a.alert_id, at: Date.now() });
   if (announced.length > 100) announced.shift();
   const zone = alertZone(a);
   if (zone) flashZone(zone);

@@ -1,5 +1,5 @@
 // The map: the city's communes and wards (/api/zones, SVG, each filled with the colour of
-// its worst open alert and flashed when a serious one fires), the base map beneath the
+// its worst open alert and blinking when a serious one fires), the base map beneath the
 // stations (/api/basemap: rivers, main roads, landmarks, labelled in the page's language),
 // and the stations and cameras as canvas circle markers sized for a wall screen, coloured
 // by their worst open alert and drawn in severity order (critical above major above minor
@@ -247,7 +247,6 @@ function zoneColour(id) {
   return layer ? layer.options.fillColor : null;
 }
 
-// Flashes a commune for about three seconds (a CSS animation on its SVG path).
 // A commune blinks with its alert's row (alerts.js's timer switches it).
 const zonesFlashing = new Map(); // zone id → until (ms)
 function flashZone(id) {
@@ -262,4 +261,9 @@ function blinkZones(on, now) {
     if (!live) zonesFlashing.delete(id);
   }
   return zonesFlashing.size > 0;
+}
+// Is the commune's path lit now (for tests: `__wf.zoneLit(id)`)?
+function zoneLit(id) {
+  const layer = state.zoneLayers && state.zoneLayers.get(id);
+  return Boolean(layer && layer._path && layer._path.classList.contains("zone-flash"));
 }

@@ -84,23 +84,26 @@ step("the operator's ward is in view at login");
 
 const fire = '.alert-item[data-rule="camera_fire_smoke"][data-key="CT-CAM-01"]';
 await first.waitForSelector(fire, { timeout: 120000 });
-// Announced: its row and its commune blink (on and off, twice a second, for 3 s) when
-// the alert reached the page live; one that came in the login's snapshot is not announced.
+// Announced: its row and its commune blink (on and off, twice a second, for 3 s). Checked
+// when the page announced it under 1.5 s ago (it normally fires ~10 s after the logins);
+// one that came in the login's snapshot, or long before this line, is said, not checked.
 const blinked = await first.evaluate(async (sel) => {
   const id = document.querySelector(sel).dataset.id;
-  if (!window.__wf.announced().includes(id)) return null;
+  const entry = window.__wf.announced().find((a) => a.id === id);
+  if (!entry) return { skipped: "the fire came in the login snapshot (not announced)" };
+  if (Date.now() - entry.at > 1500) return { skipped: `announced ${Date.now() - entry.at} ms before this check` };
   const seen = { rowOn: 0, rowOff: 0, zoneOn: 0, zoneOff: 0 };
   for (let i = 0; i < 16; i++) {
     const row = document.querySelector(sel);
     seen[row && row.classList.contains("flash") ? "rowOn" : "rowOff"]++;
-    seen[document.querySelector("path.zone-flash") ? "zoneOn" : "zoneOff"]++;
-    await new Promise((r) => setTimeout(r, 120));
+    seen[window.__wf.zoneLit("long_hoa") ? "zoneOn" : "zoneOff"]++;
+    await new Promise((r) => setTimeout(r, 100));
   }
   return seen;
 }, fire);
-if (blinked && !(blinked.rowOn && blinked.rowOff && blinked.zoneOn && blinked.zoneOff))
-  throw new Error(`the fire's row and commune did not blink: ${JSON.stringify(blinked)}`);
-step(blinked ? `the fire was announced: row and commune blinked ${JSON.stringify(blinked)}` : "the fire came in the login snapshot (not announced)");
+if (!blinked.skipped && !(blinked.rowOn && blinked.rowOff && blinked.zoneOn && blinked.zoneOff))
+  throw new Error(`the fire's row and Long Hòa did not blink: ${JSON.stringify(blinked)}`);
+step(blinked.skipped ? `blink not checked: ${blinked.skipped}` : `the fire was announced: its row and Long Hòa blinked ${JSON.stringify(blinked)}`);
 await second.waitForSelector(fire, { timeout: 30000 });
 step("the scripted fire alert is on both screens");
 // It cannot be missed: its marker drawn on top, its commune in its colour (major), its age shown.
