@@ -178,10 +178,12 @@ function startBlinking() {
 function applyBlink() {
   const now = Date.now();
   for (const [id, until] of flashing) if (until <= now) flashing.delete(id);
-  for (const li of $("#alerts").children) li.classList.toggle("flash", blink.on && flashing.has(li.dataset.id));
+  for (const li of $("#alerts").children) li.classList.toggle("flash", rowLit(li.dataset.id, now));
   const zones = blinkZones(blink.on, now); // map.js
   if (!flashing.size && !zones) { clearInterval(blink.timer); blink.timer = null; blink.on = false; }
 }
+// Is an alert's row lit now (announced under 3 s ago, in the blink's on phase)?
+const rowLit = (id, now) => blink.on && (flashing.get(id) || 0) > now;
 
 // A short tone (two more for critical) from a WebAudio oscillator; at most one a second.
 function beep(sev) {
@@ -298,19 +300,17 @@ function alertRowHtml(a, canAct) {
 // When each alert's row was first drawn (epoch ms, sub-millisecond), for the
 // sensor-to-screen benchmark (benches/screen): the newest 1,000 only.
 const rowsDrawn = new Map();
-function noteDrawn(id) {
-  if (rowsDrawn.has(id)) return;
-  rowsDrawn.set(id, performance.timeOrigin + performance.now());
-  if (rowsDrawn.size > 1000) rowsDrawn.delete(rowsDrawn.keys().next().value);
-}
-
+const noteDrawn = (id) => stampFirst(rowsDrawn, id);
 // When each alert's first delta reached the page (same clock, same bound), so the benchmark
 // can tell the pipeline's and the socket's share from the page's.
 const deltasArrived = new Map();
-function noteArrived(id) {
-  if (deltasArrived.has(id)) return;
-  deltasArrived.set(id, performance.timeOrigin + performance.now());
-  if (deltasArrived.size > 1000) deltasArrived.delete(deltasArrived.keys().next().value);
+const noteArrived = (id) => stampFirst(deltasArrived, id);
+
+// Keeps the first time `id` was seen in `stamps` (epoch ms with a fraction), the newest 1,000.
+function stampFirst(stamps, id) {
+  if (stamps.has(id)) return;
+  stamps.set(id, performance.timeOrigin + performance.now());
+  if (stamps.size > 1000) stamps.delete(stamps.keys().next().value);
 }
 
 // Rows the list draws at most (the count says how many there are).
@@ -344,7 +344,7 @@ function renderAlerts() {
     li.dataset.firedAt = String(a.fired_at || "");
     li.classList.toggle("overdue", isOverdue(a, now));
     li.title = li.classList.contains("overdue") ? t("overdue") : "";
-    li.classList.toggle("flash", blink.on && (flashing.get(a.alert_id) || 0) > now);
+    li.classList.toggle("flash", rowLit(a.alert_id, now));
     if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
     existing.delete(a.alert_id);
   });
